@@ -1,0 +1,2 @@
+#include <napi.h>
+namespace krsi { void InitBpf(Napi::Env, Napi::Object) {} }

@@ -1,0 +1,62 @@
+#include "errors.h"
+
+namespace krsi {
+
+namespace {
+struct ErrorCtor {
+  Napi::FunctionReference ctor;
+};
+
+ErrorCtor* Ctor(Napi::Env env) { return env.GetInstanceData<ErrorCtor>(); }
+
+// initialize(KrsiError): JS gives us its error class so C++ builds real
+// instances, as better-sqlite3 does with SqliteError.
+Napi::Value Initialize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsFunction()) {
+    Napi::TypeError::New(env, "initialize: expected the KrsiError class").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto* data = Ctor(env);
+  data->ctor = Napi::Persistent(info[0].As<Napi::Function>());
+  return env.Undefined();
+}
+}  // namespace
+
+Napi::Value MakeError(Napi::Env env, const Failure& f) {
+  auto* data = Ctor(env);
+  Napi::Value details = env.Undefined();
+  if (!f.detailsJson.empty()) {
+    Napi::Object json = env.Global().Get("JSON").As<Napi::Object>();
+    details = json.Get("parse").As<Napi::Function>().Call(json, {Napi::String::New(env, f.detailsJson)});
+  }
+  Napi::Array log = Napi::Array::New(env, f.verifierLog.size());
+  for (size_t i = 0; i < f.verifierLog.size(); i++) log.Set(i, Napi::String::New(env, f.verifierLog[i]));
+  if (data == nullptr || data->ctor.IsEmpty()) {
+    Napi::Error e = Napi::Error::New(env, f.message);
+    e.Set("errno", Napi::Number::New(env, f.err));
+    return e.Value();
+  }
+  Napi::Object opts = Napi::Object::New(env);
+  if (!f.verifierLog.empty()) opts.Set("verifierLog", log);
+  if (!details.IsUndefined()) opts.Set("details", details);
+  return data->ctor.New({Napi::Number::New(env, f.err), Napi::String::New(env, f.message), opts});
+}
+
+Napi::Value MakeError(Napi::Env env, int err, const std::string& message) {
+  Failure f;
+  f.set(err, message);
+  return MakeError(env, f);
+}
+
+void ThrowError(Napi::Env env, int err, const std::string& message) {
+  Napi::Value e = MakeError(env, err, message);
+  Napi::Error(env, e).ThrowAsJavaScriptException();
+}
+
+void InitErrors(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new ErrorCtor());
+  exports.Set("initialize", Napi::Function::New(env, Initialize, "initialize"));
+}
+
+}  // namespace krsi

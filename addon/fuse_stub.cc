@@ -1,0 +1,2 @@
+#include <napi.h>
+namespace krsi { void InitFuse(Napi::Env, Napi::Object) {} }
