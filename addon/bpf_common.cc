@@ -1,0 +1,199 @@
+#include "bpf_common.h"
+
+#include <elf.h>
+#include <string.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <mutex>
+
+namespace krsi {
+
+namespace {
+thread_local std::string tlsLog;
+
+int CapturePrint(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char buf[1024];
+  int n = vsnprintf(buf, sizeof(buf), fmt, args);
+  if (n < 0) return 0;
+  // keep the tail only: the last warnings are the ones that explain a failure
+  if (tlsLog.size() > 64 * 1024) tlsLog.erase(0, tlsLog.size() - 32 * 1024);
+  tlsLog.append(buf, std::min<size_t>(n, sizeof(buf) - 1));
+  return n;
+}
+}  // namespace
+
+void InstallLibbpfPrinter() { libbpf_set_print(CapturePrint); }
+void ClearLibbpfLog() { tlsLog.clear(); }
+const std::string& LibbpfLog() { return tlsLog; }
+
+std::string LibbpfLastLine() {
+  const std::string& s = tlsLog;
+  size_t end = s.size();
+  while (end > 0) {
+    while (end > 0 && (s[end - 1] == '\n' || s[end - 1] == ' ')) end--;
+    size_t start = s.rfind('\n', end == 0 ? 0 : end - 1);
+    start = start == std::string::npos ? 0 : start + 1;
+    std::string line = s.substr(start, end - start);
+    if (line.rfind("libbpf: ", 0) == 0) line = line.substr(8);
+    // libbpf's own "failed to load object" summary says less than the line before it
+    if (!line.empty() && line.find("failed to load object") == std::string::npos) return line;
+    end = start;
+  }
+  return "";
+}
+
+std::string ErrText(int err) {
+  char buf[128];
+  std::string s = strerror_r(err, buf, sizeof(buf));
+  if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z' && !(s.size() > 1 && s[1] >= 'A' && s[1] <= 'Z'))
+    s[0] = s[0] - 'A' + 'a';
+  return s;
+}
+
+std::string ErrName(int err) {
+  const char* n = strerrorname_np(err);
+  return n ? n : "E" + std::to_string(err);
+}
+
+const btf* VmlinuxBtf(int* err) {
+  static std::mutex mu;
+  static btf* cached = nullptr;
+  std::lock_guard<std::mutex> lock(mu);
+  if (cached == nullptr) {
+    btf* b = btf__load_vmlinux_btf();
+    if (b == nullptr) {
+      *err = errno ? errno : ENOENT;
+      return nullptr;
+    }
+    cached = b;  // kept for the life of the process
+  }
+  return cached;
+}
+
+bool IsIdentifier(const std::string& s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (size_t i = 0; i < s.size(); i++) {
+    char c = s[i];
+    bool ok = c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool KernelHasHook(const std::string& hook, int* err) {
+  *err = 0;
+  if (!IsIdentifier(hook)) return false;
+  const btf* b = VmlinuxBtf(err);
+  if (b == nullptr) return false;
+  return btf__find_by_name_kind(b, ("bpf_lsm_" + hook).c_str(), BTF_KIND_FUNC) > 0;
+}
+
+static std::string MachineName(unsigned m) {
+  switch (m) {
+    case EM_X86_64: return "x86-64";
+    case EM_386: return "i386";
+    case EM_AARCH64: return "aarch64";
+    case EM_ARM: return "arm";
+    case EM_RISCV: return "risc-v";
+    case EM_PPC64: return "ppc64";
+    case EM_S390: return "s390";
+    case EM_NONE: return "none";
+    default: return std::to_string(m);
+  }
+}
+
+bool CheckBpfElf(const uint8_t* d, size_t size, Failure* f) {
+  if (size < EI_NIDENT || memcmp(d, ELFMAG, SELFMAG) != 0) {
+    f->set(ENOEXEC, "open object: not an ELF file");
+    return false;
+  }
+  if (size < sizeof(Elf64_Ehdr) || d[EI_CLASS] != ELFCLASS64 ||
+      (d[EI_DATA] != ELFDATA2LSB && d[EI_DATA] != ELFDATA2MSB)) {
+    f->set(ENOEXEC, "open object: ELF but not a BPF object (not a 64-bit ELF)");
+    return false;
+  }
+  unsigned m = d[EI_DATA] == ELFDATA2LSB ? (d[18] | d[19] << 8) : (d[18] << 8 | d[19]);
+  if (m != EM_BPF) {
+    f->set(ENOEXEC, "open object: ELF but not a BPF object (machine " + MachineName(m) + ")");
+    return false;
+  }
+  unsigned type = d[EI_DATA] == ELFDATA2LSB ? (d[16] | d[17] << 8) : (d[16] << 8 | d[17]);
+  if (type != ET_REL) {
+    f->set(ENOEXEC, "open object: BPF ELF but not a relocatable object (compile with clang -c)");
+    return false;
+  }
+  return true;
+}
+
+ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, char* logBuf,
+                     size_t logSize, Failure* f) {
+  if (!CheckBpfElf(data.data(), data.size(), f)) return nullptr;
+  LIBBPF_OPTS(bpf_object_open_opts, opts);
+  if (!name.empty()) opts.object_name = name.c_str();
+  if (logBuf != nullptr) {
+    opts.kernel_log_buf = logBuf;
+    opts.kernel_log_size = logSize;
+    opts.kernel_log_level = 0;  // libbpf asks for the log (level 1) only when a load fails
+  }
+  ClearLibbpfLog();
+  errno = 0;
+  bpf_object* obj = bpf_object__open_mem(data.data(), data.size(), &opts);
+  if (obj == nullptr) {
+    int err = errno ? errno : EINVAL;
+    std::string cause = LibbpfLastLine();
+    // libbpf says ENOENT for a malformed object (e.g. "sec '.rodata': failed to
+    // determine size from ELF"); the file exists, so a shell's "No such file"
+    // would mislead: that one becomes ENOEXEC. Other errnos pass through.
+    f->set(err == ENOENT ? ENOEXEC : err, "open object: " + (cause.empty() ? ErrText(err) : cause));
+    return nullptr;
+  }
+  return ObjectPtr(obj);
+}
+
+std::string HookOfSection(const char* sec) {
+  std::string s = sec ? sec : "";
+  for (const char* p : {"lsm.s/", "lsm/"}) {
+    if (s.rfind(p, 0) == 0) return s.substr(strlen(p));
+  }
+  return "";
+}
+
+bool IsSleepableSection(const char* sec) {
+  std::string s = sec ? sec : "";
+  return s == "lsm.s" || s.rfind("lsm.s/", 0) == 0;
+}
+
+bool CopyBytes(Napi::Env env, Napi::Value v, const char* what, std::vector<uint8_t>* out) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    Napi::TypeError::New(env, std::string(what) + ": expected a Buffer").ThrowAsJavaScriptException();
+    return false;
+  }
+  Napi::Uint8Array a = v.As<Napi::Uint8Array>();
+  out->assign(a.Data(), a.Data() + a.ElementLength());
+  return true;
+}
+
+std::string JsonString(const std::string& s) {
+  std::string o = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      case '\t': o += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char b[8];
+          snprintf(b, sizeof(b), "\\u%04x", c);
+          o += b;
+        } else {
+          o += static_cast<char>(c);
+        }
+    }
+  }
+  return o + "\"";
+}
+
+}  // namespace krsi

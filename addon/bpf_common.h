@@ -1,0 +1,160 @@
+// The kernel layer's shared plumbing: RAII handles for libbpf objects and
+// file descriptors, the libbpf log capture, the Promise-returning worker base,
+// and small helpers every bpf_*.cc uses. Only the addon calls libbpf.
+#pragma once
+
+#include <napi.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+
+namespace krsi {
+
+// A file descriptor closed exactly once.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    reset(o.release());
+    return *this;
+  }
+  ~UniqueFd() { reset(); }
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+struct ObjectCloser {
+  void operator()(bpf_object* o) const { bpf_object__close(o); }
+};
+struct LinkDestroyer {
+  void operator()(bpf_link* l) const { bpf_link__destroy(l); }
+};
+struct BtfFreer {
+  void operator()(btf* b) const { btf__free(b); }
+};
+using ObjectPtr = std::unique_ptr<bpf_object, ObjectCloser>;
+using LinkPtr = std::unique_ptr<bpf_link, LinkDestroyer>;
+using BtfPtr = std::unique_ptr<btf, BtfFreer>;
+
+// libbpf's printer writes into a per-thread buffer instead of stderr: a
+// worker clears it, calls libbpf, and may quote the last warning as a cause.
+void InstallLibbpfPrinter();
+void ClearLibbpfLog();
+const std::string& LibbpfLog();
+// The last non-empty line libbpf printed, without the "libbpf: " prefix.
+std::string LibbpfLastLine();
+
+// strerror(err) for a positive errno, lowercase first letter ("no such file
+// or directory"), as messages are "verb noun: cause".
+std::string ErrText(int err);
+// "EPERM" for EPERM (strerrorname_np), or "E<n>".
+std::string ErrName(int err);
+
+// The running kernel's BTF (btf__load_vmlinux_btf), loaded once and shared
+// read-only by every thread. nullptr (and *err set) when it cannot be read.
+const btf* VmlinuxBtf(int* err);
+// Does the running kernel offer LSM hook `hook` (BTF FUNC bpf_lsm_<hook>)?
+bool KernelHasHook(const std::string& hook, int* err);
+// A valid C identifier, as every hook name is.
+bool IsIdentifier(const std::string& s);
+
+// Check the ELF header ourselves so the message says exactly what is wrong;
+// fills f with ENOEXEC when `data` is not a 64-bit BPF ELF object.
+bool CheckBpfElf(const uint8_t* data, size_t size, Failure* f);
+
+// Open an object from memory (no load). kernel_log_buf may be null.
+ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, char* logBuf,
+                     size_t logSize, Failure* f);
+
+// Section name → hook: "lsm/file_open" → "file_open", "lsm" → "".
+std::string HookOfSection(const char* sec);
+bool IsSleepableSection(const char* sec);
+
+// Copy a JS Buffer (or Uint8Array) into a vector; false (and a pending
+// TypeError) if it is not one.
+bool CopyBytes(Napi::Env env, Napi::Value v, const char* what, std::vector<uint8_t>* out);
+
+// JSON string literal for Failure::detailsJson.
+std::string JsonString(const std::string& s);
+
+// Base of every worker: a Promise settled on the JS thread. Execute() runs
+// Run() on a libuv thread and never touches N-API; failures go into failure_
+// and become a KrsiError in OnError.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  PromiseWorker(Napi::Env env, const char* resourceName)
+      : Napi::AsyncWorker(env, resourceName), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Queue() {
+    Napi::Promise p = deferred_.Promise();
+    Napi::AsyncWorker::Queue();
+    return p;
+  }
+
+ protected:
+  virtual void Run() = 0;
+  virtual Napi::Value Result(Napi::Env env) = 0;
+  Failure failure_;
+
+ private:
+  void Execute() override {
+    ClearLibbpfLog();
+    Run();
+    if (failure_.failed()) SetError(failure_.message);
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Napi::Value v = Result(env);
+    if (env.IsExceptionPending()) {
+      deferred_.Reject(env.GetAndClearPendingException().Value());
+      return;
+    }
+    deferred_.Resolve(v);
+  }
+  void OnError(const Napi::Error&) override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    deferred_.Reject(MakeError(env, failure_));
+  }
+  Napi::Promise::Deferred deferred_;
+};
+
+// Per-env state of the kernel layer (the Link class constructor).
+struct BpfEnvData {
+  Napi::FunctionReference linkCtor;
+};
+
+// Every export, registered by InitBpf (bpf_addon.cc).
+void InitLink(Napi::Env env, Napi::Object exports, BpfEnvData* data);
+void InitRead(Napi::Env env, Napi::Object exports);
+void InitInspect(Napi::Env env, Napi::Object exports);
+void InitLoad(Napi::Env env, Napi::Object exports, BpfEnvData* data);
+void InitInfo(Napi::Env env, Napi::Object exports);
+void InitBtf(Napi::Env env, Napi::Object exports);
+void InitProbe(Napi::Env env, Napi::Object exports);
+
+}  // namespace krsi

@@ -1,0 +1,95 @@
+// One FUSE mount served from the Node event loop: libfuse3's low-level API,
+// no libfuse threads. The session fd is non-blocking and watched by a
+// uv_poll_t on the JS loop; each readable event drains the fd with
+// fuse_session_receive_buf / fuse_session_process_buf, so every ll op
+// callback runs on the JS thread and hands the request to JS, which answers
+// whenever it likes (many requests in flight at once).
+#pragma once
+
+#ifndef FUSE_USE_VERSION
+#define FUSE_USE_VERSION 34
+#endif
+#include <fuse3/fuse_lowlevel.h>
+#include <napi.h>
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace krsi::fuse {
+
+class Session;
+
+// What a reply must carry, fixed by the op that created the request.
+enum class ReplyKind { kErrOnly, kEntry, kAttr, kOpen, kBuf, kWrite, kDirents };
+
+// One request the kernel waits on. Shared by the session's pending set and the
+// JS reply function; answered exactly once (by JS, or by the session with EIO
+// when it goes away), after which `req` is gone and must not be touched.
+struct Request {
+  fuse_req_t req = nullptr;
+  Session* session = nullptr;  // null once answered
+  ReplyKind kind = ReplyKind::kErrOnly;
+  fuse_file_info fi{};          // copy: libfuse's is on its stack
+  size_t size = 0;              // read/readdir: the most the kernel takes
+  off_t offset = 0;             // readdir: index of the first entry wanted
+
+  bool answered() const { return session == nullptr; }
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Napi::Env env, std::string mountpoint, Napi::Function dispatch, Napi::Function onUnmounted);
+  ~Session();
+
+  // Mount: returns 0 or a positive errno with `message` set.
+  int Mount(const std::vector<std::string>& options, std::string* message);
+  // Stop serving, answer what is pending with EIO, unmount (lazily), free.
+  // Idempotent. `lost`: the kernel side went away first (umount -l, abort).
+  void Close(bool lost, bool notify);
+  bool mounted() const { return se_ != nullptr; }
+  const std::string& mountpoint() const { return mountpoint_; }
+
+  // Used by the op callbacks (fuse_ops.cc), on the JS thread.
+  Napi::Env env() const { return env_; }
+  // Hand a request to JS: dispatch(op, obj, reply). Answers EIO if it throws.
+  void Dispatch(const char* op, const std::shared_ptr<Request>& r, Napi::Object obj);
+  // The request is being answered: drop the session's hold on it.
+  void Forget(Request* r) { pending_.erase(r); }
+
+ private:
+  static void OnPoll(uv_poll_t* handle, int status, int events);
+  void Drain();
+
+  Napi::Env env_;
+  std::string mountpoint_;
+  Napi::FunctionReference dispatch_;
+  Napi::FunctionReference onUnmounted_;
+  std::unique_ptr<Napi::AsyncContext> async_;
+  fuse_session* se_ = nullptr;
+  fuse_buf buf_{};
+  uv_poll_t* poll_ = nullptr;
+  bool draining_ = false;
+  bool closeRequested_ = false;
+  std::shared_ptr<Session> self_;  // keeps a live mount alive without a JS handle
+  std::unordered_map<Request*, std::shared_ptr<Request>> pending_;
+};
+
+// fuse_ops.cc: the ll op table; userdata is the Session.
+const fuse_lowlevel_ops& LowLevelOps();
+
+// fuse_reply.cc
+// reply(errnoOrZero, data?) for JS; answers once, later calls are dropped.
+Napi::Function MakeReply(Napi::Env env, const std::shared_ptr<Request>& r);
+// Answer with an errno (0 allowed for kErrOnly). No-op if already answered.
+void ReplyError(Request* r, int err);
+// The caller of a request, as { pid, uid, gid }.
+Napi::Object CallerOf(Napi::Env env, fuse_req_t req);
+
+// fuse_log.cc: libfuse's messages, captured during mount for error text.
+void StartLogCapture();
+std::string StopLogCapture();
+
+}  // namespace krsi::fuse

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Helpers shared by the sample deny_* policies (BPF side only).
+ *
+ * Each policy compares a path with `const volatile char target[KRSI_PATH_MAX]`,
+ * set by krsifs before load (`echo "deny_exec.o target=/usr/bin/true" > ...`).
+ * The target lives in .rodata: the verifier sees it as read-only and the
+ * comparison loop stays bounded. */
+#pragma once
+
+#define KRSI_PATH_MAX 256
+#define KRSI_EPERM 1
+
+/* true when the NUL-terminated string in buf equals target; buf must hold
+ * KRSI_PATH_MAX bytes. A bounded loop (kernel >= 5.3): no unrolling needed. */
+static __always_inline bool krsi_path_eq(const char *buf, const volatile char *target)
+{
+	for (int i = 0; i < KRSI_PATH_MAX; i++) {
+		if (buf[i] != target[i])
+			return false;
+		if (buf[i] == '\0')
+			return true;
+	}
+	return true;
+}

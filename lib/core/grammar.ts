@@ -1,0 +1,80 @@
+// The write grammar of a behaviour file, one command per line:
+//   PATH [KEY=VALUE ...]   attach every LSM program of the object at PATH
+//   !NAME                  detach the program called NAME
+//   !*                     detach every program
+// Tokens are separated by blanks; a token may be quoted with '...' or "..."
+// (so a PATH or VALUE can hold spaces), and \ escapes the next character
+// outside single quotes.
+import { KrsiError } from '../errors.js';
+
+export const MAX_LINE = 4096;
+
+export type Command =
+  | { kind: 'attach'; path: string; globals: Record<string, string> }
+  | { kind: 'detach'; name: string }
+  | { kind: 'detachAll' }
+  | { kind: 'empty' };
+
+const globalName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function tokenize(line: string): string[] {
+  const tokens: string[] = [];
+  let cur = '';
+  let inToken = false;
+  let quote: '"' | "'" | null = null;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quote) {
+      if (c === quote) quote = null;
+      else if (c === '\\' && quote === '"' && i + 1 < line.length) cur += line[++i];
+      else cur += c;
+      continue;
+    }
+    if (c === ' ' || c === '\t') {
+      if (inToken) tokens.push(cur);
+      cur = '';
+      inToken = false;
+      continue;
+    }
+    inToken = true;
+    if (c === '"' || c === "'") quote = c;
+    else if (c === '\\' && i + 1 < line.length) cur += line[++i];
+    else cur += c;
+  }
+  if (quote) throw new KrsiError('EINVAL', `parse line: unterminated ${quote} quote`);
+  if (inToken) tokens.push(cur);
+  return tokens;
+}
+
+/** Parse one line (without its newline). Throws EINVAL or E2BIG. */
+export function parseLine(line: string): Command {
+  if (Buffer.byteLength(line) > MAX_LINE) {
+    throw new KrsiError('E2BIG', `parse line: longer than ${MAX_LINE} bytes`);
+  }
+  if (line.includes('\0')) throw new KrsiError('EINVAL', 'parse line: contains a NUL byte');
+  const tokens = tokenize(line.replace(/\r$/, ''));
+  if (tokens.length === 0) return { kind: 'empty' };
+  const [first, ...rest] = tokens as [string, ...string[]];
+
+  if (first.startsWith('!') && !line.trimStart().startsWith('"') && !line.trimStart().startsWith("'")) {
+    if (rest.length > 0) throw new KrsiError('EINVAL', `parse line: ${first} takes no arguments`);
+    const name = first.slice(1);
+    if (name === '*') return { kind: 'detachAll' };
+    if (name === '') throw new KrsiError('EINVAL', 'parse line: "!" needs a program name, or * for all');
+    return { kind: 'detach', name };
+  }
+
+  if (first === '') throw new KrsiError('EINVAL', 'parse line: empty object path');
+  const globals: Record<string, string> = {};
+  for (const tok of rest) {
+    const eq = tok.indexOf('=');
+    if (eq <= 0) {
+      throw new KrsiError('EINVAL', `parse line: "${tok}" is not KEY=VALUE (one object path per line)`);
+    }
+    const key = tok.slice(0, eq);
+    if (!globalName.test(key)) throw new KrsiError('EINVAL', `parse line: "${key}" is not a global variable name`);
+    if (key in globals) throw new KrsiError('EINVAL', `parse line: ${key} is set twice`);
+    globals[key] = tok.slice(eq + 1);
+  }
+  return { kind: 'attach', path: first, globals };
+}

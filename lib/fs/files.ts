@@ -1,0 +1,22 @@
+// The mount as a table, one entry per file (like apparmorfs's AA_SFS_FILE_*):
+// its name, its mode, and which kind of file it is. Everything dynamic is
+// size 0 and opened with direct I/O, so `cat` reads what the handler returns.
+export type FileKind = 'behaviour' | 'hooks' | 'error_log';
+
+export interface FileEntry {
+  name: string;
+  kind: FileKind;
+  /** Permission bits; the type bits are added by the filesystem. */
+  mode: number;
+}
+
+export function fileTable(behaviours: readonly string[]): Map<string, FileEntry> {
+  const table = new Map<string, FileEntry>();
+  // Behaviour files: root reads and writes; writing also needs CAP_MAC_ADMIN.
+  for (const name of behaviours) table.set(name, { name, kind: 'behaviour', mode: 0o600 });
+  // The resolved catalogue is no secret.
+  table.set('hooks', { name: 'hooks', kind: 'hooks', mode: 0o444 });
+  // Only root reads it (it names paths and programs); writing nothing clears it.
+  table.set('error_log', { name: 'error_log', kind: 'error_log', mode: 0o600 });
+  return table;
+}

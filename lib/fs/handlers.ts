@@ -1,0 +1,175 @@
+// The filesystem layer: paths, bytes, offsets and errno. It turns reads and
+// writes into calls on the core, and the core's answers into text and errno.
+// No BPF knowledge here.
+import { constants } from 'node:fs';
+import { KrsiError } from '../errors.js';
+import { CAP_MAC_ADMIN, commOf, hasCapability } from '../core/capabilities.js';
+import type { Caller } from '../core/kernel-port.js';
+import type { Krsi } from '../core/krsi.js';
+import { LineBuffer } from '../core/line-buffer.js';
+import { MAX_LINE } from '../core/grammar.js';
+import { fileTable, type FileEntry } from './files.js';
+
+export interface Stat {
+  mode: number;
+  size: number;
+  uid: number;
+  gid: number;
+  mtimeMs: number;
+  atimeMs: number;
+  ctimeMs: number;
+  nlink?: number;
+}
+
+interface Handle {
+  file: FileEntry;
+  writable: boolean;
+  lines: LineBuffer | null;
+  /** The text served to reads of this open file, taken at offset 0. */
+  snapshot: Buffer | null;
+}
+
+export interface HandlerOptions {
+  /** Decides whether a writer may write; defaults to CAP_MAC_ADMIN in /proc/PID/status. */
+  mayWrite?: (caller: Caller) => Promise<boolean>;
+}
+
+export class KrsiFsHandlers {
+  private readonly files: Map<string, FileEntry>;
+  private readonly handles = new Map<number, Handle>();
+  private nextFh = 1;
+  private readonly mountedAt = Date.now();
+  private readonly mayWrite: (caller: Caller) => Promise<boolean>;
+
+  constructor(private readonly core: Krsi, opts: HandlerOptions = {}) {
+    this.files = fileTable(core.behaviours());
+    this.mayWrite = opts.mayWrite ?? ((c) => hasCapability(c.pid, CAP_MAC_ADMIN));
+  }
+
+  getattr(p: string): Stat {
+    if (p === '/') {
+      const t = this.mountedAt;
+      return { mode: constants.S_IFDIR | 0o755, size: 0, uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 2 };
+    }
+    const f = this.file(p);
+    const t = this.mtime(f);
+    return { mode: constants.S_IFREG | f.mode, size: 0, uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 1 };
+  }
+
+  readdir(p: string): string[] {
+    if (p !== '/') throw new KrsiError('ENOTDIR', `${p}: not a directory`);
+    return [...this.files.keys()];
+  }
+
+  async open(p: string, flags: number, caller: Caller): Promise<number> {
+    const f = this.file(p);
+    const acc = flags & 3; // O_ACCMODE
+    const writable = acc === constants.O_WRONLY || acc === constants.O_RDWR;
+    if (writable) {
+      if (f.kind === 'hooks') throw new KrsiError('EACCES', `${f.name}: read-only file`);
+      await this.authorize(f, caller);
+    }
+    const fh = this.nextFh++;
+    this.handles.set(fh, {
+      file: f,
+      writable,
+      lines: writable && f.kind === 'behaviour' ? new LineBuffer() : null,
+      snapshot: null,
+    });
+    return fh;
+  }
+
+  read(p: string, fh: number, size: number, offset: number): Buffer {
+    const h = this.handle(fh);
+    if (offset === 0 || h.snapshot === null) h.snapshot = Buffer.from(this.text(h.file));
+    return h.snapshot.subarray(offset, offset + size);
+  }
+
+  /**
+   * Lines are executed as their newline arrives, one after another; the
+   * write that completes a line returns when the kernel has answered. The
+   * first failing line fails the write with its errno; the lines after it in
+   * the same write are not run. Offsets are ignored: a behaviour file is a
+   * command stream, like a pipe.
+   */
+  async write(p: string, fh: number, data: Buffer, _offset: number, caller: Caller): Promise<number> {
+    const h = this.handle(fh);
+    if (!h.writable) throw new KrsiError('EBADF', `${h.file.name}: not open for writing`);
+    if (h.file.kind === 'error_log') {
+      const err = new KrsiError('EINVAL', 'error_log: write nothing to clear it (: > error_log)');
+      this.core.fail('error_log', data.toString('utf8').trimEnd(), err);
+      throw err;
+    }
+    await this.authorize(h.file, caller);
+    for (const item of h.lines!.push(data)) {
+      if ('tooLong' in item) {
+        const err = new KrsiError('E2BIG', `parse line: longer than ${MAX_LINE} bytes; nothing was run`);
+        this.core.fail(h.file.name, data.subarray(0, 64).toString('utf8') + '…', err);
+        throw err;
+      }
+      await this.core.execute(h.file.name, item.line, caller);
+    }
+    return data.length;
+  }
+
+  /** close(2): a last line without a newline runs now, and close returns its answer. */
+  async flush(p: string, fh: number, caller: Caller): Promise<void> {
+    const h = this.handles.get(fh);
+    const line = h?.lines?.flush();
+    if (h && line) await this.core.execute(h.file.name, line, caller);
+  }
+
+  release(_p: string, fh: number): void {
+    this.handles.delete(fh);
+  }
+
+  /** O_TRUNC (`>`) detaches nothing; on error_log it clears the log. */
+  async truncate(p: string, size: number, caller: Caller): Promise<void> {
+    const f = this.file(p);
+    if (f.kind === 'hooks') throw new KrsiError('EACCES', `${f.name}: read-only file`);
+    await this.authorize(f, caller);
+    if (f.kind === 'error_log' && size === 0) this.core.errorLog.clear();
+  }
+
+  private async authorize(f: FileEntry, caller: Caller): Promise<void> {
+    if (await this.mayWrite(caller)) return;
+    const comm = await commOf(caller.pid);
+    const err = new KrsiError(
+      'EPERM',
+      `write ${f.name}: process ${caller.pid} (${comm}, uid ${caller.uid}) lacks CAP_MAC_ADMIN; ` +
+        `run the writer as root with CAP_MAC_ADMIN`,
+      { details: { pid: caller.pid, uid: caller.uid } },
+    );
+    this.core.fail(f.name, '', err);
+    throw err;
+  }
+
+  private text(f: FileEntry): string {
+    switch (f.kind) {
+      case 'behaviour':
+        return this.core.listing(f.name);
+      case 'hooks':
+        return this.core.hooksText();
+      case 'error_log':
+        return this.core.errorLog.text();
+    }
+  }
+
+  private mtime(f: FileEntry): number {
+    if (f.kind === 'behaviour') return this.core.registry.changedAt(f.name).getTime();
+    if (f.kind === 'error_log') return this.core.errorLog.list().at(-1)?.time.getTime() ?? this.mountedAt;
+    return this.mountedAt;
+  }
+
+  private file(p: string): FileEntry {
+    const f = this.files.get(p.replace(/^\//, ''));
+    if (!f) throw new KrsiError('ENOENT', `${p}: no such file`);
+    return f;
+  }
+
+  private handle(fh: number): Handle {
+    const h = this.handles.get(fh);
+    if (!h) throw new KrsiError('EBADF', `unknown file handle ${fh}`);
+    return h;
+  }
+}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# npm start: set up what is missing, build, mount krsifs at ./mountpoint (foreground).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/build.sh
+exec node dist/lib/cli.js mount ./mountpoint "$@"
