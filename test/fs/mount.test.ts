@@ -1,0 +1,76 @@
+// The mount's life: files, modes, listings, clean stop, stale-mount recovery.
+import t from 'tap';
+import { stat, readdir } from 'node:fs/promises';
+import { cleanup, isMounted, startDaemon } from '../helpers/daemon.js';
+import { bash } from '../helpers/shell.js';
+
+const behaviours = [
+  'process_execution', 'file_open', 'file_deletion', 'file_rename', 'memory_protection', 'module_load',
+  'filesystem_mount', 'process_signal', 'process_trace', 'socket_connect', 'socket_bind', 'bpf_syscall',
+  'credential_change',
+];
+
+t.test('a fresh mount has a file per behaviour, hooks and error_log, all empty but hooks', async (t) => {
+  const d = await startDaemon();
+  t.teardown(() => cleanup(d));
+  t.ok(await isMounted(d.mountpoint), 'listed in /proc/self/mountinfo');
+  const names = (await readdir(d.mountpoint)).sort();
+  // every behaviour of the default catalogue resolves on this kernel (its BTF has all the hooks)
+  t.same(names, [...behaviours, 'hooks', 'error_log'].sort());
+  for (const b of behaviours) {
+    const r = await bash(`cat ${d.mountpoint}/${b}`);
+    t.equal(r.exitCode, 0, `cat ${b} succeeds`);
+    t.equal(r.stdout, '', `${b} lists nothing`);
+  }
+  const hooks = await bash(`cat ${d.mountpoint}/hooks`);
+  t.match(hooks.stdout, /^process_execution\tbprm_check_security\tavailable$/m, 'cat works on the size-0 hooks file');
+  t.equal((await bash(`cat ${d.mountpoint}/error_log`)).stdout, '');
+  t.match(d.log(), /level=info msg=mounted /, 'structured log line on stderr');
+});
+
+t.test('ls -l: behaviour files 0600, hooks 0444, error_log 0600, owner root, sensible times', async (t) => {
+  const d = await startDaemon();
+  t.teardown(() => cleanup(d));
+  const ls = await bash(`ls -ln ${d.mountpoint}`);
+  t.match(ls.stdout, /^-rw------- 1 0 0 0 .* process_execution$/m);
+  t.match(ls.stdout, /^-r--r--r-- 1 0 0 0 .* hooks$/m);
+  t.match(ls.stdout, /^-rw------- 1 0 0 0 .* error_log$/m);
+  const st = await stat(`${d.mountpoint}/process_execution`);
+  t.ok(Math.abs(st.mtimeMs - Date.now()) < 60_000, 'mtime is the mount time, not 1970');
+});
+
+t.test('SIGTERM unmounts cleanly and exits 0', async (t) => {
+  const d = await startDaemon();
+  t.teardown(() => cleanup(d));
+  d.proc.kill('SIGTERM');
+  t.equal(await d.exited, 0, 'exit status 0');
+  t.notOk(await isMounted(d.mountpoint), 'gone from mountinfo');
+  t.match(d.log(), /msg=unmounted/);
+});
+
+t.test('SIGINT too', async (t) => {
+  const d = await startDaemon();
+  t.teardown(() => cleanup(d));
+  d.proc.kill('SIGINT');
+  t.equal(await d.exited, 0);
+  t.notOk(await isMounted(d.mountpoint));
+});
+
+t.test('a stale mount left by a SIGKILLed daemon is cleaned up by the next one', async (t) => {
+  const first = await startDaemon();
+  first.proc.kill('SIGKILL');
+  await first.exited;
+  const dead = await bash(`ls ${first.mountpoint}`);
+  t.match(dead.stderr, /Transport endpoint is not connected/, 'the dead mount says ENOTCONN');
+  const second = await startDaemon({ mountpoint: first.mountpoint });
+  t.teardown(() => cleanup(second));
+  t.match(second.log(), /msg="detached a stale mount left by a dead daemon"/);
+  const r = await bash(`cat ${second.mountpoint}/process_execution`);
+  t.equal(r.exitCode, 0, 'the new mount serves');
+});
+
+t.test('a bad --catalogue is refused with a clear error before mounting', async (t) => {
+  const r = await bash(`node dist/lib/cli.js mount /tmp/krsifs-never-mounted --catalogue /etc/hostname`);
+  t.equal(r.exitCode, 1);
+  t.match(r.stderr, /catalogue \/etc\/hostname: not valid JSON/);
+});

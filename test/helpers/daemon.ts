@@ -1,0 +1,68 @@
+// Start krsifs as its own process on a fresh mountpoint, the way an operator
+// does, and take it down again. Clients then talk to the mount through real
+// processes: the test process never serves the mount it reads.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rmdir } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const cli = path.join(root, 'dist/lib/cli.js');
+export const objDir = path.join(root, 'bpf/obj');
+
+export interface Daemon {
+  mountpoint: string;
+  proc: ChildProcess;
+  /** Everything the daemon wrote to stderr so far. */
+  log(): string;
+  /** Resolves with the exit code once the daemon exits. */
+  exited: Promise<number | null>;
+}
+
+export async function isMounted(mountpoint: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').some((l) => l.split(' ')[4] === mountpoint);
+}
+
+export async function startDaemon(opts: { mountpoint?: string; args?: string[]; timeoutMs?: number } = {}): Promise<Daemon> {
+  const mountpoint = opts.mountpoint ?? (await mkdtemp(path.join(os.tmpdir(), 'krsifs-mnt-')));
+  const proc = spawn(process.execPath, [cli, 'mount', mountpoint, ...(opts.args ?? [])], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr!.setEncoding('utf8');
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`daemon did not mount in time:\n${stderr}`)), opts.timeoutMs ?? 20000);
+    proc.stderr!.on('data', (d: string) => {
+      stderr += d;
+      if (/msg=mounted /.test(stderr)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`daemon exited (${code}) before mounting:\n${stderr}`));
+    });
+  });
+  return { mountpoint, proc, log: () => stderr, exited };
+}
+
+/** Stop the daemon and leave nothing behind, whatever state it is in. */
+export async function cleanup(d: Daemon): Promise<void> {
+  if (d.proc.exitCode === null && d.proc.signalCode === null) {
+    d.proc.kill('SIGTERM');
+    const t = setTimeout(() => d.proc.kill('SIGKILL'), 5000);
+    await d.exited;
+    clearTimeout(t);
+  }
+  try {
+    execFileSync('umount', ['-l', d.mountpoint], { stdio: 'ignore' });
+  } catch {
+    /* not mounted: fine */
+  }
+  await rmdir(d.mountpoint).catch(() => {});
+}
