@@ -13,7 +13,7 @@ import type { Kernel } from './kernel.js';
 import { withLock } from './paths.js';
 
 /** Bump when the layout changes, so every cache rebuilds once. */
-const FORMAT = 2;
+const FORMAT = 3;
 
 export interface Image {
   path: string;
@@ -75,7 +75,10 @@ class Manifest {
     const st = await stat(src);
     this.dirs(name);
     this.entries.set(name, { type: 'file', name, src, mode: st.mode & 0o7777, mtime: Math.floor(st.mtimeMs / 1000) });
-    this.inputs.push(`f ${name} ${src} ${st.size} ${st.mtimeMs} ${st.mode}`);
+    // Small files by content, so that a tsc run rewriting dist/ unchanged does
+    // not force a rebuild; big ones (node, libraries) by size and mtime.
+    const id = st.size < 1 << 20 ? createHash('sha256').update(await readFile(src)).digest('hex') : `${st.size} ${st.mtimeMs}`;
+    this.inputs.push(`f ${name} ${src} ${id} ${st.mode & 0o7777}`);
   }
 
   /** A host tree at name, symlinks kept as symlinks, except directories named in skip. */

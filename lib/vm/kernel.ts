@@ -4,7 +4,7 @@
 // point release and removes old packages from the archive.
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { KrsiError } from '../errors.js';
 import { withLock } from './paths.js';
@@ -48,6 +48,24 @@ async function dependsOf(meta: string): Promise<string | undefined> {
 }
 
 /**
+ * apt-cache takes about a second here (no pkgcache.bin in containers), so the
+ * answer is kept until apt's lists change (apt-get update renames files into
+ * /var/lib/apt/lists, which moves the directory's mtime).
+ */
+async function dependsOfMemo(meta: string, cache: string): Promise<string | undefined> {
+  const lists = await stat('/var/lib/apt/lists').then((s) => String(s.mtimeMs)).catch(() => '');
+  const memo = path.join(cache, 'kernel', 'resolved.json');
+  const old = JSON.parse(await readFile(memo, 'utf8').catch(() => '{}')) as { meta?: string; lists?: string; pkg?: string };
+  if (lists && old.meta === meta && old.lists === lists && old.pkg) return old.pkg;
+  const pkg = await dependsOf(meta);
+  if (pkg && lists) {
+    await mkdir(path.dirname(memo), { recursive: true });
+    await writeFile(memo, JSON.stringify({ meta, lists, pkg }));
+  }
+  return pkg;
+}
+
+/**
  * The kernel package to use: $KRSIFS_VM_KERNEL_PKG, or what the metapackage
  * depends on now (after an `apt-get update` if apt does not know it), or,
  * when apt cannot say, the newest kernel already in the cache.
@@ -55,7 +73,7 @@ async function dependsOf(meta: string): Promise<string | undefined> {
 export async function resolveKernelPackage(cache: string): Promise<string> {
   const pinned = process.env.KRSIFS_VM_KERNEL_PKG;
   if (pinned) return pinned;
-  let pkg = await dependsOf(KERNEL_META);
+  let pkg = await dependsOfMemo(KERNEL_META, cache);
   let why = `apt-cache depends ${KERNEL_META} names no linux-image package`;
   if (!pkg) {
     const u = await tool('apt-get', ['update']);

@@ -1,0 +1,294 @@
+// Boot the VM and run one command in it (or a shell). The guest's console
+// (ttyS0) is QEMU's stdout: kernel boot noise, then the init's lines
+// (prefixed "krsifs-vm/<nonce>: "), the command's output, and the exit marker.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants as fsc, existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { KrsiError } from '../errors.js';
+import { buildImage, type Image } from './image.js';
+import { fetchKernel, type Kernel } from './kernel.js';
+import { cacheDir, projectRoot } from './paths.js';
+import { Progress, seconds } from './progress.js';
+
+export const ACCELS = ['tcg', 'kvm'] as const;
+export type Accel = (typeof ACCELS)[number];
+
+export interface RunOptions {
+  /** A shell command line, run with `sh -c` in /krsifs. Absent: an interactive shell on the console. */
+  command?: string;
+  /** Whole run, boot included, in seconds; default 900 (none for a shell). */
+  timeoutSec?: number;
+  /** Until the init's "booted" line, in seconds; default 120. */
+  bootTimeoutSec?: number;
+  /** Start the krsifs daemon on /mnt/krsi before the command; default true. */
+  mount?: boolean;
+  /** tcg (default; KVM hangs on the machines this was written on) or kvm. */
+  accel?: string;
+  /** Rebuild the image even when its inputs did not change. */
+  rebuild?: boolean;
+  /** Each piece of the command's output (stdout and stderr, merged by the console), as it arrives. */
+  onOutput?: (chunk: Buffer) => void;
+  /** Where step lines go; default none (the CLI passes stderr). */
+  progress?: Progress | null;
+}
+
+export interface RunResult {
+  /** The command's exit status (125 when the guest could not run it). */
+  exitCode: number;
+  /** Everything the command printed. */
+  output: string;
+  /** From spawning QEMU to the guest's "booted" line. */
+  bootMs: number;
+  /** From the call to QEMU's exit, kernel fetch and image build included. */
+  totalMs: number;
+  /** Kernel fetch and image build. */
+  prepareMs: number;
+  /** The init's own lines (mount result, errors), without prefix. */
+  messages: string[];
+  kernel: Kernel;
+  image: Image;
+}
+
+/** The QEMU binary: $KRSIFS_QEMU or qemu-system-x86_64 on PATH. Errors: ENOENT with the apt-get line. */
+export function findQemu(): string {
+  const want = process.env.KRSIFS_QEMU || 'qemu-system-x86_64';
+  const candidates = want.includes('/') ? [want] : (process.env.PATH ?? '').split(':').map((d) => path.join(d || '.', want));
+  for (const c of candidates) {
+    try {
+      accessSync(c, fsc.X_OK);
+      return c;
+    } catch {
+      // next
+    }
+  }
+  throw new KrsiError('ENOENT', `vm: ${want} not found${process.env.KRSIFS_QEMU ? ' (KRSIFS_QEMU)' : ''}: apt-get install qemu-system-x86`, {
+    details: { qemu: want },
+  });
+}
+
+/** Errors: EINVAL for anything but tcg or kvm. */
+export function checkAccel(accel: string | undefined): Accel {
+  const a = accel ?? 'tcg';
+  if (!(ACCELS as readonly string[]).includes(a)) throw new KrsiError('EINVAL', `vm: --accel must be tcg or kvm, not '${a}'`, { details: { accel: a } });
+  return a as Accel;
+}
+
+export function qemuArgs(o: { accel: Accel; kernel: Kernel; image: Image; nonce: string; cmdFile?: string; mount: boolean }): string[] {
+  const append = [
+    'console=ttyS0', 'quiet', 'loglevel=3', 'lsm=lockdown,capability,bpf', 'panic=-1',
+    `krsifs_nonce=${o.nonce}`, `krsifs_mode=${o.cmdFile ? 'cmd' : 'shell'}`, `krsifs_mount=${o.mount ? 1 : 0}`,
+  ].join(' ');
+  return [
+    ...(o.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
+    '-smp', '2', '-m', '2048', '-nographic', '-no-reboot', '-nic', 'none',
+    '-kernel', o.kernel.vmlinuz, '-initrd', o.image.path, '-append', append,
+    ...(o.cmdFile ? ['-fw_cfg', `name=opt/krsifs/cmd,file=${o.cmdFile}`] : []),
+  ];
+}
+
+/**
+ * Splits the console into the command's output and the init's lines. Works
+ * on latin1 strings (one char per byte) so output bytes pass unchanged, and
+ * holds back only a tail that may be the start of the prefix.
+ */
+export class ConsoleParser {
+  readonly prefix: string;
+  booted = false;
+  exitCode: number | undefined;
+  private buf = '';
+  private raw = '';
+
+  constructor(
+    nonce: string,
+    private readonly on: { booted?: () => void; output?: (b: Buffer) => void; message?: (m: string) => void; exit?: (code: number) => void },
+  ) {
+    this.prefix = `krsifs-vm/${nonce}: `;
+  }
+
+  feed(chunk: Buffer): void {
+    const s = chunk.toString('latin1');
+    this.raw = (this.raw + s).slice(-16384);
+    this.buf += s;
+    const P = this.prefix;
+    for (;;) {
+      const i = this.buf.indexOf(P);
+      if (i < 0) {
+        let keep = Math.min(P.length - 1, this.buf.length);
+        while (keep > 0 && !this.buf.endsWith(P.slice(0, keep))) keep--;
+        this.emit(this.buf.slice(0, this.buf.length - keep));
+        this.buf = this.buf.slice(this.buf.length - keep);
+        return;
+      }
+      this.emit(this.buf.slice(0, i));
+      const nl = this.buf.indexOf('\n', i);
+      if (nl < 0) {
+        this.buf = this.buf.slice(i);
+        return;
+      }
+      const msg = Buffer.from(this.buf.slice(i + P.length, nl).replace(/\r$/, ''), 'latin1').toString('utf8');
+      this.buf = this.buf.slice(nl + 1);
+      this.handle(msg);
+    }
+  }
+
+  private emit(s: string) {
+    // before "booted" it is the kernel's boot log (kept for the tail); after "exit", the power-off
+    if (!s || !this.booted || this.exitCode !== undefined) return;
+    this.on.output?.(Buffer.from(s, 'latin1'));
+  }
+
+  private handle(msg: string) {
+    const exit = /^exit (\d+)$/.exec(msg);
+    if (msg === 'booted' && !this.booted) {
+      this.booted = true;
+      this.on.booted?.();
+    } else if (exit && this.exitCode === undefined) {
+      this.exitCode = Number(exit[1]);
+      this.on.exit?.(this.exitCode);
+    } else {
+      this.on.message?.(msg);
+    }
+  }
+
+  /** The console's last lines, as printed. */
+  tail(n = 30): string {
+    return Buffer.from(this.raw, 'latin1').toString('utf8').replace(/\r/g, '').split('\n').slice(-n).join('\n');
+  }
+}
+
+/** Kernel and image, fetched and built as needed, with step lines. */
+export async function prepareVm(o: { rebuild?: boolean; progress?: Progress | null } = {}): Promise<{ kernel: Kernel; image: Image }> {
+  const progress = o.progress ?? new Progress(null);
+  const cache = cacheDir();
+  const kernel = await progress.step('fetch kernel', () => fetchKernel(cache), (k) => `kernel ${k.version} (${k.downloaded ? 'downloaded' : 'cached'})`);
+  const image = await progress.step(
+    'build image',
+    () => buildImage(kernel, { root: projectRoot(), cache, rebuild: o.rebuild ?? false }),
+    (i) => `image ${(i.size / 1e6).toFixed(0)} MB, ${i.files} entries (${i.rebuilt ? 'built' : 'up to date'})`,
+  );
+  if (image.missing.length) progress.line(`note: not built, so not in the image: ${image.missing.join(', ')}; run scripts/build.sh`);
+  return { kernel, image };
+}
+
+/**
+ * Boot the VM, run the command, power off.
+ *
+ * Errors (KrsiError): EINVAL for a bad accel; ENOENT when QEMU (or apt, busybox,
+ * bpftool) is missing; EIO when the kernel cannot be fetched or QEMU dies before
+ * the guest reports an exit status; ETIMEDOUT when the guest does not boot in
+ * bootTimeoutSec or the run does not end in timeoutSec (QEMU is killed). The
+ * messages of the last two carry the console's last 30 lines.
+ */
+export async function runInVm(opts: RunOptions): Promise<RunResult> {
+  const t0 = Date.now();
+  const accel = checkAccel(opts.accel);
+  const qemu = findQemu();
+  const progress = opts.progress ?? new Progress(null);
+  const { kernel, image } = await prepareVm({ rebuild: opts.rebuild ?? false, progress });
+  const prepareMs = Date.now() - t0;
+  const nonce = randomBytes(6).toString('hex');
+  const shell = opts.command === undefined;
+  const mount = opts.mount ?? true;
+  const tmp = await mkdtemp(path.join(tmpdir(), 'krsifs-vm-'));
+  try {
+    let cmdFile: string | undefined;
+    if (!shell) {
+      cmdFile = path.join(tmp, 'cmd');
+      await writeFile(cmdFile, opts.command!);
+    }
+    const args = qemuArgs({ accel, kernel, image, nonce, cmdFile, mount });
+    return await boot(qemu, args, { ...opts, shell, nonce, progress, t0, prepareMs, kernel, image });
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+function boot(
+  qemu: string,
+  args: string[],
+  o: RunOptions & { shell: boolean; nonce: string; progress: Progress; t0: number; prepareMs: number; kernel: Kernel; image: Image },
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const spawnedAt = Date.now();
+    let bootMs = 0;
+    const out: Buffer[] = [];
+    const messages: string[] = [];
+    let stderr = '';
+    let failure: KrsiError | undefined;
+    const timers: NodeJS.Timeout[] = [];
+    o.progress.begin('boot');
+    // setpriv --pdeathsig: QEMU dies with us even when we are killed by a
+    // signal that skips 'exit' handlers (a test runner's SIGTERM, say).
+    const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+    const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', qemu, ...args]] : [qemu, args];
+    const child = spawn(file, argv, { stdio: [o.shell ? 'inherit' : 'ignore', 'pipe', 'pipe'] });
+    const killOnExit = () => child.kill('SIGKILL');
+    process.once('exit', killOnExit);
+    const parser = new ConsoleParser(o.nonce, {
+      booted: () => {
+        bootMs = Date.now() - spawnedAt;
+        clearTimeout(bootTimer);
+        o.progress.line(`booted in ${seconds(bootMs)}`);
+      },
+      output: (b) => {
+        out.push(b);
+        o.onOutput?.(b);
+      },
+      message: (m) => {
+        messages.push(m);
+        o.progress.line(m);
+      },
+      exit: () => {
+        // poweroff -f should end QEMU at once; do not wait forever if it does not
+        timers.push(setTimeout(() => child.kill('SIGKILL'), 15_000));
+      },
+    });
+    const fail = (code: string, msg: string) => {
+      if (failure || parser.exitCode !== undefined) return;
+      failure = new KrsiError(code, msg, { details: { qemu, args } });
+      child.kill('SIGKILL');
+    };
+    const bootTimeout = o.bootTimeoutSec ?? 120;
+    const bootTimer = setTimeout(() => fail('ETIMEDOUT', `vm: the guest did not boot in ${bootTimeout} s (no "booted" line)`), bootTimeout * 1000);
+    timers.push(bootTimer);
+    const timeout = o.timeoutSec ?? (o.shell ? 0 : 900);
+    if (timeout > 0) {
+      timers.push(setTimeout(() => fail('ETIMEDOUT', `vm: the command did not finish in ${timeout} s (--timeout)`), timeout * 1000));
+    }
+    child.stdout.on('data', (b: Buffer) => parser.feed(b));
+    child.stderr.on('data', (b: Buffer) => {
+      stderr = (stderr + b.toString()).slice(-8192);
+    });
+    child.on('error', (e) => fail('EIO', `vm: cannot run ${qemu}: ${e.message}`));
+    child.on('close', (code, signal) => {
+      for (const t of timers) clearTimeout(t);
+      process.removeListener('exit', killOnExit);
+      if (!parser.booted) o.progress.line('boot failed');
+      const tail = () =>
+        `\n--- last console lines ---\n${parser.tail(30).trim() || '(none)'}` + (stderr.trim() ? `\n--- qemu stderr ---\n${stderr.trim().split('\n').slice(-10).join('\n')}` : '');
+      if (parser.exitCode !== undefined) {
+        resolve({
+          exitCode: parser.exitCode,
+          output: Buffer.concat(out).toString('utf8'),
+          bootMs,
+          totalMs: Date.now() - o.t0,
+          prepareMs: o.prepareMs,
+          messages,
+          kernel: o.kernel,
+          image: o.image,
+        });
+      } else if (failure) {
+        failure.message += tail();
+        reject(failure);
+      } else {
+        const how = signal ? `signal ${signal}` : `status ${code}`;
+        const when = parser.booted ? 'before the command finished' : 'before the guest booted';
+        const hint = !parser.booted && args.includes('kvm') ? ' (QEMU with KVM hangs or aborts on some hosts: try --accel tcg)' : '';
+        reject(new KrsiError('EIO', `vm: qemu exited (${how}) ${when}${hint}${tail()}`, { details: { qemu, args, code, signal } }));
+      }
+    });
+  });
+}

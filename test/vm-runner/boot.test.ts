@@ -1,0 +1,70 @@
+// One real boot of the VM: the guest runs Debian's cloud kernel with BPF LSM
+// active, has node, bpftool and fuse, and hands the command's exit status back.
+// Then the failure paths that need the cached image but no real boot.
+import t, { type Test } from 'tap';
+import { chmodSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { runInVm } from '../../lib/vm/index.js';
+
+const script = String.raw`
+echo "lsm=$(cat /sys/kernel/security/lsm)"
+echo "uname=$(uname -r)"
+echo "node=$(node -e 'console.log(process.version)')"
+echo "bpftool=$(bpftool version | head -1)"
+grep -q '^nodev[[:space:]]fuse$' /proc/filesystems && echo fuse=loaded
+echo "cwd=$(pwd)"
+exit 3
+`;
+
+t.test('a command runs in the guest and its exit status comes back', async (t) => {
+  const chunks: Buffer[] = [];
+  const r = await runInVm({ command: script, mount: false, timeoutSec: 100, onOutput: (b) => chunks.push(b) });
+  const facts = Object.fromEntries(
+    r.output.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+  t.equal(r.exitCode, 3, 'exit 3 in the guest is exitCode 3');
+  t.match(facts.lsm, /(^|,)bpf(,|$)/, 'BPF LSM is active (/sys/kernel/security/lsm)');
+  t.equal(facts.uname, r.kernel.version, 'the guest runs the downloaded kernel');
+  t.equal(facts.node, process.version, 'node runs, the host binary');
+  t.match(facts.bpftool, /^bpftool v\d/, 'bpftool runs');
+  t.equal(facts.fuse, 'loaded', 'fuse.ko is loaded');
+  t.equal(facts.cwd, '/krsifs', 'the command runs in the project');
+  t.equal(Buffer.concat(chunks).toString(), r.output, 'onOutput saw the output as it came');
+  t.ok(r.bootMs > 0 && r.bootMs < 120_000, `booted in ${r.bootMs} ms`);
+  t.ok(r.totalMs >= r.bootMs, 'total includes boot');
+});
+
+/** A fake QEMU: a script that prints something and then behaves as told. */
+function fakeQemu(t: Test, body: string): string {
+  const dir = t.testdir({});
+  const f = path.join(dir, 'qemu');
+  writeFileSync(f, `#!/bin/sh\necho "[    0.1] fake kernel line"\n${body}\n`);
+  chmodSync(f, 0o755);
+  const saved = process.env.KRSIFS_QEMU;
+  process.env.KRSIFS_QEMU = f;
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.KRSIFS_QEMU;
+    else process.env.KRSIFS_QEMU = saved;
+  });
+  return f;
+}
+
+t.test('qemu dying before the marker is an error with the console tail', async (t) => {
+  fakeQemu(t, 'echo "qemu: could not load kernel" >&2; exit 1');
+  await t.rejects(runInVm({ command: 'true' }), {
+    code: 'EIO',
+    message: /qemu exited \(status 1\) before the guest booted[^]*fake kernel line[^]*could not load kernel/,
+  });
+});
+
+t.test('a guest that never boots is killed at the boot timeout', async (t) => {
+  fakeQemu(t, 'exec sleep 60');
+  const t0 = Date.now();
+  await t.rejects(runInVm({ command: 'true', bootTimeoutSec: 2 }), { code: 'ETIMEDOUT', message: /did not boot in 2 s[^]*fake kernel line/ });
+  t.ok(Date.now() - t0 < 15_000, 'and nothing hangs');
+});
+
+t.test('a command that never ends is killed at the overall timeout', async (t) => {
+  fakeQemu(t, 'echo "krsifs-vm/$(echo "$@" | sed "s/.*krsifs_nonce=\\([0-9a-f]*\\).*/\\1/"): booted"; exec sleep 60');
+  await t.rejects(runInVm({ command: 'sleep 1000', timeoutSec: 3 }), { code: 'ETIMEDOUT', message: /did not finish in 3 s/ });
+});
