@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+// krsifs: the KRSI interface as a filesystem. Subcommands: mount, doctor, hooks, vm.
+import { parseArgs } from 'node:util';
+import { KrsiError } from './errors.js';
+import { createLogger } from './log.js';
+
+const usage = `usage: krsifs <command> [options]
+
+  mount [MOUNTPOINT] [--catalogue FILE]   serve the krsi filesystem (foreground; default ./mountpoint)
+  doctor [--json]                         can this machine run krsifs? each failed check with its fix
+  hooks [--json] [--catalogue FILE]       every LSM hook this kernel offers, and the behaviour mapped to it
+  vm [--accel tcg|kvm] [-- COMMAND...]    run krsifs on a real BPF LSM kernel under QEMU
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const log = createLogger();
+  switch (cmd) {
+    case 'mount': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { catalogue: { type: 'string' } },
+      });
+      const { runMount } = await import('./daemon.js');
+      return runMount({ mountpoint: positionals[0] ?? './mountpoint', catalogue: values.catalogue, log });
+    }
+    case 'doctor': {
+      const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean' } } });
+      const kernel = await import('./kernel/index.js');
+      const { runDoctor, formatChecks } = await import('./doctor.js');
+      const checks = await runDoctor({
+        probe: () => kernel.probe(),
+        hasHooks: async () => (await kernel.kernelHooks()).length,
+      });
+      process.stdout.write(values.json ? JSON.stringify({ ok: checks.every((c) => c.ok), checks }, null, 2) + '\n' : formatChecks(checks));
+      return checks.every((c) => c.ok) ? 0 : 1;
+    }
+    case 'hooks': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { json: { type: 'boolean' }, catalogue: { type: 'string' } },
+      });
+      const { hooksReport } = await import('./hooks-report.js');
+      process.stdout.write(await hooksReport({ json: !!values.json, catalogue: values.catalogue }));
+      return 0;
+    }
+    case 'vm': {
+      const { vmMain } = await import('./vm/cli.js');
+      return vmMain(rest);
+    }
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(usage);
+      return cmd === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`krsifs: unknown command "${cmd}"\n${usage}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    const err = e instanceof KrsiError ? e : KrsiError.from(e);
+    process.stderr.write(`krsifs: ${err.message}${err.code !== 'EIO' ? ` (${err.code})` : ''}\n`);
+    process.exitCode = 1;
+  },
+);
