@@ -82,12 +82,30 @@ bool IsIdentifier(const std::string& s) {
   return true;
 }
 
+// Functions named bpf_lsm_* that are the BPF LSM's own code, not hooks (the
+// hooks are the global noinline stubs LSM_HOOK() generates in bpf_lsm.c).
+static const char* const kNotHooks[] = {
+    "verify_prog", "is_sleepable_hook", "is_trusted", "find_cgroup_shim", "get_retval_range",
+    "func_proto",  "init",              "has_d_inode_locked", "hook_returns_errno",
+};
+
+std::string HookOfFunc(const btf* b, const btf_type* t) {
+  // (linkage cannot tell them apart: pahole marks every vmlinux FUNC static)
+  if (!btf_is_func(t)) return "";
+  const char* name = btf__name_by_offset(b, t->name_off);
+  if (name == nullptr || strncmp(name, "bpf_lsm_", 8) != 0 || name[8] == '\0') return "";
+  for (const char* n : kNotHooks)
+    if (strcmp(name + 8, n) == 0) return "";
+  return name + 8;
+}
+
 bool KernelHasHook(const std::string& hook, int* err) {
   *err = 0;
   if (!IsIdentifier(hook)) return false;
   const btf* b = VmlinuxBtf(err);
   if (b == nullptr) return false;
-  return btf__find_by_name_kind(b, ("bpf_lsm_" + hook).c_str(), BTF_KIND_FUNC) > 0;
+  int id = btf__find_by_name_kind(b, ("bpf_lsm_" + hook).c_str(), BTF_KIND_FUNC);
+  return id > 0 && HookOfFunc(b, btf__type_by_id(b, id)) == hook;
 }
 
 static std::string MachineName(unsigned m) {

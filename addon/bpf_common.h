@@ -79,6 +79,9 @@ std::string ErrName(int err);
 const btf* VmlinuxBtf(int* err);
 // Does the running kernel offer LSM hook `hook` (BTF FUNC bpf_lsm_<hook>)?
 bool KernelHasHook(const std::string& hook, int* err);
+// "file_open" for the BTF FUNC bpf_lsm_file_open, "" for anything that is not
+// an LSM hook (other types, static functions, the BPF LSM's own helpers).
+std::string HookOfFunc(const btf* b, const btf_type* t);
 // A valid C identifier, as every hook name is.
 bool IsIdentifier(const std::string& s);
 

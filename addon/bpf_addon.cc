@@ -1,0 +1,20 @@
+// The kernel layer's exports: readObject, inspect, kernelHooks, loadAndAttach,
+// openPinnedLink, linkInfo, progInfo, probe and the Link class.
+#include "bpf_common.h"
+
+namespace krsi {
+
+void InitBpf(Napi::Env env, Napi::Object exports) {
+  InstallLibbpfPrinter();  // libbpf never writes to our stderr
+  auto* data = new BpfEnvData();
+  env.AddCleanupHook([data]() { delete data; });
+  InitLink(env, exports, data);
+  InitRead(env, exports);
+  InitInspect(env, exports);
+  InitLoad(env, exports, data);
+  InitInfo(env, exports);
+  InitBtf(env, exports);
+  InitProbe(env, exports);
+}
+
+}  // namespace krsi

@@ -1,0 +1,259 @@
+// loadAndAttach(data, hook, opts): open an object from its bytes, point every
+// LSM program at `hook`, set const volatile globals, load, attach. All or
+// nothing: on any failure every link and the object this call made are closed.
+#include <string.h>
+
+#include "bpf_link.h"
+#include "bpf_object.h"
+
+namespace krsi {
+
+namespace {
+constexpr size_t kFirstLog = 256u << 10;
+constexpr size_t kMaxLog = 16u << 20;
+
+std::vector<std::string> SplitLines(const char* s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (const char* p = s; *p; p++) {
+    if (*p == '\n') {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += *p;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  while (!out.empty() && out.back().empty()) out.pop_back();
+  return out;
+}
+
+// The line or two of a verifier log that say why, without the statistics the
+// kernel prints last, plus how much was left out.
+std::string LogSummary(const std::vector<std::string>& log) {
+  int end = static_cast<int>(log.size());
+  auto isStat = [](const std::string& l) {
+    return l.empty() || l.rfind("processed ", 0) == 0 || l.rfind("verification time", 0) == 0 ||
+           l.rfind("stack depth", 0) == 0 || l.rfind("-- END PROG LOAD LOG --", 0) == 0;
+  };
+  while (end > 0 && isStat(log[end - 1])) end--;
+  if (end == 0) return "";
+  int start = end >= 2 ? end - 2 : 0;
+  std::string s;
+  for (int i = start; i < end; i++) s += (s.empty() ? "" : " ") + log[i];
+  size_t omitted = log.size() - (end - start);
+  if (omitted > 0) s += " (" + std::to_string(omitted) + " lines omitted)";
+  return s;
+}
+
+// The program libbpf was loading when it failed: "prog 'NAME': ..." in its log.
+std::string FailedProgram(const std::string& libbpfLog) {
+  size_t p = libbpfLog.find("prog '");
+  if (p == std::string::npos) return "";
+  p += 6;
+  size_t q = libbpfLog.find('\'', p);
+  return q == std::string::npos ? "" : libbpfLog.substr(p, q - p);
+}
+
+struct Attached {
+  std::shared_ptr<LinkState> state;
+};
+
+class LoadAttachWorker : public PromiseWorker {
+ public:
+  LoadAttachWorker(Napi::Env env, BpfEnvData* data, std::vector<uint8_t> bytes, std::string hook,
+                   std::vector<GlobalValue> globals, std::string objectName)
+      : PromiseWorker(env, "krsifs:LoadAttachWorker"),
+        data_(data),
+        bytes_(std::move(bytes)),
+        hook_(std::move(hook)),
+        globals_(std::move(globals)),
+        objectName_(std::move(objectName)) {}
+
+ protected:
+  void Run() override {
+    int err = 0;
+    if (!KernelHasHook(hook_, &err)) {
+      if (err != 0) {
+        failure_.set(err, "load object: cannot read the kernel's BTF (/sys/kernel/btf/vmlinux): " + ErrText(err));
+      } else {
+        failure_.set(EINVAL, "load object: no LSM hook named '" + hook_ + "' in this kernel (no bpf_lsm_" +
+                                 hook_ + " in its BTF)");
+        failure_.detailsJson = "{\"hook\":" + JsonString(hook_) + "}";
+      }
+      return;
+    }
+    // A load whose verifier log does not fit fails with ENOSPC: open the same
+    // bytes again with a bigger buffer (an object loads only once).
+    for (size_t logSize = kFirstLog;; logSize *= 4) {
+      failure_ = Failure();
+      bool retry = Attempt(logSize);
+      if (!retry || logSize * 4 > kMaxLog) return;
+    }
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array out = Napi::Array::New(env, attached_.size());
+    for (size_t i = 0; i < attached_.size(); i++) {
+      const std::shared_ptr<LinkState>& s = attached_[i].state;
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", s->name);
+      o.Set("progId", s->progId);
+      o.Set("linkId", s->id);
+      o.Set("link", NewLink(env, data_, s));
+      out.Set(i, o);
+    }
+    return out;
+  }
+
+ private:
+  // One open+load+attach; true when it failed with ENOSPC and may be retried.
+  bool Attempt(size_t logSize) {
+    auto holder = std::make_shared<ObjectHolder>();
+    holder->log.assign(logSize, '\0');
+    holder->obj = OpenObject(bytes_, objectName_, holder->log.data(), holder->log.size(), &failure_);
+    if (!holder->obj) return false;
+    bpf_object* obj = holder->obj.get();
+    std::string details = "\"hook\":" + JsonString(hook_);
+
+    size_t count = 0;
+    bpf_program* p;
+    bpf_object__for_each_program(p, obj) {
+      count++;
+      std::string name = bpf_program__name(p);
+      std::string sec = bpf_program__section_name(p);
+      bpf_prog_type t = bpf_program__type(p);
+      if (t != BPF_PROG_TYPE_LSM) {
+        const char* ts = libbpf_bpf_prog_type_str(t);
+        failure_.set(EINVAL, "load object: program " + name + " is a " + (ts ? ts : "non-LSM") + " program (SEC(\"" +
+                                 sec + "\")): an object attached to a hook may hold only LSM programs");
+        failure_.detailsJson = "{" + details + ",\"program\":" + JsonString(name) + "}";
+        return false;
+      }
+      std::string own = HookOfSection(sec.c_str());
+      if (!own.empty() && own != hook_) {
+        failure_.set(EINVAL, "load object: program " + name + " is for hook " + own + " (SEC(\"" + sec +
+                                 "\")), not for this file's hook " + hook_);
+        failure_.detailsJson = "{" + details + ",\"program\":" + JsonString(name) + "}";
+        return false;
+      }
+      if (own.empty()) {
+        // SEC("lsm") / SEC("lsm.s"): the file, not the object, picks the hook
+        int e = bpf_program__set_attach_target(p, 0, hook_.c_str());
+        if (e != 0) {
+          failure_.set(-e, "load program " + name + ": set attach target " + hook_ + ": " + ErrText(-e));
+          return false;
+        }
+      }
+    }
+    if (count == 0) {
+      failure_.set(EINVAL, "load object: no program in the object");
+      return false;
+    }
+    if (!SetGlobals(obj, globals_, &failure_)) return false;
+
+    ClearLibbpfLog();
+    int e = bpf_object__load(obj);
+    if (e != 0) {
+      int err = -e;
+      std::vector<std::string> log = SplitLines(holder->log.data());
+      bool enospc = err == ENOSPC && !log.empty();
+      std::string prog = FailedProgram(LibbpfLog());
+      if (prog.empty() && count == 1) prog = bpf_program__name(bpf_object__next_program(obj, nullptr));
+      std::string cause = LogSummary(log);
+      if (cause.empty()) {
+        cause = ErrText(err);
+        if (err == EPERM)
+          cause += " (BPF LSM programs are not permitted on this kernel, even for root: see `krsifs doctor`)";
+        else if (prog.empty() && !LibbpfLastLine().empty())
+          cause += " (" + LibbpfLastLine() + ")";
+      }
+      failure_.set(err, (prog.empty() ? "load object: " : "load program " + prog + ": ") + cause);
+      failure_.verifierLog = std::move(log);
+      failure_.detailsJson = "{" + details + (prog.empty() ? "" : ",\"program\":" + JsonString(prog)) + "}";
+      return enospc;  // the caller retries with a bigger log while it may
+    }
+
+    std::vector<Attached> links;
+    bpf_object__for_each_program(p, obj) {
+      std::string name = bpf_program__name(p);
+      errno = 0;
+      bpf_link* l = bpf_program__attach_lsm(p);
+      if (l == nullptr) {
+        int err = errno ? errno : EINVAL;
+        std::string cause = ErrText(err);
+        if (err == E2BIG) cause += " (the kernel's limit of programs on one hook is reached)";
+        failure_.set(err, "attach program " + name + " to " + hook_ + ": " + cause);
+        failure_.detailsJson = "{" + details + ",\"program\":" + JsonString(name) + "}";
+        return false;  // links and holder go out of scope: everything detached, object closed
+      }
+      auto s = std::make_shared<LinkState>();
+      s->link.reset(l);
+      s->object = holder;
+      s->name = name;
+      int ie = ReadLinkIds(s.get());
+      if (ie != 0) {
+        failure_.set(ie, "attach program " + name + ": read link info: " + ErrText(ie));
+        return false;
+      }
+      links.push_back({s});
+    }
+    attached_ = std::move(links);
+    return false;
+  }
+
+  BpfEnvData* data_;
+  std::vector<uint8_t> bytes_;
+  std::string hook_;
+  std::vector<GlobalValue> globals_;
+  std::string objectName_;
+  std::vector<Attached> attached_;
+};
+
+Napi::Value LoadAndAttach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<uint8_t> bytes;
+  if (!CopyBytes(env, info[0], "loadAndAttach", &bytes)) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsString()) {
+    Napi::TypeError::New(env, "loadAndAttach(data: Buffer, hook: string, opts?)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string hook = info[1].As<Napi::String>().Utf8Value();
+  std::vector<GlobalValue> globals;
+  std::string objectName;
+  if (info.Length() > 2 && info[2].IsObject()) {
+    Napi::Object opts = info[2].As<Napi::Object>();
+    Napi::Value on = opts.Get("objectName");
+    if (on.IsString()) objectName = on.As<Napi::String>().Utf8Value();
+    Napi::Value g = opts.Get("globals");
+    if (g.IsObject()) {
+      Napi::Object go = g.As<Napi::Object>();
+      Napi::Array keys = go.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length(); i++) {
+        GlobalValue v;
+        v.name = keys.Get(i).ToString().Utf8Value();
+        Napi::Value val = go.Get(v.name);
+        if (val.IsNumber()) {
+          v.isNumber = true;
+          v.number = val.As<Napi::Number>().DoubleValue();
+        } else if (val.IsString()) {
+          v.text = val.As<Napi::String>().Utf8Value();
+        } else {
+          Napi::TypeError::New(env, "loadAndAttach: global " + v.name + " must be a string or a number")
+              .ThrowAsJavaScriptException();
+          return env.Undefined();
+        }
+        globals.push_back(std::move(v));
+      }
+    }
+  }
+  auto* data = static_cast<BpfEnvData*>(info.Data());
+  return (new LoadAttachWorker(env, data, std::move(bytes), hook, std::move(globals), objectName))->Queue();
+}
+}  // namespace
+
+void InitLoad(Napi::Env env, Napi::Object exports, BpfEnvData* data) {
+  exports.Set("loadAndAttach", Napi::Function::New(env, LoadAndAttach, "loadAndAttach", data));
+}
+
+}  // namespace krsi

@@ -1,2 +1,0 @@
-#include <napi.h>
-namespace krsi { void InitBpf(Napi::Env, Napi::Object) {} }

@@ -1,0 +1,217 @@
+// The libfuse low-level ops: each one runs on the JS thread (inside
+// Session::Drain), turns its arguments into a plain object and dispatches it
+// to JS with a reply function. Ops JS has no say in are answered here.
+#include <sys/statvfs.h>
+
+#include <cerrno>
+
+#include "fuse_session.h"
+
+namespace krsi::fuse {
+
+namespace {
+
+Session* SessionOf(fuse_req_t req) { return static_cast<Session*>(fuse_req_userdata(req)); }
+
+std::shared_ptr<Request> NewRequest(fuse_req_t req, ReplyKind kind, const fuse_file_info* fi = nullptr) {
+  auto r = std::make_shared<Request>();
+  r->req = req;
+  r->kind = kind;
+  if (fi != nullptr) r->fi = *fi;
+  return r;
+}
+
+// The object handed to JS; every op fills in what it has.
+struct Args {
+  Napi::Env env;
+  Napi::HandleScope scope;
+  Napi::Object obj;
+  explicit Args(Session* s) : env(s->env()), scope(env), obj(Napi::Object::New(env)) {}
+  Args& Set(const char* key, double v) {
+    obj.Set(key, Napi::Number::New(env, v));
+    return *this;
+  }
+  Args& Set(const char* key, const char* v) {
+    obj.Set(key, Napi::String::New(env, v));
+    return *this;
+  }
+};
+
+void Init(void* userdata, fuse_conn_info* conn) {
+  // Splice would hand us a pipe; requests are copied into JS values anyway.
+  conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+  // libfuse3 turns atomic O_TRUNC on by default; off, the kernel sends
+  // open() and then setattr(size 0), so `echo x > f` reaches JS as truncate
+  // then write (as with libfuse2), and open never has to truncate.
+  conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+  // One request at a time per write(2), in order: a command file must see
+  // the bytes of a write in sequence. (Async reads stay on.)
+  conn->want &= ~FUSE_CAP_ASYNC_DIO;
+}
+
+void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Session* s = SessionOf(req);
+  Args a(s);
+  a.Set("parent", parent).Set("name", name);
+  s->Dispatch("lookup", NewRequest(req, ReplyKind::kEntry), a.obj);
+}
+
+// JS owns inode numbers and keeps them stable: nothing to forget.
+void Forget(fuse_req_t req, fuse_ino_t, uint64_t) { fuse_reply_none(req); }
+void ForgetMulti(fuse_req_t req, size_t, fuse_forget_data*) { fuse_reply_none(req); }
+
+void Getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Session* s = SessionOf(req);
+  Args a(s);
+  a.Set("ino", ino);
+  if (fi != nullptr) a.Set("fh", fi->fh);
+  s->Dispatch("getattr", NewRequest(req, ReplyKind::kAttr), a.obj);
+}
+
+void Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+  // Only the size may change (truncate, O_TRUNC); times are accepted and
+  // ignored (touch works); owner and mode are fixed by the filesystem.
+  if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+    fuse_reply_err(req, EPERM);
+    return;
+  }
+  Session* s = SessionOf(req);
+  Args a(s);
+  a.Set("ino", ino);
+  if (fi != nullptr) a.Set("fh", fi->fh);
+  if (to_set & FUSE_SET_ATTR_SIZE) a.Set("size", attr->st_size);
+  s->Dispatch("setattr", NewRequest(req, ReplyKind::kAttr), a.obj);
+}
+
+void Opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Session* s = SessionOf(req);
+  Args a(s);
+  a.Set("ino", ino).Set("flags", fi->flags);
+  auto r = NewRequest(req, ReplyKind::kOpen, fi);
+  r->fi.cache_readdir = 0;
+  r->fi.keep_cache = 0;
+  s->Dispatch("opendir", r, a.obj);
+}
+
+void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  Session* s = SessionOf(req);
+  Args a(s);
+  a.Set("ino", ino).Set("fh", fi->fh).Set("offset", off).Set("size", size);
+  auto r = NewRequest(req, ReplyKind::kDirents, fi);
+  r->size = size;
+  r->offset = off;
+  s->Dispatch("readdir", r, a.obj);
+}
+
+void Releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Session* s = SessionOf(req);
+  Args a(s);
+  a.Set("ino", ino).Set("fh", fi->fh);
+  s->Dispatch("releasedir", NewRequest(req, ReplyKind::kErrOnly), a.obj);
+}
+
+void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Session* s = SessionOf(req);
+  Args a(s);
+  a.Set("ino", ino).Set("flags", fi->flags);
+  auto r = NewRequest(req, ReplyKind::kOpen, fi);
+  // Always direct I/O: sizes are 0 or stale for dynamic files, and reads
+  // must reach JS every time (no page cache, no size-bounded read).
+  r->fi.direct_io = 1;
+  r->fi.keep_cache = 0;
+  r->fi.nonseekable = 0;
+  s->Dispatch("open", r, a.obj);
+}
+
+void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  Session* s = SessionOf(req);
+  Args a(s);
+  a.Set("ino", ino).Set("fh", fi->fh).Set("size", size).Set("offset", off);
+  auto r = NewRequest(req, ReplyKind::kBuf, fi);
+  r->size = size;
+  s->Dispatch("read", r, a.obj);
+}
+
+void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
+  Session* s = SessionOf(req);
+  Args a(s);
+  a.Set("ino", ino).Set("fh", fi->fh).Set("offset", off);
+  // A copy: libfuse reuses its receive buffer for the next request.
+  a.obj.Set("data", Napi::Buffer<char>::Copy(a.env, buf, size));
+  auto r = NewRequest(req, ReplyKind::kWrite, fi);
+  r->size = size;
+  s->Dispatch("write", r, a.obj);
+}
+
+void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Session* s = SessionOf(req);
+  Args a(s);
+  a.Set("ino", ino).Set("fh", fi->fh);
+  s->Dispatch("flush", NewRequest(req, ReplyKind::kErrOnly), a.obj);
+}
+
+void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Session* s = SessionOf(req);
+  Args a(s);
+  a.Set("ino", ino).Set("fh", fi->fh).Set("flags", fi->flags);
+  s->Dispatch("release", NewRequest(req, ReplyKind::kErrOnly), a.obj);
+}
+
+void Statfs(fuse_req_t req, fuse_ino_t) {
+  struct statvfs st{};
+  st.f_bsize = 4096;
+  st.f_frsize = 4096;
+  st.f_namemax = 255;
+  fuse_reply_statfs(req, &st);
+}
+
+// The namespace is fixed by the filesystem: refuse as securityfs does
+// (a directory without create/mkdir/unlink: EACCES to create, EPERM else),
+// instead of libfuse's ENOSYS "Function not implemented".
+void Create(fuse_req_t req, fuse_ino_t, const char*, mode_t, fuse_file_info*) { fuse_reply_err(req, EACCES); }
+void Mknod(fuse_req_t req, fuse_ino_t, const char*, mode_t, dev_t) { fuse_reply_err(req, EACCES); }
+void Mkdir(fuse_req_t req, fuse_ino_t, const char*, mode_t) { fuse_reply_err(req, EPERM); }
+void Unlink(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, EPERM); }
+void Rmdir(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, EPERM); }
+void Symlink(fuse_req_t req, const char*, fuse_ino_t, const char*) { fuse_reply_err(req, EPERM); }
+void Link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { fuse_reply_err(req, EPERM); }
+void Rename(fuse_req_t req, fuse_ino_t, const char*, fuse_ino_t, const char*, unsigned int) {
+  fuse_reply_err(req, EPERM);
+}
+
+fuse_lowlevel_ops MakeOps() {
+  fuse_lowlevel_ops ops{};
+  ops.init = Init;
+  ops.lookup = Lookup;
+  ops.forget = Forget;
+  ops.forget_multi = ForgetMulti;
+  ops.getattr = Getattr;
+  ops.setattr = Setattr;
+  ops.opendir = Opendir;
+  ops.readdir = Readdir;
+  ops.releasedir = Releasedir;
+  ops.open = Open;
+  ops.read = Read;
+  ops.write = Write;
+  ops.flush = Flush;
+  ops.release = Release;
+  ops.statfs = Statfs;
+  ops.create = Create;
+  ops.mknod = Mknod;
+  ops.mkdir = Mkdir;
+  ops.unlink = Unlink;
+  ops.rmdir = Rmdir;
+  ops.symlink = Symlink;
+  ops.link = Link;
+  ops.rename = Rename;
+  return ops;
+}
+
+}  // namespace
+
+const fuse_lowlevel_ops& LowLevelOps() {
+  static const fuse_lowlevel_ops ops = MakeOps();
+  return ops;
+}
+
+}  // namespace krsi::fuse

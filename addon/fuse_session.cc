@@ -1,0 +1,205 @@
+// The FUSE session on the Node loop: mount, drain the fd when readable,
+// hand requests to JS, tear down once.
+#include "fuse_session.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace krsi::fuse {
+
+namespace {
+// Most requests handled per readable event before yielding to the rest of
+// the loop (timers, replies); the poll is level-triggered and comes back.
+constexpr int kMaxPerWakeup = 256;
+
+// A JS exception from a callback we made: the addon cannot throw it to
+// anyone, so it becomes a process warning instead of vanishing.
+void Warn(Napi::Env env, Napi::Value error) {
+  Napi::Value process = env.Global().Get("process");
+  if (process.IsObject()) {
+    Napi::Value emit = process.As<Napi::Object>().Get("emitWarning");
+    if (emit.IsFunction()) emit.As<Napi::Function>().Call(process, {error});
+  }
+  if (env.IsExceptionPending()) env.GetAndClearPendingException();
+}
+}  // namespace
+
+Session::Session(Napi::Env env, std::string mountpoint, Napi::Function dispatch, Napi::Function onUnmounted)
+    : env_(env), mountpoint_(std::move(mountpoint)) {
+  dispatch_ = Napi::Persistent(dispatch);
+  if (!onUnmounted.IsEmpty()) onUnmounted_ = Napi::Persistent(onUnmounted);
+  async_ = std::make_unique<Napi::AsyncContext>(env, "krsifs:fuse");
+}
+
+Session::~Session() {
+  // Only reached once nothing references the session; a live mount holds self_.
+  if (se_ != nullptr) Close(false, false);
+}
+
+int Session::Mount(const std::vector<std::string>& options, std::string* message) {
+  const std::string what = "mount " + mountpoint_ + ": ";
+  // libfuse reports these only as log text; check first to get a real errno.
+  struct stat st;
+  if (stat(mountpoint_.c_str(), &st) != 0) {
+    int err = errno;
+    *message = what + strerror(err);
+    if (err == ENOTCONN) *message += " (a FUSE mount whose daemon died is still there: detach it first)";
+    return err;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    *message = what + "not a directory";
+    return ENOTDIR;
+  }
+
+  std::string joined;
+  for (const auto& o : options) joined += (joined.empty() ? "" : ",") + o;
+  fuse_args args = FUSE_ARGS_INIT(0, nullptr);
+  fuse_opt_add_arg(&args, "krsifs");
+  if (!joined.empty()) {
+    fuse_opt_add_arg(&args, "-o");
+    fuse_opt_add_arg(&args, joined.c_str());
+  }
+  StartLogCapture();
+  se_ = fuse_session_new(&args, &LowLevelOps(), sizeof(fuse_lowlevel_ops), this);
+  fuse_opt_free_args(&args);
+  if (se_ == nullptr) {
+    std::string log = StopLogCapture();
+    *message = what + (log.empty() ? "cannot create the session (options: " + joined + ")" : log);
+    return EINVAL;
+  }
+  errno = 0;
+  int res = fuse_session_mount(se_, mountpoint_.c_str());
+  int err = errno;
+  std::string log = StopLogCapture();
+  if (res != 0) {
+    *message = what + (log.empty() ? strerror(err ? err : EIO) : log);
+    fuse_session_destroy(se_);
+    se_ = nullptr;
+    return err ? err : EIO;
+  }
+  if (!log.empty()) fprintf(stderr, "krsifs: %s\n", log.c_str());
+
+  // From here on the kernel sends requests; serve them from the loop.
+  int fd = fuse_session_fd(se_);
+  int flags = fcntl(fd, F_GETFL);
+  uv_loop_t* loop = nullptr;
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    err = errno;
+    *message = what + "set O_NONBLOCK on /dev/fuse: " + strerror(err);
+  } else if (napi_get_uv_event_loop(env_, &loop) != napi_ok) {
+    err = EIO;
+    *message = what + "no event loop";
+  } else {
+    poll_ = new uv_poll_t;
+    int uerr = uv_poll_init(loop, poll_, fd);
+    if (uerr == 0) {
+      poll_->data = this;
+      uerr = uv_poll_start(poll_, UV_READABLE, OnPoll);
+      if (uerr != 0) uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    } else {
+      delete poll_;
+    }
+    if (uerr == 0) {
+      self_ = shared_from_this();
+      return 0;
+    }
+    poll_ = nullptr;
+    err = -uerr;
+    *message = what + "watch /dev/fuse: " + uv_strerror(uerr);
+  }
+  fuse_session_unmount(se_);
+  fuse_session_destroy(se_);
+  se_ = nullptr;
+  return err;
+}
+
+void Session::OnPoll(uv_poll_t* handle, int status, int events) {
+  auto* s = static_cast<Session*>(handle->data);
+  if (s == nullptr) return;
+  auto keep = s->shared_from_this();  // Close() drops self_; outlive the scopes below
+  Napi::HandleScope handles(s->env_);
+  // Promise jobs and nextTicks queued by the handlers run when this closes.
+  Napi::CallbackScope callbacks(s->env_, *s->async_);
+  // UV_EBADF here means POLLERR: the connection was aborted (umount -l).
+  if (status < 0) {
+    s->Close(true, true);
+    return;
+  }
+  s->Drain();
+}
+
+void Session::Drain() {
+  bool lost = false;
+  draining_ = true;
+  for (int i = 0; i < kMaxPerWakeup && se_ != nullptr && !closeRequested_; i++) {
+    int res = fuse_session_receive_buf(se_, &buf_);
+    if (res == -EINTR) continue;
+    if (res == -EAGAIN) break;
+    // 0: ENODEV, the filesystem was unmounted behind our back; <0: broken fd.
+    if (res <= 0 || fuse_session_exited(se_)) {
+      lost = true;
+      break;
+    }
+    fuse_session_process_buf(se_, &buf_);
+  }
+  draining_ = false;
+  if (closeRequested_) {
+    Close(false, false);
+  } else if (lost) {
+    Close(true, true);
+  }
+}
+
+void Session::Dispatch(const char* op, const std::shared_ptr<Request>& r, Napi::Object obj) {
+  Napi::Env env = env_;
+  r->session = this;
+  obj.Set("caller", CallerOf(env, r->req));  // before any reply frees req
+  pending_.emplace(r.get(), r);
+  dispatch_.Call({Napi::String::New(env, op), obj, MakeReply(env, r)});
+  if (env.IsExceptionPending()) {
+    Napi::Error e = env.GetAndClearPendingException();
+    ReplyError(r.get(), EIO);
+    Warn(env, e.Value());
+  }
+}
+
+void Session::Close(bool lost, bool notify) {
+  if (se_ == nullptr) return;
+  if (draining_) {
+    // Called from a handler inside fuse_session_process_buf: libfuse is
+    // still using the session. Drain() finishes the job when it returns.
+    closeRequested_ = true;
+    return;
+  }
+  auto keep = shared_from_this();  // self_ may be the last owner
+  if (poll_ != nullptr) {
+    uv_poll_stop(poll_);
+    poll_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+  }
+  // Marks the session exited: replies to a dead channel then fail quietly.
+  fuse_session_exit(se_);
+  auto pending = std::move(pending_);
+  pending_.clear();
+  for (auto& entry : pending) ReplyError(entry.first, EIO);
+  // Closes the fd, then umount2(MNT_DETACH) unless the kernel already dropped
+  // the connection (POLLERR on the fd).
+  fuse_session_unmount(se_);
+  fuse_session_destroy(se_);
+  se_ = nullptr;
+  free(buf_.mem);
+  buf_ = fuse_buf{};
+  if (notify && !onUnmounted_.IsEmpty()) {
+    Napi::HandleScope scope(env_);
+    onUnmounted_.Call({Napi::Boolean::New(env_, lost)});
+    if (env_.IsExceptionPending()) Warn(env_, env_.GetAndClearPendingException().Value());
+  }
+  self_.reset();
+}
+
+}  // namespace krsi::fuse

@@ -1,2 +1,0 @@
-#include <napi.h>
-namespace krsi { void InitFuse(Napi::Env, Napi::Object) {} }

@@ -1,0 +1,244 @@
+// mount(): serve FsHandlers (paths, promises, errno) on a FUSE mount. Turns
+// the kernel's inode requests into path calls, and every outcome of a handler
+// (value, KrsiError, any other exception) into exactly one reply.
+import path from 'node:path';
+import { constants } from 'node:os';
+import { KrsiError } from '../errors.js';
+import { Inodes, ROOT_INO } from './inodes.js';
+import { fuse, type Caller, type Dispatch, type NativeAttr, type NativeDirent, type NativeRequests, type NativeSession, type Op } from './native.js';
+
+/** What getattr returns. mode includes the type bits (S_IFREG, S_IFDIR). */
+export interface Stat {
+  mode: number;
+  size: number;
+  uid: number;
+  gid: number;
+  mtimeMs: number;
+  atimeMs: number;
+  ctimeMs: number;
+  /** Defaults to 2 for a directory, 1 otherwise. */
+  nlink?: number;
+}
+
+/**
+ * The filesystem, by path ('/', '/process_execution', '/dir/file'). To fail,
+ * throw (or reject with) a KrsiError: its errno is the answer. Node system
+ * errors (with a code such as 'ENOENT') work too; anything else is EIO and
+ * goes to onError.
+ */
+export interface FsHandlers {
+  /** Also answers lookups: throw ENOENT for a name that does not exist. */
+  getattr(path: string): Promise<Stat> | Stat;
+  /** Names in a directory, without '.' and '..'. Read once per opendir. */
+  readdir(path: string): Promise<string[]> | string[];
+  /** Returns the fh the other calls get. The file is opened with direct_io. */
+  open(path: string, flags: number, caller: Caller): Promise<number> | number;
+  /** Up to size bytes at offset; fewer (or none) means end of file. */
+  read(path: string, fh: number, size: number, offset: number, caller: Caller): Promise<Buffer> | Buffer;
+  /** Returns the count accepted; the write(2) returns when this settles. */
+  write(path: string, fh: number, data: Buffer, offset: number, caller: Caller): Promise<number> | number;
+  /**
+   * truncate(2); ftruncate(2) (with its fh); an O_TRUNC open (after open(),
+   * whose flags then lack O_TRUNC, and without the fh: the kernel sends none).
+   */
+  truncate(path: string, size: number, caller: Caller, fh?: number): Promise<void> | void;
+  /** On each close(2) of a descriptor; its error is what close(2) returns. */
+  flush(path: string, fh: number, caller: Caller): Promise<void> | void;
+  /** When the last descriptor of an open is gone; its error reaches no one. */
+  release(path: string, fh: number): Promise<void> | void;
+}
+
+export interface MountOptions {
+  /** libfuse -o options. Default: allow_other, default_permissions, fsname=krsifs, subtype=krsifs. */
+  options?: string[];
+  /** The mount went away without unmount() (umount -l, connection aborted). */
+  onUnmounted?: () => void;
+  /** A handler threw something that is not an errno error (answered EIO). Default: process.emitWarning. */
+  onError?: (error: unknown, op: string, path: string | undefined) => void;
+}
+
+export const DEFAULT_OPTIONS = ['allow_other', 'default_permissions', 'fsname=krsifs', 'subtype=krsifs'];
+
+// Mounts still up when the process exits are unmounted on the way out, so a
+// crash (uncaught exception, process.exit) leaves no dead mount behind.
+const live = new Set<NativeSession>();
+let exitHook = false;
+function track(s: NativeSession): void {
+  live.add(s);
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', () => {
+      for (const m of live) m.unmount();
+      live.clear();
+    });
+  }
+}
+
+/** A mounted filesystem. */
+export class Mount {
+  constructor(
+    readonly mountpoint: string,
+    private readonly session: NativeSession,
+  ) {}
+
+  get mounted(): boolean {
+    return this.session.isMounted();
+  }
+
+  /**
+   * Stop serving and detach the mount (lazily: busy clients do not make it
+   * fail; they get ENOTCONN). Requests still pending are answered EIO.
+   * Calling it twice is safe.
+   */
+  async unmount(): Promise<void> {
+    this.session.unmount();
+    live.delete(this.session);
+  }
+}
+
+/**
+ * Mount handlers at mountpoint (a directory). Throws KrsiError: ENOENT,
+ * ENOTDIR, EACCES (mountpoint), ENOTCONN (a dead FUSE mount is there: see
+ * detachStaleMount), EINVAL (options libfuse rejects), or mount(2)'s errno.
+ *
+ * Never do blocking I/O on the mount from the process that serves it: the
+ * kernel would wait for the very loop that is blocked.
+ */
+export async function mount(mountpoint: string, handlers: FsHandlers, opts: MountOptions = {}): Promise<Mount> {
+  const where = path.resolve(mountpoint);
+  const onError =
+    opts.onError ??
+    ((e: unknown, op: string, p: string | undefined) =>
+      process.emitWarning(`krsifs: ${op} ${p ?? '?'}: unexpected error answered EIO: ${(e as Error)?.stack ?? String(e)}`));
+  const fs = new FsAdapter(handlers);
+  const dispatch: Dispatch = (op, req, reply) => {
+    fs.serve(op, req).then(
+      (data) => reply(0, data as never),
+      (e: unknown) => {
+        const errno = errnoOf(e);
+        if (errno === undefined) onError(e, op, fs.pathOf(req));
+        reply(errno ?? constants.errno.EIO);
+      },
+    ).catch((e: unknown) => onError(e, op, fs.pathOf(req))); // a malformed answer (the reply threw)
+  };
+  let session: NativeSession | undefined;
+  session = fuse.fuseMount(where, opts.options ?? DEFAULT_OPTIONS, dispatch, () => {
+    if (session) live.delete(session);
+    opts.onUnmounted?.();
+  });
+  track(session);
+  return new Mount(where, session);
+}
+
+/**
+ * If mountpoint is a FUSE mount whose daemon died (every access fails with
+ * ENOTCONN), detach it and return true; otherwise change nothing and return
+ * false. Throws KrsiError with umount2's errno. Do not call it on a mount
+ * this process serves.
+ */
+export function detachStaleMount(mountpoint: string): boolean {
+  return fuse.detachStaleMount(path.resolve(mountpoint)).wasStale;
+}
+
+/** The errno an exception stands for, or undefined for a bug (answered EIO). */
+function errnoOf(e: unknown): number | undefined {
+  if (e instanceof KrsiError) return e.errno;
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === 'string' && code in constants.errno) return (constants.errno as Record<string, number>)[code];
+  return undefined;
+}
+
+const S_IFDIR = 0o040000;
+
+/** Inode requests in, path calls out. */
+class FsAdapter {
+  private readonly inodes = new Inodes();
+  private readonly dirs = new Map<number, NativeDirent[]>();
+  private nextDir = 1;
+
+  constructor(private readonly h: FsHandlers) {}
+
+  pathOf(req: { ino?: number; parent?: number; name?: string }): string | undefined {
+    if (req.ino !== undefined) return this.inodes.path(req.ino);
+    const parent = req.parent !== undefined ? this.inodes.path(req.parent) : undefined;
+    return parent !== undefined && req.name !== undefined ? Inodes.child(parent, req.name) : undefined;
+  }
+
+  private path(ino: number): string {
+    const p = this.inodes.path(ino);
+    if (p === undefined) throw new KrsiError('ESTALE', `fuse: unknown inode ${ino}`);
+    return p;
+  }
+
+  private async attr(p: string): Promise<NativeAttr> {
+    const st = await this.h.getattr(p);
+    const ino = this.inodes.ino(p);
+    return {
+      ino,
+      mode: st.mode,
+      nlink: st.nlink,
+      uid: st.uid,
+      gid: st.gid,
+      size: st.size,
+      atimeMs: st.atimeMs,
+      mtimeMs: st.mtimeMs,
+      ctimeMs: st.ctimeMs,
+    };
+  }
+
+  /** Run the handler of one request; settles with the data of its reply. */
+  async serve<O extends Op>(op: O, req: NativeRequests[O][0]): Promise<NativeRequests[O][1]> {
+    const run = this.ops[op] as ((q: NativeRequests[O][0]) => Promise<NativeRequests[O][1]>) | undefined;
+    if (!run) throw new KrsiError('ENOSYS', `fuse: unsupported op ${op}`);
+    return run(req);
+  }
+
+  private readonly ops: { [O in Op]: (q: NativeRequests[O][0]) => Promise<NativeRequests[O][1]> } = {
+    lookup: async (q) => {
+      const attr = await this.attr(Inodes.child(this.path(q.parent), q.name));
+      return { ino: attr.ino, attr };
+    },
+    getattr: async (q) => this.attr(this.path(q.ino)),
+    setattr: async (q) => {
+      const p = this.path(q.ino);
+      if (q.size !== undefined) await this.h.truncate(p, q.size, q.caller, q.fh);
+      return this.attr(p);
+    },
+    // The listing is taken once per opendir, so the kernel's offsets (indexes
+    // into it) stay valid across the readdir calls of one pass.
+    opendir: async (q) => {
+      const p = this.path(q.ino);
+      const names = await this.h.readdir(p);
+      const parent = q.ino === ROOT_INO ? ROOT_INO : this.inodes.ino(Inodes.parent(p));
+      const entries: NativeDirent[] = [
+        { name: '.', ino: q.ino, mode: S_IFDIR },
+        { name: '..', ino: parent, mode: S_IFDIR },
+        // Type unknown (0): ls and friends stat each name anyway.
+        ...names.map((name) => ({ name, ino: this.inodes.ino(Inodes.child(p, name)) })),
+      ];
+      const fh = this.nextDir++;
+      this.dirs.set(fh, entries);
+      return fh;
+    },
+    readdir: async (q) => {
+      const entries = this.dirs.get(q.fh);
+      if (!entries) throw new KrsiError('EBADF', `fuse: readdir on unknown directory handle ${q.fh}`);
+      return entries;
+    },
+    releasedir: async (q) => {
+      this.dirs.delete(q.fh);
+      return undefined;
+    },
+    open: async (q) => this.h.open(this.path(q.ino), q.flags, q.caller),
+    read: async (q) => this.h.read(this.path(q.ino), q.fh, q.size, q.offset, q.caller),
+    write: async (q) => this.h.write(this.path(q.ino), q.fh, q.data, q.offset, q.caller),
+    flush: async (q) => {
+      await this.h.flush(this.path(q.ino), q.fh, q.caller);
+      return undefined;
+    },
+    release: async (q) => {
+      await this.h.release(this.path(q.ino), q.fh);
+      return undefined;
+    },
+  };
+}

@@ -1,0 +1,92 @@
+// The FUSE half of the addon (addon/fuse_*.cc), typed exactly. Only
+// lib/fuse/ uses it; everyone else goes through mount().
+import { native } from '../kernel/native.js';
+
+/** The process whose system call caused a request (fuse_req_ctx). pid 0: the kernel itself. */
+export interface Caller {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** What lookup/getattr/setattr answer with. mode includes the S_IFMT type bits. */
+export interface NativeAttr {
+  ino: number;
+  mode: number;
+  nlink?: number;
+  uid: number;
+  gid: number;
+  size: number;
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+export interface NativeDirent {
+  name: string;
+  ino: number;
+  /** Only the S_IFMT bits are used; 0 is "unknown". */
+  mode?: number;
+}
+
+interface Base {
+  caller: Caller;
+}
+
+/** Each request, by op, with what its reply takes on success. */
+export interface NativeRequests {
+  lookup: [Base & { parent: number; name: string }, { ino: number; attr: NativeAttr }];
+  getattr: [Base & { ino: number; fh?: number }, NativeAttr];
+  /** size is present only when the size changes; time changes come without it. */
+  setattr: [Base & { ino: number; fh?: number; size?: number }, NativeAttr];
+  opendir: [Base & { ino: number; flags: number }, number];
+  /** Reply with every entry; the addon serves the kernel's offset (an index) from it. */
+  readdir: [Base & { ino: number; fh: number; offset: number; size: number }, NativeDirent[]];
+  releasedir: [Base & { ino: number; fh: number }, undefined];
+  /** The reply is the fh; the file is always opened with direct_io. */
+  open: [Base & { ino: number; flags: number }, number];
+  /** The reply is cut to size. */
+  read: [Base & { ino: number; fh: number; size: number; offset: number }, Buffer | Uint8Array | string];
+  /** data is a copy; the reply is the count accepted (0..data.length). */
+  write: [Base & { ino: number; fh: number; data: Buffer; offset: number }, number];
+  /** Its answer is what close(2) returns. */
+  flush: [Base & { ino: number; fh: number }, undefined];
+  release: [Base & { ino: number; fh: number; flags: number }, undefined];
+}
+
+export type Op = keyof NativeRequests;
+
+/**
+ * Answer a request: reply(0, data) or reply(errno). Exactly once; a later
+ * call, or one after the session ended (it answered EIO itself), is dropped
+ * and returns false. Throws TypeError (after answering EIO) on malformed data.
+ */
+export type Reply<O extends Op> = (errnoOrZero: number, data?: NativeRequests[O][1]) => boolean;
+
+export type Dispatch = <O extends Op>(op: O, req: NativeRequests[O][0], reply: Reply<O>) => void;
+
+export interface NativeSession {
+  readonly mountpoint: string;
+  /** Idempotent: stops serving, answers pending requests EIO, detaches the mount lazily. */
+  unmount(): void;
+  isMounted(): boolean;
+}
+
+interface FuseBinding {
+  /**
+   * Mount and serve from the Node loop. Throws KrsiError: ENOENT, ENOTDIR,
+   * EACCES (mount point), ENOTCONN (stale mount there), EINVAL (options),
+   * or mount(2)'s errno. onUnmounted(lost) runs once if the kernel side goes
+   * away by itself (umount -l, connection abort); not after unmount().
+   */
+  fuseMount(
+    mountpoint: string,
+    options: string[],
+    dispatch: Dispatch,
+    onUnmounted?: (lost: boolean) => void,
+  ): NativeSession;
+  /** Throws KrsiError with umount2's errno. */
+  detachStaleMount(mountpoint: string): { wasStale: boolean };
+}
+
+export const fuse: FuseBinding = native as FuseBinding;

@@ -1,0 +1,156 @@
+// The shapes the addon's kernel layer (addon/bpf_*.cc) returns, exactly.
+
+/** One program of an object, as libbpf sees it before load. */
+export interface ProgramInfo {
+  /** The full name from the ELF symbol table (the kernel keeps only 15 characters). */
+  name: string;
+  /** The ELF section: 'lsm', 'lsm/file_open', 'lsm.s', 'socket', ... */
+  section: string;
+  /** libbpf_bpf_prog_type_str: 'lsm', 'socket_filter', 'kprobe', ... */
+  type: string;
+  /** libbpf_bpf_attach_type_str ('lsm_mac'), null when the section implies none. */
+  expectedAttachType: string | null;
+  isLsm: boolean;
+  /** 'file_open' for SEC("lsm/file_open"); null for SEC("lsm")/SEC("lsm.s") and non-LSM programs. */
+  hook: string | null;
+  /** SEC("lsm.s") or SEC("lsm.s/HOOK"). */
+  sleepable: boolean;
+  /** Instructions in the ELF, before relocation. */
+  instructions: number;
+}
+
+export interface MapInfo {
+  /** As libbpf names it; internal maps are '<object name, 8 chars>.rodata' and the like. */
+  name: string;
+  /** libbpf_bpf_map_type_str: 'array', 'hash', 'ringbuf', ... */
+  type: string;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  /** A map libbpf made for .rodata/.data/.bss, not one the object declares. */
+  internal: boolean;
+}
+
+/** A global variable from the object's BTF data sections. */
+export interface GlobalInfo {
+  name: string;
+  /** Bytes. */
+  size: number;
+  /** '.rodata' for `const volatile` (the ones loadAndAttach can set), '.data', '.bss'. */
+  section: string;
+  /** 'string' for a char array, 'int'/'uint' for an integer or enum, 'other' otherwise. */
+  kind: 'string' | 'int' | 'uint' | 'other';
+}
+
+export interface ObjectInfo {
+  name: string;
+  /** Contents of the object's "license" section ('' if it has none). */
+  license: string;
+  programs: ProgramInfo[];
+  maps: MapInfo[];
+  globals: GlobalInfo[];
+}
+
+export interface ReadResult {
+  /** The whole file, read once. */
+  data: Buffer;
+  /** The file as this process sees it (readlink of /proc/self/fd/N). */
+  path: string;
+}
+
+export interface LoadOptions {
+  /** `const volatile` globals to set before load: strings for char arrays, numbers
+   * (or decimal/0x strings) for integers. */
+  globals?: Record<string, string | number>;
+  /** The object name libbpf uses (prefix of internal map names); default: derived by libbpf. */
+  objectName?: string;
+}
+
+/**
+ * One attached program. Owns its bpf_link (and keeps the object alive).
+ * Garbage collection closes the fd: an unpinned link is then detached by the
+ * kernel, so keep a reference (or pin it) for as long as it must stay.
+ */
+export interface Link {
+  /** Kernel link id (0 once detached is never reported: ids are read at attach). */
+  readonly id: number;
+  readonly progId: number;
+  /** Full program name (from the object; from the kernel, 15 chars, for openPinnedLink). */
+  readonly name: string;
+  /** Where the link is pinned, or null. */
+  readonly pinPath: string | null;
+  /** False after detach() or close(). */
+  readonly attached: boolean;
+  /** Unpin if pinned, then close: the kernel detaches the program. Twice is a no-op. */
+  detach(): Promise<void>;
+  /** Close our fd only: a pinned link stays attached in the kernel. Twice is a no-op. */
+  close(): Promise<void>;
+  /** Pin in bpffs (the directory must exist on a bpffs mount). EBADF once detached. */
+  pin(path: string): Promise<void>;
+  /** Remove the pin; a no-op when not pinned. */
+  unpin(): Promise<void>;
+}
+
+export interface AttachedProgram {
+  name: string;
+  progId: number;
+  linkId: number;
+  link: Link;
+}
+
+export interface LinkInfo {
+  id: number;
+  progId: number;
+  /** libbpf_bpf_link_type_str: an LSM link is 'tracing'. */
+  type: string;
+  /** 'lsm_mac' for an LSM link; null for non-tracing links. */
+  attachType: string | null;
+  targetObjId: number | null;
+  targetBtfId: number | null;
+  /** The LSM hook (target BTF func, 'bpf_lsm_' stripped) or null. */
+  hook: string | null;
+}
+
+export interface ProgInfo {
+  id: number;
+  /** The kernel's copy of the name: at most 15 characters. */
+  name: string;
+  type: string;
+  /** 16 hex digits. */
+  tag: string;
+  /** Nanoseconds since boot. */
+  loadTimeNs: bigint;
+  uid: number;
+  btfId: number;
+  attachBtfId: number;
+  /** For LSM programs, the hook they were loaded for. */
+  hook: string | null;
+  gplCompatible: boolean;
+}
+
+export interface ProbeChecks {
+  kernelRelease: string;
+  /** /sys/kernel/btf/vmlinux exists. */
+  btf: boolean;
+  /** 'mounted' (already), 'mounted-now' (the probe mounted it), 'unavailable'. */
+  securityfs: 'mounted' | 'mounted-now' | 'unavailable';
+  /** Active LSMs from /sys/kernel/security/lsm, null if unreadable. */
+  lsm: string[] | null;
+  bpfLsmActive: boolean;
+  /** Selected lockdown mode ('none', 'integrity', 'confidentiality') or null. */
+  lockdown: string | null;
+  /** The live load of `r0 = 0; exit` as an LSM program on bprm_check_security. */
+  load: { tried: boolean; ok: boolean; errno?: number; code?: string };
+}
+
+export interface ProbeResult {
+  /** True when an LSM program loaded. */
+  ok: boolean;
+  errno?: number;
+  code?: string;
+  /** What was found, in words a user can act on. */
+  reason: string;
+  /** What to do about it. */
+  fix?: string;
+  checks: ProbeChecks;
+}

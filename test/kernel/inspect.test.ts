@@ -1,0 +1,82 @@
+// inspect(): the facts of every object in bpf/, read without loading.
+import t from 'tap';
+import { inspect, readObject } from '../../lib/kernel/index.js';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const objDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bpf/obj');
+/** The bytes of bpf/obj/<name>.o (name may be 'fixtures/x'). */
+const obj = (name: string): Promise<Buffer> => readFile(path.join(objDir, `${name}.o`));
+
+const target = { name: 'target', size: 256, section: '.rodata', kind: 'string' };
+
+t.test('deny_exec: one hook-agnostic LSM program and its target', async (t) => {
+  const info = await inspect(await obj('deny_exec'), 'deny_exec');
+  t.equal(info.name, 'deny_exec', 'the object takes the name given');
+  t.equal(info.license, 'GPL', 'the license section is read');
+  t.same(info.programs, [
+    { name: 'deny_exec', section: 'lsm', type: 'lsm', expectedAttachType: 'lsm_mac', isLsm: true, hook: null, sleepable: false, instructions: info.programs[0]?.instructions },
+  ], 'one plain SEC("lsm") program with no hook of its own');
+  t.ok((info.programs[0]?.instructions ?? 0) > 0, 'it has instructions');
+  t.same(info.globals, [target], 'the only global is the const volatile target');
+  t.match(info.maps, [{ name: /\.rodata$/, type: 'array', internal: true, valueSize: 256, maxEntries: 1 }], 'libbpf made a .rodata map');
+});
+
+t.test('deny_exec_uid: a second exec program with a string and an integer global', async (t) => {
+  const info = await inspect(await obj('deny_exec_uid'));
+  t.match(info.programs, [{ name: 'deny_exec_uid', section: 'lsm', isLsm: true, hook: null }], 'hook-agnostic');
+  t.equal(info.programs.length, 1, 'one program');
+  t.same(info.globals, [target, { name: 'uid', size: 4, section: '.rodata', kind: 'uint' }], 'target and uid');
+});
+
+t.test('deny_open: an LSM program bound to file_open by its section', async (t) => {
+  const info = await inspect(await obj('deny_open'));
+  t.match(info.programs, [{ name: 'deny_open', section: 'lsm/file_open', type: 'lsm', isLsm: true, hook: 'file_open', sleepable: false }], 'hook from SEC("lsm/file_open")');
+  t.same(info.globals, [target], 'target');
+});
+
+t.test('deny_path: the hook-agnostic file_open policy', async (t) => {
+  const info = await inspect(await obj('deny_path'));
+  t.match(info.programs, [{ name: 'deny_path', section: 'lsm', isLsm: true, hook: null }], 'no hook in the object');
+  t.same(info.globals, [target], 'target');
+});
+
+t.test('fixtures', async (t) => {
+  const notLsm = await inspect(await obj('fixtures/not_lsm'));
+  t.same(notLsm.programs.map((p) => [p.name, p.section, p.type, p.isLsm, p.hook, p.expectedAttachType]), [
+    ['allow_exec', 'lsm', 'lsm', true, null, 'lsm_mac'],
+    ['count_packets', 'socket', 'socket_filter', false, null, null],
+  ], 'not_lsm holds an LSM program and a socket filter');
+  t.same(notLsm.globals, [], 'no globals (the license is not one)');
+
+  const nonGpl = await inspect(await obj('fixtures/non_gpl'));
+  t.equal(nonGpl.license, 'Proprietary', 'non_gpl reports its license');
+  t.match(nonGpl.programs, [{ name: 'non_gpl', isLsm: true }], 'and its LSM program');
+
+  const reject = await inspect(await obj('fixtures/verifier_reject'));
+  t.match(reject.programs, [{ name: 'verifier_reject', section: 'lsm', isLsm: true }], 'verifier_reject opens fine');
+
+  const none = await inspect(await obj('fixtures/no_program'));
+  t.same(none.programs, [], 'no_program has no program');
+  t.same(none.globals, [{ name: 'unused', size: 4, section: '.rodata', kind: 'int' }], 'a signed int global');
+});
+
+t.test('sleepable sections are reported', async (t) => {
+  const info = await inspect(await obj('fixtures/sleepable'));
+  t.same(info.programs.map((p) => [p.name, p.section, p.isLsm, p.hook, p.sleepable]), [
+    ['sleepy_any', 'lsm.s', true, null, true],
+    ['sleepy_open', 'lsm.s/file_open', true, 'file_open', true],
+  ], 'lsm.s is sleepable, with or without a hook');
+});
+
+t.test('what is not a BPF object is refused with ENOEXEC and says why', async (t) => {
+  await t.rejects(inspect(Buffer.from('hello, world\n')), { code: 'ENOEXEC', errno: 8, message: 'open object: not an ELF file' }, 'text');
+  await t.rejects(inspect(Buffer.alloc(0)), { code: 'ENOEXEC', message: 'open object: not an ELF file' }, 'empty');
+  const bin = await readObject(0, '/bin/true');
+  await t.rejects(inspect(bin.data), { code: 'ENOEXEC', message: 'open object: ELF but not a BPF object (machine x86-64)' }, '/bin/true');
+  const passwd = await readObject(0, '/etc/passwd');
+  await t.rejects(inspect(passwd.data), { code: 'ENOEXEC', message: /not an ELF file/ }, '/etc/passwd');
+  const truncated = (await obj('deny_exec')).subarray(0, 200);
+  await t.rejects(inspect(truncated), { message: /^open object: / }, 'a truncated object fails in libbpf, with its words');
+});
