@@ -26,6 +26,27 @@ bool ReadFile(const std::string& path, std::string* out) {
   return true;
 }
 
+// GRUB_CMDLINE_LINUX_DEFAULT from /etc/default/grub with its lsm= replaced by
+// (or extended with) `lsm`, so the user can paste the exact line.
+std::string GrubLine(const std::string& lsm) {
+  std::string grub, current;
+  if (ReadFile("/etc/default/grub", &grub)) {
+    std::stringstream ss(grub);
+    std::string line;
+    const std::string key = "GRUB_CMDLINE_LINUX_DEFAULT=";
+    while (std::getline(ss, line)) {
+      if (line.rfind(key, 0) != 0) continue;
+      current = line.substr(key.size());
+      if (current.size() >= 2 && (current[0] == '"' || current[0] == '\'')) current = current.substr(1, current.size() - 2);
+    }
+  }
+  std::stringstream words(current);
+  std::string w, out;
+  while (words >> w)
+    if (w.rfind("lsm=", 0) != 0) out += w + " ";
+  return "GRUB_CMDLINE_LINUX_DEFAULT=\"" + out + lsm + "\"";
+}
+
 class ProbeWorker : public PromiseWorker {
  public:
   explicit ProbeWorker(Napi::Env env) : PromiseWorker(env, "krsifs:ProbeWorker") {}
@@ -76,9 +97,8 @@ class ProbeWorker : public PromiseWorker {
       std::string list;
       for (auto& l : lsms_) list += l + ",";
       Fail(EOPNOTSUPP, "the bpf LSM is not active on this kernel (active: " + lsm + ")",
-           "add lsm=" + list + "bpf to GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub, e.g.\n"
-           "  GRUB_CMDLINE_LINUX_DEFAULT=\"... lsm=" + list + "bpf\"\n"
-           "then run update-grub and reboot (the kernel also needs CONFIG_BPF_LSM=y)");
+           "set this line in /etc/default/grub:\n  " + GrubLine("lsm=" + list + "bpf") +
+               "\nthen run update-grub and reboot (the kernel also needs CONFIG_BPF_LSM=y)");
       return;
     }
     int err = 0;

@@ -28,13 +28,16 @@ export class ErrorLog {
 
   add(file: string, line: string, err: KrsiError, time = new Date()): ErrorEntry {
     const log = err.verifierLog ?? [];
+    const object = err.details.object;
+    const message =
+      typeof object === 'string' && !err.message.includes(object) ? `${err.message} (object ${object})` : err.message;
     const entry: ErrorEntry = {
       time,
       file,
       line,
       errno: err.errno,
       code: err.code,
-      message: err.message,
+      message,
       verifierTail: log.slice(-VERIFIER_TAIL_LINES),
       verifierLines: log.length,
     };

@@ -66,7 +66,8 @@ export class Krsi {
   /** Record a failed write that never reached execute (E2BIG, EPERM at open, …). */
   fail(behaviour: string, line: string, err: KrsiError): void {
     this.errorLog.add(behaviour, line, err);
-    this.log.warn('write failed', { file: behaviour, line, code: err.code, error: err.message });
+    const object = typeof err.details.object === 'string' ? err.details.object : undefined;
+    this.log.warn('write failed', { file: behaviour, line, code: err.code, error: err.message, object });
   }
 
   /** The file's text: one line per attached program, tab-separated fields. */
@@ -112,13 +113,17 @@ export class Krsi {
     caller: Caller,
   ): Promise<void> {
     const { data, path: resolved } = await this.kernel.readObject(caller.pid, objectPath);
-    const facts = await this.kernel.inspect(data, path.basename(resolved));
-    this.check(behaviour, hook, resolved, facts, globals);
-
-    const programs = await this.kernel.loadAndAttach(data, hook, {
-      globals,
-      objectName: path.basename(resolved),
-    });
+    let programs;
+    try {
+      const facts = await this.kernel.inspect(data, path.basename(resolved));
+      this.check(behaviour, hook, resolved, facts, globals);
+      programs = await this.kernel.loadAndAttach(data, hook, { globals, objectName: path.basename(resolved) });
+    } catch (e) {
+      // say which file the writer's path resolved to: it is what was refused
+      const err = KrsiError.from(e);
+      err.details.object ??= resolved;
+      throw err;
+    }
     // New programs are in; only now let the ones they replace go, so the
     // hook is never left unguarded.
     for (const p of programs) {

@@ -111,19 +111,28 @@ export async function mount(mountpoint: string, handlers: FsHandlers, opts: Moun
     ((e: unknown, op: string, p: string | undefined) =>
       process.emitWarning(`krsifs: ${op} ${p ?? '?'}: unexpected error answered EIO: ${(e as Error)?.stack ?? String(e)}`));
   const fs = new FsAdapter(handlers);
-  const dispatch: Dispatch = (op, req, reply) => {
-    fs.serve(op, req).then(
-      (data) => reply(0, data as never),
-      (e: unknown) => {
-        const errno = errnoOf(e);
-        if (errno === undefined) onError(e, op, fs.pathOf(req));
-        reply(errno ?? constants.errno.EIO);
-      },
-    ).catch((e: unknown) => onError(e, op, fs.pathOf(req))); // a malformed answer (the reply threw)
+  // The kernel is answered first; onError only hears about it, and may not throw.
+  const report = (e: unknown, op: string, req: object) => {
+    try {
+      onError(e, op, fs.pathOf(req));
+    } catch {
+      // nothing left to tell
+    }
   };
-  let session: NativeSession | undefined;
-  session = fuse.fuseMount(where, opts.options ?? DEFAULT_OPTIONS, dispatch, () => {
-    if (session) live.delete(session);
+  const dispatch: Dispatch = (op, req, reply) => {
+    fs.serve(op, req)
+      .then(
+        (data) => reply(0, data as never),
+        (e: unknown) => {
+          const errno = errnoOf(e);
+          reply(errno ?? constants.errno.EIO);
+          if (errno === undefined) report(e, op, req);
+        },
+      )
+      .catch((e: unknown) => report(e, op, req)); // a malformed answer: the reply sent EIO and threw
+  };
+  const session = fuse.fuseMount(where, opts.options ?? DEFAULT_OPTIONS, dispatch, () => {
+    live.delete(session);
     opts.onUnmounted?.();
   });
   track(session);
@@ -158,7 +167,9 @@ class FsAdapter {
 
   constructor(private readonly h: FsHandlers) {}
 
-  pathOf(req: { ino?: number; parent?: number; name?: string }): string | undefined {
+  /** The path a request is about, for messages. */
+  pathOf(r: object): string | undefined {
+    const req = r as { ino?: number; parent?: number; name?: string };
     if (req.ino !== undefined) return this.inodes.path(req.ino);
     const parent = req.parent !== undefined ? this.inodes.path(req.parent) : undefined;
     return parent !== undefined && req.name !== undefined ? Inodes.child(parent, req.name) : undefined;

@@ -14,7 +14,8 @@ t.test('a relative path resolves against the writer\'s cwd', async (t) => {
   const here = await bash(`cd ${objDir} && echo deny_exec.o > ${d.mountpoint}/process_execution`);
   t.notMatch(here.stderr, /No such file or directory/, 'found from the objects\' folder');
   t.match(await lastEntry(d.mountpoint), /"deny_exec.o"/);
-  t.match(d.log(), new RegExp(`object=${objDir}/deny_exec\\.o|${objDir}/deny_exec\\.o`), 'resolved to the absolute path in the writer\'s cwd');
+  t.match(await lastEntry(d.mountpoint), `object ${objDir}/deny_exec.o`, 'error_log names the object as resolved in the writer\'s cwd');
+  t.match(d.log(), `object=${objDir}/deny_exec.o`, 'and so does the daemon\'s log');
   // ... from elsewhere it is not, although the daemon's own cwd has it
   const there = await bash(`cd / && echo deny_exec.o > ${d.mountpoint}/process_execution`);
   t.match(there.stderr, 'write error: No such file or directory');
@@ -64,7 +65,8 @@ t.test('a Node fs client: write errors carry the errno, reads see the listing', 
   const d = await startDaemon();
   t.teardown(() => cleanup(d));
   const fh = await open(`${d.mountpoint}/process_execution`, 'w');
-  await t.rejects(fh.write('/etc/passwd\n'), { code: 'ENOEXEC' });
+  // libuv has no name for ENOEXEC: Node reports it as errno -8
+  await t.rejects(fh.write('/etc/passwd\n'), { errno: -8 } as unknown as Error);
   await t.rejects(fh.write('!x\n!y\n'), { code: 'ENOENT' }, 'the first failing line fails the write');
   await fh.write('\n');
   await fh.close();

@@ -33,9 +33,10 @@ t.test('krsifs on a real BPF LSM kernel: attach, enforce, list, replace, detach,
   });
   t.comment(`kernel ${run.kernel.version}; prepare ${run.prepareMs} ms; boot ${run.bootMs} ms; total ${run.totalMs} ms`);
   for (const m of run.messages) t.comment(`guest: ${m}`);
-  for (const line of run.output.split('\n')) if (/^# step /.test(line)) t.comment(line.slice(2));
   const results = parseGuestTap(run.output);
   for (const r of results) {
+    const ms = r.diag.map((l) => /^\s+duration_ms: ([\d.]+)/.exec(l)?.[1]).find(Boolean);
+    t.comment(`step ${r.name.split('.')[0]}: ${ms ? Math.round(Number(ms)) : '?'} ms`);
     if (r.ok) t.pass(r.name);
     else t.fail(r.name, { diagnostic: true, guest: r.diag.join('\n') });
   }
