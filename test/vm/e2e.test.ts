@@ -28,7 +28,7 @@ export function parseGuestTap(output: string): GuestResult[] {
 
 t.test('krsifs on a real BPF LSM kernel: attach, enforce, list, replace, detach, refuse', async (t) => {
   const run = await runInVm({
-    command: 'cd /krsifs/bpf/obj && node --test --test-reporter=tap /krsifs/dist/test/vm/guest/e2e.guest.js',
+    command: 'cd /krsifs/bpf/obj && node --test --test-reporter=tap /krsifs/dist/test/vm/fixtures/e2e.guest.js',
     timeoutSec: 600,
   });
   t.comment(`kernel ${run.kernel.version}; prepare ${run.prepareMs} ms; boot ${run.bootMs} ms; total ${run.totalMs} ms`);
