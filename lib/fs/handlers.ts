@@ -9,17 +9,7 @@ import type { Krsi } from '../core/krsi.js';
 import { LineBuffer } from '../core/line-buffer.js';
 import { MAX_LINE } from '../core/grammar.js';
 import { fileTable, type FileEntry } from './files.js';
-
-export interface Stat {
-  mode: number;
-  size: number;
-  uid: number;
-  gid: number;
-  mtimeMs: number;
-  atimeMs: number;
-  ctimeMs: number;
-  nlink?: number;
-}
+import type { FsHandlers, Stat } from '../fuse/index.js';
 
 interface Handle {
   file: FileEntry;
@@ -34,7 +24,7 @@ export interface HandlerOptions {
   mayWrite?: (caller: Caller) => Promise<boolean>;
 }
 
-export class KrsiFsHandlers {
+export class KrsiFsHandlers implements FsHandlers {
   private readonly files: Map<string, FileEntry>;
   private readonly handles = new Map<number, Handle>();
   private nextFh = 1;
