@@ -161,10 +161,17 @@ ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, 
   if (obj == nullptr) {
     int err = errno ? errno : EINVAL;
     std::string cause = LibbpfLastLine();
-    // libbpf says ENOENT for a malformed object (e.g. "sec '.rodata': failed to
-    // determine size from ELF"); the file exists, so a shell's "No such file"
-    // would mislead: that one becomes ENOEXEC. Other errnos pass through.
-    f->set(err == ENOENT ? ENOEXEC : err, "open object: " + (cause.empty() ? ErrText(err) : cause));
+    // The bytes passed the ELF/BPF header check, so any refusal here means a
+    // malformed object: libbpf says ENOENT, ERANGE, EINVAL, ... depending on
+    // what it tripped over ("No such file" or "Numerical result out of range"
+    // would mislead a shell user). All become ENOEXEC, keeping libbpf's words
+    // and errno in the message; only ENOMEM is passed through.
+    if (err == ENOMEM) {
+      f->set(err, "open object: " + ErrText(err));
+    } else {
+      f->set(ENOEXEC, "open object: malformed BPF object: " + (cause.empty() ? ErrText(err) : cause) + " (libbpf: " +
+                          ErrName(err) + ")");
+    }
     return nullptr;
   }
   return ObjectPtr(obj);

@@ -55,7 +55,12 @@ class ReadObjectWorker : public PromiseWorker {
     }
     if (fd < 0) {
       int e = errno;
-      failure_.set(e, what + ": " + ErrText(e));
+      // RESOLVE_IN_ROOT refuses /proc magic links (/proc/PID/fd/N, /proc/self/...:
+      // "self" would be this daemon, not the writer) and escapes from the root
+      failure_.set(e, what + ": " + ErrText(e) +
+                          (e == EXDEV ? " (the path goes through a /proc magic link or leaves the writer's root; "
+                                        "name the object file itself)"
+                                      : ""));
       return;
     }
     UniqueFd pathFd(fd);
