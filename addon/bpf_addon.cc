@@ -1,5 +1,6 @@
 // The kernel layer's exports: readObject, inspect, kernelHooks, loadAndAttach,
-// openPinnedLink, linkInfo, progInfo, probe and the Link class.
+// openPinnedLink, linkInfo, progInfo, probe, the Link class, and the events
+// ring (eventsOpen, EventReader).
 #include "bpf_common.h"
 
 namespace krsi {
@@ -15,6 +16,7 @@ void InitBpf(Napi::Env env, Napi::Object exports) {
   InitInfo(env, exports);
   InitBtf(env, exports);
   InitProbe(env, exports);
+  InitEvents(env, exports);
 }
 
 }  // namespace krsi

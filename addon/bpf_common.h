@@ -159,5 +159,6 @@ void InitLoad(Napi::Env env, Napi::Object exports, BpfEnvData* data);
 void InitInfo(Napi::Env env, Napi::Object exports);
 void InitBtf(Napi::Env env, Napi::Object exports);
 void InitProbe(Napi::Env env, Napi::Object exports);
+void InitEvents(Napi::Env env, Napi::Object exports);
 
 }  // namespace krsi

@@ -1,5 +1,6 @@
 // linkInfo(id), progInfo(id): what the kernel says about a link or a program
-// it holds, by id. ENOENT when it is gone.
+// it holds, by id. ENOENT when it is gone. linkIds(): every link id the
+// kernel holds now (to count the links on one hook when an attach gets E2BIG).
 #include <string.h>
 
 #include "bpf_common.h"
@@ -107,6 +108,31 @@ class ProgInfoWorker : public PromiseWorker {
   std::string hook_;
 };
 
+class LinkIdsWorker : public PromiseWorker {
+ public:
+  explicit LinkIdsWorker(Napi::Env env) : PromiseWorker(env, "krsifs:LinkIdsWorker") {}
+
+ protected:
+  void Run() override {
+    uint32_t id = 0;
+    for (;;) {
+      if (bpf_link_get_next_id(id, &id) != 0) {
+        if (errno != ENOENT) failure_.set(errno, "list links: " + ErrText(errno));
+        return;  // ENOENT: no link after id, the walk is done
+      }
+      ids_.push_back(id);
+    }
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array out = Napi::Array::New(env, ids_.size());
+    for (size_t i = 0; i < ids_.size(); i++) out.Set(i, ids_[i]);
+    return out;
+  }
+
+ private:
+  std::vector<uint32_t> ids_;
+};
+
 bool IdArg(const Napi::CallbackInfo& info, const char* fn, uint32_t* id) {
   if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().DoubleValue() < 0 ||
       info[0].As<Napi::Number>().DoubleValue() > 4294967295.0) {
@@ -127,9 +153,11 @@ Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   if (!IdArg(info, "progInfo", &id)) return info.Env().Undefined();
   return (new ProgInfoWorker(info.Env(), id))->Queue();
 }
+Napi::Value LinkIds(const Napi::CallbackInfo& info) { return (new LinkIdsWorker(info.Env()))->Queue(); }
 }  // namespace
 
 void InitInfo(Napi::Env env, Napi::Object exports) {
+  exports.Set("linkIds", Napi::Function::New(env, LinkIds, "linkIds"));
   exports.Set("linkInfo", Napi::Function::New(env, LinkInfo, "linkInfo"));
   exports.Set("progInfo", Napi::Function::New(env, ProgInfo, "progInfo"));
 }

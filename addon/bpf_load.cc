@@ -62,13 +62,15 @@ struct Attached {
 class LoadAttachWorker : public PromiseWorker {
  public:
   LoadAttachWorker(Napi::Env env, BpfEnvData* data, std::vector<uint8_t> bytes, std::string hook,
-                   std::vector<GlobalValue> globals, std::string objectName)
+                   std::vector<GlobalValue> globals, std::string objectName,
+                   std::vector<std::pair<std::string, std::string>> reuse)
       : PromiseWorker(env, "krsifs:LoadAttachWorker"),
         data_(data),
         bytes_(std::move(bytes)),
         hook_(std::move(hook)),
         globals_(std::move(globals)),
-        objectName_(std::move(objectName)) {}
+        objectName_(std::move(objectName)),
+        reuse_(std::move(reuse)) {}
 
  protected:
   void Run() override {
@@ -151,6 +153,7 @@ class LoadAttachWorker : public PromiseWorker {
       return false;
     }
     if (!SetGlobals(obj, globals_, &failure_)) return false;
+    if (!ReuseMaps(obj)) return false;
 
     ClearLibbpfLog();
     int e = bpf_object__load(obj);
@@ -202,11 +205,34 @@ class LoadAttachWorker : public PromiseWorker {
     return false;
   }
 
+  // Maps the object declares by a name in reuse_ become the pinned map at
+  // the given path (the daemon's events ring): libbpf uses it instead of
+  // creating one. Names the object lacks are skipped.
+  bool ReuseMaps(bpf_object* obj) {
+    for (const auto& [name, path] : reuse_) {
+      bpf_map* m = bpf_object__find_map_by_name(obj, name.c_str());
+      if (m == nullptr) continue;
+      UniqueFd fd(bpf_obj_get(path.c_str()));
+      if (!fd.valid()) {
+        int err = errno;
+        failure_.set(err, "load object: map " + name + ": open the shared map " + path + ": " + ErrText(err));
+        return false;
+      }
+      int e = bpf_map__reuse_fd(m, fd.get());  // dups the fd
+      if (e != 0) {
+        failure_.set(-e, "load object: map " + name + ": reuse the shared map " + path + ": " + ErrText(-e));
+        return false;
+      }
+    }
+    return true;
+  }
+
   BpfEnvData* data_;
   std::vector<uint8_t> bytes_;
   std::string hook_;
   std::vector<GlobalValue> globals_;
   std::string objectName_;
+  std::vector<std::pair<std::string, std::string>> reuse_;
   std::vector<Attached> attached_;
 };
 
@@ -247,8 +273,26 @@ Napi::Value LoadAndAttach(const Napi::CallbackInfo& info) {
       }
     }
   }
+  std::vector<std::pair<std::string, std::string>> reuse;
+  if (info.Length() > 2 && info[2].IsObject()) {
+    Napi::Value rm = info[2].As<Napi::Object>().Get("reuseMaps");
+    if (rm.IsObject()) {
+      Napi::Object ro = rm.As<Napi::Object>();
+      Napi::Array keys = ro.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length(); i++) {
+        std::string name = keys.Get(i).ToString().Utf8Value();
+        Napi::Value path = ro.Get(name);
+        if (!path.IsString()) {
+          Napi::TypeError::New(env, "loadAndAttach: reuseMaps." + name + " must be a pinned path").ThrowAsJavaScriptException();
+          return env.Undefined();
+        }
+        reuse.emplace_back(name, path.As<Napi::String>().Utf8Value());
+      }
+    }
+  }
   auto* data = static_cast<BpfEnvData*>(info.Data());
-  return (new LoadAttachWorker(env, data, std::move(bytes), hook, std::move(globals), objectName))->Queue();
+  return (new LoadAttachWorker(env, data, std::move(bytes), hook, std::move(globals), objectName, std::move(reuse)))
+      ->Queue();
 }
 }  // namespace
 

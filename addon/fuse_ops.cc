@@ -123,13 +123,31 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   s->Dispatch("open", r, a.obj);
 }
 
+// FUSE_INTERRUPT for a read still in JS (the reader got a signal; for a
+// fatal one the kernel waits, uninterruptibly, for our answer): tell JS by
+// calling the request's onInterrupt, if it set one. JS still answers the
+// request itself (a blocking read answers EINTR); an ordinary read ignores it.
+void ReadInterrupted(fuse_req_t, void* data) {
+  auto* r = static_cast<Request*>(data);
+  if (r->answered() || r->js.IsEmpty()) return;
+  Napi::Env env = r->js.Env();
+  Napi::HandleScope scope(env);
+  Napi::Value fn = r->js.Value().Get("onInterrupt");
+  if (fn.IsFunction()) fn.As<Napi::Function>().Call(r->js.Value(), {});
+  if (env.IsExceptionPending()) env.GetAndClearPendingException();
+}
+
 void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   Session* s = SessionOf(req);
   Args a(s);
   a.Set("ino", ino).Set("fh", fi->fh).Set("size", size).Set("offset", off);
   auto r = NewRequest(req, ReplyKind::kBuf, fi);
   r->size = size;
+  r->js = Napi::Persistent(a.obj);
   s->Dispatch("read", r, a.obj);
+  // After Dispatch: JS has had its chance to set onInterrupt. Calls at once
+  // if the interrupt already came.
+  if (!r->answered()) fuse_req_interrupt_func(req, ReadInterrupted, r.get());
 }
 
 void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {

@@ -35,6 +35,7 @@ struct Request {
   fuse_file_info fi{};          // copy: libfuse's is on its stack
   size_t size = 0;              // read/readdir: the most the kernel takes
   off_t offset = 0;             // readdir: index of the first entry wanted
+  Napi::ObjectReference js;     // read: the object JS got (its onInterrupt is called on FUSE_INTERRUPT)
 
   bool answered() const { return session == nullptr; }
 };

@@ -6,7 +6,10 @@ import { createLogger } from './log.js';
 
 const usage = `usage: krsifs <command> [options]
 
-  mount [MOUNTPOINT] [--catalogue FILE]   serve the krsi filesystem (foreground; default ./mountpoint)
+  mount [MOUNTPOINT] [--catalogue FILE] [--pin-root DIR] [--ephemeral]
+                                          serve the krsi filesystem (foreground; default ./mountpoint);
+                                          programs are pinned under DIR (default /sys/fs/bpf/krsi) and
+                                          outlive the daemon, unless --ephemeral (a clean stop detaches them)
   doctor [--json]                         can this machine run krsifs? each failed check with its fix
   hooks [--json] [--catalogue FILE]       every LSM hook this kernel offers, and the behaviour mapped to it
   vm [--accel tcg|kvm] [-- COMMAND...]    run krsifs on a real BPF LSM kernel under QEMU
@@ -20,10 +23,16 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parseArgs({
         args: rest,
         allowPositionals: true,
-        options: { catalogue: { type: 'string' } },
+        options: { catalogue: { type: 'string' }, 'pin-root': { type: 'string' }, ephemeral: { type: 'boolean' } },
       });
       const { runMount } = await import('./daemon.js');
-      return runMount({ mountpoint: positionals[0] ?? './mountpoint', catalogue: values.catalogue, log });
+      return runMount({
+        mountpoint: positionals[0] ?? './mountpoint',
+        catalogue: values.catalogue,
+        pinRoot: values['pin-root'],
+        ephemeral: values.ephemeral,
+        log,
+      });
     }
     case 'doctor': {
       const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean' } } });

@@ -1,5 +1,7 @@
-// krsifs mount: resolve the catalogue against this kernel, serve the files,
-// unmount cleanly on SIGINT/SIGTERM.
+// krsifs mount: resolve the catalogue against this kernel, adopt what earlier
+// daemons pinned, serve the files, unmount cleanly on SIGINT/SIGTERM (and with
+// --ephemeral, detach everything pinned). Attached programs live in bpffs pins,
+// not in this process: a crash or a restart leaves them attached.
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { KrsiError } from './errors.js';
@@ -8,11 +10,18 @@ import { loadCatalogue, resolveCatalogue } from './core/catalogue.js';
 import { Krsi } from './core/krsi.js';
 import { KrsiFsHandlers } from './fs/handlers.js';
 import * as kernel from './kernel/index.js';
+import { BpffsKernelPort, DEFAULT_PIN_ROOT, preparePinRoot } from './kernel/port.js';
 import { detachStaleMount, mount } from './fuse/index.js';
+import { startLoopMonitor } from './loop-monitor.js';
+import { startEvents } from './events-daemon.js';
 
 export interface MountOptions {
   mountpoint: string;
   catalogue?: string;
+  /** Where links are pinned (default /sys/fs/bpf/krsi); must be on bpffs. */
+  pinRoot?: string;
+  /** Detach everything pinned when the daemon stops cleanly. */
+  ephemeral?: boolean;
   log: Logger;
 }
 
@@ -39,8 +48,22 @@ export async function runMount(opts: MountOptions): Promise<number> {
     if (b.hook) log.info('behaviour', { file: b.behaviour, hook: b.hook });
     else log.warn('behaviour has no hook here: no file', { file: b.behaviour, reason: b.reason });
   }
-  const core = new Krsi(kernel, resolved, { log });
-  const handlers = new KrsiFsHandlers(core);
+  const pins = await preparePinRoot(path.resolve(opts.pinRoot ?? DEFAULT_PIN_ROOT));
+  if (pins.mounted) log.info('mounted bpffs', { at: '/sys/fs/bpf' });
+  if (pins.error) {
+    log.error('pins: cannot pin links here: every attach will fail; mounting anyway', { error: pins.error.message });
+  } else {
+    log.info('pins', { root: pins.root, ephemeral: !!opts.ephemeral });
+  }
+  const port = new BpffsKernelPort(pins);
+  const events = startEvents(pins.error ? null : pins.root, resolved, log);
+  const core = new Krsi(events.wrap(port), resolved, { log });
+  if (!pins.error) {
+    for (const b of core.behaviours()) await port.ensurePinDir(b);
+    const adopted = await core.adopt();
+    if (adopted) log.info('adopted pinned programs', { count: adopted });
+  }
+  const handlers = new KrsiFsHandlers(core, { events: events.hub });
 
   if (detachStaleMount(mountpoint)) log.warn('detached a stale mount left by a dead daemon', { mountpoint });
   await mkdir(mountpoint, { recursive: true });
@@ -48,6 +71,7 @@ export async function runMount(opts: MountOptions): Promise<number> {
   let stopping = false;
   let done!: (code: number) => void;
   const finished = new Promise<number>((resolve) => (done = resolve));
+  void finished.then(() => events.close()); // the ring's poll handle would keep the process alive
   const m = await mount(mountpoint, handlers, {
     options: FUSE_OPTIONS,
     onUnmounted: () => {
@@ -59,14 +83,19 @@ export async function runMount(opts: MountOptions): Promise<number> {
     throw KrsiError.from(e, `mount ${mountpoint}`);
   });
   log.info('mounted', { mountpoint, files: core.behaviours().length + 2 });
+  if (process.env.KRSIFS_LOOP_MONITOR === '1') startLoopMonitor(log);
 
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info('stopping', { signal });
     m.unmount().then(
-      () => {
+      async () => {
         log.info('unmounted', { mountpoint });
+        if (opts.ephemeral && !pins.error) {
+          const n = await core.detachEverything();
+          log.info('ephemeral: detached everything pinned', { count: n, root: pins.root });
+        }
         done(0);
       },
       (e: unknown) => {

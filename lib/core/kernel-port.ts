@@ -1,6 +1,7 @@
 // What the core needs from the kernel layer. lib/kernel implements it over
-// the addon; unit tests of the core's own logic may pass a double. The real
-// attach path is proven against a real kernel in the VM suite, never here.
+// the addon and bpffs (lib/kernel/port.ts); unit tests of the core's own
+// logic may pass a double. The real attach path is proven against a real
+// kernel in the VM suite, never here.
 export interface Caller {
   pid: number;
   uid: number;
@@ -23,9 +24,13 @@ export interface ObjectFacts {
   globals: { name: string; size: number; section: string }[];
 }
 
+/** A link this process holds an fd of (fresh from loadAndAttach). */
 export interface KernelLink {
   readonly id: number;
   readonly progId: number;
+  /** Close the fd: an unpinned link is detached, a pinned one stays. */
+  close(): Promise<void>;
+  /** Unpin if pinned, then close. */
   detach(): Promise<void>;
 }
 
@@ -34,6 +39,27 @@ export interface AttachedProgram {
   progId: number;
   linkId: number;
   link: KernelLink;
+}
+
+/** One pin in a behaviour's pin directory, and what the kernel says about its link. */
+export interface PinnedLink {
+  /** The pin's file name: the program's full name ('NAME-new' for a replace in flight). */
+  name: string;
+  linkId: number;
+  progId: number;
+  /** The kernel's copy of the program name (15 characters at most). */
+  progName: string;
+  /** The hook the link really runs on (from its target BTF id); null when it is no LSM link. */
+  hook: string | null;
+  /** The object the program came from, as its writer resolved it; null when unknown. */
+  object: string | null;
+}
+
+/** A pin that was removed (or replaced), and whether the kernel has let its link go. */
+export interface Unpinned {
+  pin: PinnedLink;
+  /** False when something else (another process's fd) still holds the link after a wait. */
+  released: boolean;
 }
 
 export interface KernelPort {
@@ -46,4 +72,38 @@ export interface KernelPort {
     hook: string,
     opts: { globals?: Record<string, string | number>; objectName?: string },
   ): Promise<AttachedProgram[]>;
+
+  // The pins are the registry: one directory per behaviour under the pin
+  // root, one link pin per program, named by its full name.
+
+  /** The pin root (for messages: where an operator finds the pins). */
+  readonly pinRoot: string;
+  /** Create the behaviour's pin directory. Errors: why pins are impossible here (no bpffs, …). */
+  ensurePinDir(behaviour: string): Promise<void>;
+  /** Pin `link` as `name` in the behaviour's directory. Errors: EEXIST, the pin root's error. */
+  pin(link: KernelLink, behaviour: string, name: string): Promise<void>;
+  /**
+   * rename(2) pin `from` over `to`: a link pinned at `to` loses its pin in the
+   * same step. Resolves once the kernel has let that link go (if it had no
+   * other holder); null when `to` was free.
+   */
+  renamePin(behaviour: string, from: string, to: string): Promise<Unpinned | null>;
+  /** Remove pin `name`; resolves once the kernel has let the link go. Errors: ENOENT no such pin. */
+  unpin(behaviour: string, name: string): Promise<Unpinned>;
+  /**
+   * The behaviour's pins (temporary ones included) as the kernel has them now,
+   * sorted by link id; a pin removed while they are read is left out; [] when
+   * the directory is missing.
+   */
+  pins(behaviour: string): Promise<PinnedLink[]>;
+  /** The directories under the pin root: the behaviours that have (or had) pins. */
+  pinnedBehaviours(): Promise<string[]>;
+  /** How many links the kernel holds on `hook` (LSM links and fentry/fexit on bpf_lsm_<hook>), anyone's. */
+  linksOnHook(hook: string): Promise<number>;
+  /** Remember the object a link's program came from (for the listing). */
+  recordObject(linkId: number, object: string): Promise<void>;
+  /** Forget the object of link `linkId` (it was detached). */
+  forgetObject(linkId: number): Promise<void>;
+  /** Forget the objects of links that are not in `live`. */
+  pruneObjects(live: ReadonlySet<number>): Promise<void>;
 }

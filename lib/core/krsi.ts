@@ -6,9 +6,16 @@ import { silentLogger, type Logger } from '../log.js';
 import type { ResolvedBehaviour } from './catalogue.js';
 import { ErrorLog } from './error-log.js';
 import { parseLine, type Command } from './grammar.js';
-import type { Caller, KernelPort, ObjectFacts } from './kernel-port.js';
-import { Registry, type Attached } from './registry.js';
+import type { AttachedProgram, Caller, KernelPort, ObjectFacts } from './kernel-port.js';
+import { Registry, isTemporaryPin, temporaryPin, type Attached } from './registry.js';
 import { SerialQueue } from './serial-queue.js';
+
+/**
+ * BPF_MAX_TRAMP_LINKS on x86-64 (27 on s390x): the programs one hook takes,
+ * LSM links and fentry/fexit/fmod_ret on bpf_lsm_<hook> together. Only said
+ * when the failing attach does not let us measure it.
+ */
+export const MAX_LINKS_PER_HOOK = 38;
 
 export interface KrsiOptions {
   errorLogSize?: number;
@@ -19,7 +26,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export class Krsi {
   readonly errorLog: ErrorLog;
-  readonly registry = new Registry();
+  readonly registry: Registry;
   private readonly queue = new SerialQueue();
   private readonly log: Logger;
   private readonly hookOf = new Map<string, string>();
@@ -30,6 +37,7 @@ export class Krsi {
     opts: KrsiOptions = {},
   ) {
     this.errorLog = new ErrorLog(opts.errorLogSize);
+    this.registry = new Registry(kernel);
     this.log = opts.log ?? silentLogger;
     for (const b of catalogue) if (b.hook) this.hookOf.set(b.behaviour, b.hook);
   }
@@ -70,12 +78,86 @@ export class Krsi {
     this.log.warn('write failed', { file: behaviour, line, code: err.code, error: err.message, object });
   }
 
-  /** The file's text: one line per attached program, tab-separated fields. */
-  listing(behaviour: string): string {
-    return this.registry
-      .list(behaviour)
-      .map((a) => `${a.name}\t${a.hook}\tprog_id=${a.progId}\tlink_id=${a.linkId}\tobject=${a.object}\n`)
+  /** Something wrong found outside a write (at start-up): the log and one error_log entry. */
+  warn(behaviour: string, err: KrsiError, fields: Record<string, string | number | null> = {}): void {
+    this.errorLog.add(behaviour, '', err);
+    this.log.warn(err.message, { file: behaviour, code: err.code, ...fields });
+  }
+
+  /**
+   * The file's text: one line per attached program, tab-separated fields,
+   * read from the kernel now (the behaviour's pins, their links and
+   * programs), in attach order. HOOK is where the link really runs.
+   */
+  async listing(behaviour: string): Promise<string> {
+    return (await this.registry.list(behaviour))
+      .map((a) => `${a.name}\t${a.hook ?? '?'}\tprog_id=${a.progId}\tlink_id=${a.linkId}\tobject=${a.object ?? '?'}\n`)
       .join('');
+  }
+
+  /**
+   * Start-up: take over what earlier daemons pinned. Temporary pins of a
+   * replace that never finished are removed (their write never succeeded);
+   * a program running on another hook than its behaviour's now, or pinned
+   * for a behaviour that has no file, is reported (log and error_log) and
+   * left attached. Returns how many programs were adopted.
+   */
+  async adopt(): Promise<number> {
+    const live = new Set<number>();
+    let adopted = 0;
+    for (const dir of await this.kernel.pinnedBehaviours()) {
+      const hook = this.hookOf.get(dir);
+      for (const p of await this.kernel.pins(dir)) {
+        const where = `${this.kernel.pinRoot}/${dir}/${p.name}`;
+        if (isTemporaryPin(p.name)) {
+          try {
+            await this.kernel.unpin(dir, p.name);
+            await this.kernel.forgetObject(p.linkId);
+            this.log.warn('removed the temporary pin of a replace that never finished (its write failed)', {
+              file: dir, pin: where, prog_id: p.progId, link_id: p.linkId,
+            });
+          } catch (e) {
+            this.log.error('cannot remove a temporary pin', { pin: where, error: (e as Error).message });
+            live.add(p.linkId);
+          }
+          continue;
+        }
+        live.add(p.linkId);
+        adopted++;
+        const fields = { program: p.name, hook: p.hook, prog_id: p.progId, link_id: p.linkId, object: p.object };
+        this.log.info('adopted', { file: dir, ...fields });
+        if (!hook) {
+          const why = this.catalogue.find((b) => b.behaviour === dir)?.reason || 'it is not in the catalogue';
+          this.warn(dir, new KrsiError('ESTALE',
+            `${dir}: pinned program ${p.name} runs on hook ${p.hook ?? '?'} but ${dir} has no file here (${why}); ` +
+              `it stays attached; remove it with: rm ${where}`), fields);
+        } else if (p.hook !== hook) {
+          this.warn(dir, new KrsiError('ESTALE',
+            `${dir}: pinned program ${p.name} runs on hook ${p.hook ?? '?'} but the catalogue now maps the behaviour to ` +
+              `${hook}; it stays attached on ${p.hook ?? '?'}; detach it with '!${p.name}'`), fields);
+        }
+      }
+    }
+    await this.kernel.pruneObjects(live);
+    return adopted;
+  }
+
+  /** --ephemeral's clean stop: remove every pin under the pin root. Returns how many programs were detached. */
+  async detachEverything(): Promise<number> {
+    let n = 0;
+    for (const dir of await this.kernel.pinnedBehaviours()) {
+      for (const p of await this.kernel.pins(dir)) {
+        try {
+          const { released } = await this.kernel.unpin(dir, p.name);
+          await this.kernel.forgetObject(p.linkId);
+          n++;
+          this.log.info('detached', { file: dir, program: p.name, prog_id: p.progId, link_id: p.linkId, released, why: 'ephemeral' });
+        } catch (e) {
+          this.log.error('detach failed', { file: dir, program: p.name, error: (e as Error).message });
+        }
+      }
+    }
+    return n;
   }
 
   /** The `hooks` file: every behaviour, its hook here or why it has none. */
@@ -97,9 +179,15 @@ export class Krsi {
         return;
       case 'detach':
         return this.detach(behaviour, cmd.name);
-      case 'detachAll':
-        for (const a of this.registry.list(behaviour)) await this.detach(behaviour, a.name);
+      case 'detachAll': {
+        const listed = await this.registry.list(behaviour);
+        for (const a of listed) {
+          await this.detach(behaviour, a.name, listed).catch((e: KrsiError) => {
+            if (e.code !== 'ENOENT') throw e; // removed meanwhile: as good as detached
+          });
+        }
         return;
+      }
       case 'attach':
         return this.attach(behaviour, hook, cmd.path, cmd.globals, caller);
     }
@@ -113,33 +201,110 @@ export class Krsi {
     caller: Caller,
   ): Promise<void> {
     const { data, path: resolved } = await this.kernel.readObject(caller.pid, objectPath);
-    let programs;
+    let programs: AttachedProgram[];
+    let facts: ObjectFacts | undefined;
     try {
-      const facts = await this.kernel.inspect(data, path.basename(resolved));
+      facts = await this.kernel.inspect(data, path.basename(resolved));
       this.check(behaviour, hook, resolved, facts, globals);
+      await this.kernel.ensurePinDir(behaviour);
       programs = await this.kernel.loadAndAttach(data, hook, { globals, objectName: path.basename(resolved) });
     } catch (e) {
       // say which file the writer's path resolved to: it is what was refused
-      const err = KrsiError.from(e);
+      let err = KrsiError.from(e);
       err.details.object ??= resolved;
+      if (err.code === 'E2BIG' && facts) err = await this.capacity(err, hook, facts);
       throw err;
     }
-    // New programs are in; only now let the ones they replace go, so the
-    // hook is never left unguarded.
-    for (const p of programs) {
-      const old = this.registry.put({
-        name: p.name,
-        behaviour,
-        hook,
-        progId: p.progId,
-        linkId: p.linkId,
-        object: resolved,
-        link: p.link,
-        attachedAt: new Date(),
+    await this.pinAll(behaviour, hook, resolved, programs);
+  }
+
+  /**
+   * Pin the new links under temporary names, then rename(2) each over its
+   * final name: a program of the same name loses its pin in that step, so
+   * the hook is never unguarded. All or nothing until the renames start: a
+   * failed pin detaches everything new. Then the daemon lets go of its fds:
+   * the pins hold the programs.
+   */
+  private async pinAll(behaviour: string, hook: string, object: string, programs: AttachedProgram[]): Promise<void> {
+    const pinned: AttachedProgram[] = [];
+    try {
+      for (const p of programs) {
+        await this.kernel.recordObject(p.linkId, object);
+        await this.kernel.pin(p.link, behaviour, temporaryPin(p.name));
+        pinned.push(p);
+      }
+    } catch (e) {
+      await this.undo(behaviour, programs, pinned);
+      const err = KrsiError.from(e);
+      throw new KrsiError(err.errno, `pin ${behaviour}: ${err.message}; nothing from the object stays attached`, {
+        details: { ...err.details, object, behaviour, hook },
       });
-      this.log.info('attached', { file: behaviour, hook, program: p.name, prog_id: p.progId, link_id: p.linkId, object: resolved });
-      if (old) await this.release(old, 'replaced');
     }
+    for (let i = 0; i < programs.length; i++) {
+      const p = programs[i]!;
+      let old;
+      try {
+        old = await this.kernel.renamePin(behaviour, temporaryPin(p.name), p.name);
+      } catch (e) {
+        // only a broken bpffs fails a rename in one directory: the programs
+        // renamed before stay (listed), the others go
+        const rest = programs.slice(i);
+        await this.undo(behaviour, rest, rest);
+        const err = KrsiError.from(e);
+        throw new KrsiError(err.errno, `pin ${behaviour}: ${err.message}`, { details: { ...err.details, object, behaviour, hook } });
+      }
+      this.registry.touch(behaviour);
+      this.log.info('attached', { file: behaviour, hook, program: p.name, prog_id: p.progId, link_id: p.linkId, object });
+      if (old) {
+        await this.kernel.forgetObject(old.pin.linkId);
+        this.log.info('replaced', { file: behaviour, program: old.pin.name, prog_id: old.pin.progId, link_id: old.pin.linkId });
+        if (!old.released) this.stillHeld(behaviour, old.pin.name, old.pin.linkId);
+      }
+    }
+    for (const p of programs) await p.link.close().catch(() => {});
+  }
+
+  /** Detach new links that never made it to their final pin. */
+  private async undo(behaviour: string, programs: AttachedProgram[], pinned: AttachedProgram[]): Promise<void> {
+    for (const p of programs) {
+      try {
+        if (pinned.includes(p)) {
+          await p.link.close();
+          await this.kernel.unpin(behaviour, temporaryPin(p.name));
+        } else {
+          await p.link.detach();
+        }
+      } catch (e) {
+        this.log.error('detach of a new program failed', { file: behaviour, program: p.name, link_id: p.linkId, error: (e as Error).message });
+      }
+      await this.kernel.forgetObject(p.linkId).catch(() => {});
+    }
+  }
+
+  /**
+   * E2BIG from an attach: the hook is full. Count what is on it, and measure
+   * the kernel's limit: the attach failed at the program with index i of the
+   * object (the ones before it were attached, then detached again), so the
+   * hook took `on hook now + i` links.
+   */
+  private async capacity(err: KrsiError, hook: string, facts: ObjectFacts): Promise<KrsiError> {
+    const onHook = await this.kernel.linksOnHook(hook).catch(() => null);
+    let ours = 0;
+    for (const dir of await this.kernel.pinnedBehaviours().catch(() => [] as string[])) {
+      const pins = await this.kernel.pins(dir).catch(() => []);
+      ours += pins.filter((p) => p.hook === hook).length;
+    }
+    const failed = typeof err.details.program === 'string' ? facts.programs.findIndex((p) => p.name === err.details.program) : -1;
+    const limit = onHook !== null && failed >= 0 ? onHook + failed : MAX_LINKS_PER_HOOK;
+    const n = facts.programs.length;
+    const msg =
+      `${err.message}: hook ${hook} already has ${onHook ?? '?'} programs attached (krsifs: ${ours} of them)` +
+      (n > 1 ? ` and this object has ${n}` : '') +
+      `; the kernel allows ${limit} per hook, shared with fentry/fexit on bpf_lsm_${hook}`;
+    return new KrsiError(err.errno, msg, {
+      verifierLog: err.verifierLog,
+      details: { ...err.details, attachedOnHook: onHook, attachedByKrsifs: ours, limit },
+    });
   }
 
   /** Refuse, before the kernel sees it, an object this file cannot take. */
@@ -177,29 +342,33 @@ export class Krsi {
     }
   }
 
-  private async detach(behaviour: string, name: string): Promise<void> {
-    const a = this.registry.get(behaviour, name);
-    if (!a) {
-      const names = this.registry.list(behaviour).map((x) => x.name);
-      throw new KrsiError(
+  private async detach(behaviour: string, name: string, listing?: Attached[]): Promise<void> {
+    const listed = listing ?? (await this.registry.list(behaviour));
+    const notAttached = () =>
+      new KrsiError(
         'ENOENT',
-        `detach ${name}: no program of that name on ${behaviour} (attached: ${names.join(', ') || 'none'})`,
+        `detach ${name}: no program of that name on ${behaviour} (attached: ${listed.map((x) => x.name).join(', ') || 'none'})`,
       );
+    // only a listed name: it is a pin's file name, never a path
+    if (!listed.some((a) => a.name === name)) throw notAttached();
+    let gone;
+    try {
+      gone = await this.kernel.unpin(behaviour, name);
+    } catch (e) {
+      if ((e as KrsiError).code === 'ENOENT') throw notAttached(); // removed meanwhile
+      throw e;
     }
-    await a.link.detach();
-    this.registry.remove(behaviour, name);
-    this.log.info('detached', { file: behaviour, program: name, prog_id: a.progId, link_id: a.linkId });
+    await this.kernel.forgetObject(gone.pin.linkId);
+    this.registry.touch(behaviour);
+    this.log.info('detached', { file: behaviour, program: name, prog_id: gone.pin.progId, link_id: gone.pin.linkId });
+    if (!gone.released) this.stillHeld(behaviour, name, gone.pin.linkId);
   }
 
-  private async release(old: Attached, why: string): Promise<void> {
-    try {
-      await old.link.detach();
-      this.log.info(why, { file: old.behaviour, program: old.name, prog_id: old.progId, link_id: old.linkId });
-    } catch (e) {
-      // The new program is attached and listed; the old link failing to go is
-      // worth a warning, not a failed write.
-      this.log.warn('detach of replaced program failed', { program: old.name, error: (e as Error).message });
-    }
+  private stillHeld(behaviour: string, name: string, linkId: number): void {
+    // unpinned, but another process holds an fd of the link: it stays attached until that fd closes
+    this.log.warn('unpinned, but another process still holds the link: it stays attached until that process closes it', {
+      file: behaviour, program: name, link_id: linkId,
+    });
   }
 }
 

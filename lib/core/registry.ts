@@ -1,53 +1,57 @@
-// The programs attached through each behaviour file, by full program name.
-import type { KernelLink } from './kernel-port.js';
+// The programs attached through each behaviour file. The kernel holds the
+// registry: a link pin per program in the behaviour's pin directory (see
+// KernelPort). Nothing is cached here, so a listing cannot drift from what is
+// attached: a pin removed behind krsifs's back is gone from the next one.
+import type { KernelPort, PinnedLink } from './kernel-port.js';
 
 export interface Attached {
-  /** Full program name from the object (the kernel keeps only 15 characters). */
+  /** Full program name from the object (the pin's name; the kernel keeps only 15 characters). */
   name: string;
   behaviour: string;
-  hook: string;
+  /** The hook the link really runs on (from the kernel), which may not be the behaviour's. */
+  hook: string | null;
   progId: number;
   linkId: number;
-  /** The object's path as the writer resolved it. */
-  object: string;
-  link: KernelLink;
-  attachedAt: Date;
+  /** The object's path as the writer resolved it; null when unknown. */
+  object: string | null;
+}
+
+/** A pin name of a replace in flight ('NAME-new'; bpffs refuses dots): never listed. */
+export function isTemporaryPin(name: string): boolean {
+  return name.endsWith('-new');
+}
+
+export function temporaryPin(name: string): string {
+  return `${name}-new`;
 }
 
 export class Registry {
-  private byBehaviour = new Map<string, Map<string, Attached>>();
   private changed = new Map<string, Date>();
 
-  constructor(private readonly startedAt = new Date()) {}
+  constructor(
+    private readonly kernel: KernelPort,
+    private readonly startedAt = new Date(),
+  ) {}
 
-  list(behaviour: string): Attached[] {
-    return [...(this.byBehaviour.get(behaviour)?.values() ?? [])];
+  /** What is attached through `behaviour`, read from the kernel now, in attach order (link id). */
+  async list(behaviour: string): Promise<Attached[]> {
+    return (await this.kernel.pins(behaviour)).filter((p) => !isTemporaryPin(p.name)).map((p) => attached(behaviour, p));
   }
 
-  get(behaviour: string, name: string): Attached | undefined {
-    return this.byBehaviour.get(behaviour)?.get(name);
+  async get(behaviour: string, name: string): Promise<Attached | undefined> {
+    return (await this.list(behaviour)).find((a) => a.name === name);
   }
 
-  /** Record `a`, returning what it replaces (same behaviour, same full name). */
-  put(a: Attached): Attached | undefined {
-    let m = this.byBehaviour.get(a.behaviour);
-    if (!m) this.byBehaviour.set(a.behaviour, (m = new Map()));
-    const old = m.get(a.name);
-    m.set(a.name, a);
-    this.touch(a.behaviour);
-    return old;
-  }
-
-  remove(behaviour: string, name: string): void {
-    if (this.byBehaviour.get(behaviour)?.delete(name)) this.touch(behaviour);
-  }
-
-  /** When the file's listing last changed: its mtime. */
+  /** When the file's listing last changed through krsifs: its mtime. */
   changedAt(behaviour: string): Date {
     return this.changed.get(behaviour) ?? this.startedAt;
   }
 
-  private touch(behaviour: string): void {
+  touch(behaviour: string): void {
     this.changed.set(behaviour, new Date());
   }
+}
+
+export function attached(behaviour: string, p: PinnedLink): Attached {
+  return { name: p.name, behaviour, hook: p.hook, progId: p.progId, linkId: p.linkId, object: p.object };
 }

@@ -1,7 +1,7 @@
 // The mount as a table, one entry per file (like apparmorfs's AA_SFS_FILE_*):
 // its name, its mode, and which kind of file it is. Everything dynamic is
 // size 0 and opened with direct I/O, so `cat` reads what the handler returns.
-export type FileKind = 'behaviour' | 'hooks' | 'error_log';
+export type FileKind = 'behaviour' | 'hooks' | 'error_log' | 'events';
 
 export interface FileEntry {
   name: string;
@@ -18,5 +18,7 @@ export function fileTable(behaviours: readonly string[]): Map<string, FileEntry>
   table.set('hooks', { name: 'hooks', kind: 'hooks', mode: 0o444 });
   // Only root reads it (it names paths and programs); writing nothing clears it.
   table.set('error_log', { name: 'error_log', kind: 'error_log', mode: 0o600 });
+  // Audit records, a blocking stream like trace_pipe: only root reads it.
+  table.set('events', { name: 'events', kind: 'events', mode: 0o400 });
   return table;
 }

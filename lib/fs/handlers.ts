@@ -8,7 +8,9 @@ import type { Caller } from '../core/kernel-port.js';
 import type { Krsi } from '../core/krsi.js';
 import { LineBuffer } from '../core/line-buffer.js';
 import { MAX_LINE } from '../core/grammar.js';
+import type { EventHub, EventStream } from '../core/events.js';
 import { fileTable, type FileEntry } from './files.js';
+import { abortWhenKilled } from './signals.js';
 import type { FsHandlers, Stat } from '../fuse/index.js';
 
 interface Handle {
@@ -17,11 +19,15 @@ interface Handle {
   lines: LineBuffer | null;
   /** The text served to reads of this open file, taken at offset 0. */
   snapshot: Buffer | null;
+  /** events: this reader's queue. */
+  stream?: EventStream;
 }
 
 export interface HandlerOptions {
   /** Decides whether a writer may write; defaults to CAP_MAC_ADMIN in /proc/PID/status. */
   mayWrite?: (caller: Caller) => Promise<boolean>;
+  /** Where `events` reads come from; without it `events` reads as empty. */
+  events?: EventHub;
 }
 
 export class KrsiFsHandlers implements FsHandlers {
@@ -30,9 +36,11 @@ export class KrsiFsHandlers implements FsHandlers {
   private nextFh = 1;
   private readonly mountedAt = Date.now();
   private readonly mayWrite: (caller: Caller) => Promise<boolean>;
+  private readonly events: EventHub | undefined;
 
   constructor(private readonly core: Krsi, opts: HandlerOptions = {}) {
     this.files = fileTable(core.behaviours());
+    this.events = opts.events;
     this.mayWrite = opts.mayWrite ?? ((c) => hasCapability(c.pid, CAP_MAC_ADMIN));
   }
 
@@ -56,7 +64,7 @@ export class KrsiFsHandlers implements FsHandlers {
     const acc = flags & 3; // O_ACCMODE
     const writable = acc === constants.O_WRONLY || acc === constants.O_RDWR;
     if (writable) {
-      if (f.kind === 'hooks') throw new KrsiError('EACCES', `${f.name}: read-only file`);
+      if (f.kind === 'hooks' || f.kind === 'events') throw new KrsiError('EACCES', `${f.name}: read-only file`);
       await this.authorize(f, caller);
     }
     const fh = this.nextFh++;
@@ -65,13 +73,21 @@ export class KrsiFsHandlers implements FsHandlers {
       writable,
       lines: writable && f.kind === 'behaviour' ? new LineBuffer() : null,
       snapshot: null,
+      stream: f.kind === 'events' ? this.events?.open() : undefined,
     });
     return fh;
   }
 
-  read(p: string, fh: number, size: number, offset: number): Buffer {
+  /** A snapshot taken at offset 0 (a behaviour's listing is read from the kernel then), served by offset. */
+  async read(p: string, fh: number, size: number, offset: number, caller?: Caller, signal?: AbortSignal): Promise<Buffer> {
     const h = this.handle(fh);
-    if (offset === 0 || h.snapshot === null) h.snapshot = Buffer.from(this.text(h.file));
+    // events: a stream; the read waits for records, and ends with EINTR only
+    // when the reader is being killed (lib/fs/signals.ts)
+    if (h.file.kind === 'events') {
+      if (!h.stream) return Buffer.alloc(0);
+      return h.stream.read(size, caller ? abortWhenKilled(caller.pid, signal) : signal);
+    }
+    if (offset === 0 || h.snapshot === null) h.snapshot = Buffer.from(await this.text(h.file));
     return h.snapshot.subarray(offset, offset + size);
   }
 
@@ -110,13 +126,14 @@ export class KrsiFsHandlers implements FsHandlers {
   }
 
   release(_p: string, fh: number): void {
+    this.handles.get(fh)?.stream?.close();
     this.handles.delete(fh);
   }
 
   /** O_TRUNC (`>`) detaches nothing; on error_log it clears the log. */
   async truncate(p: string, size: number, caller: Caller): Promise<void> {
     const f = this.file(p);
-    if (f.kind === 'hooks') throw new KrsiError('EACCES', `${f.name}: read-only file`);
+    if (f.kind === 'hooks' || f.kind === 'events') throw new KrsiError('EACCES', `${f.name}: read-only file`);
     await this.authorize(f, caller);
     if (f.kind === 'error_log' && size === 0) this.core.errorLog.clear();
   }
@@ -134,7 +151,7 @@ export class KrsiFsHandlers implements FsHandlers {
     throw err;
   }
 
-  private text(f: FileEntry): string {
+  private async text(f: FileEntry): Promise<string> {
     switch (f.kind) {
       case 'behaviour':
         return this.core.listing(f.name);
@@ -142,6 +159,8 @@ export class KrsiFsHandlers implements FsHandlers {
         return this.core.hooksText();
       case 'error_log':
         return this.core.errorLog.text();
+      case 'events':
+        return ''; // read() serves the stream
     }
   }
 

@@ -33,8 +33,13 @@ export interface FsHandlers {
   readdir(path: string): Promise<string[]> | string[];
   /** Returns the fh the other calls get. The file is opened with direct_io. */
   open(path: string, flags: number, caller: Caller): Promise<number> | number;
-  /** Up to size bytes at offset; fewer (or none) means end of file. */
-  read(path: string, fh: number, size: number, offset: number, caller: Caller): Promise<Buffer> | Buffer;
+  /**
+   * Up to size bytes at offset; fewer (or none) means end of file. A read may
+   * wait (a stream); `signal` aborts when the reader is interrupted by a
+   * signal (FUSE_INTERRUPT), and the read should then fail with EINTR soon:
+   * a reader being killed waits for that answer.
+   */
+  read(path: string, fh: number, size: number, offset: number, caller: Caller, signal?: AbortSignal): Promise<Buffer> | Buffer;
   /** Returns the count accepted; the write(2) returns when this settles. */
   write(path: string, fh: number, data: Buffer, offset: number, caller: Caller): Promise<number> | number;
   /**
@@ -241,7 +246,11 @@ class FsAdapter {
       return undefined;
     },
     open: async (q) => this.h.open(this.path(q.ino), q.flags, q.caller),
-    read: async (q) => this.h.read(this.path(q.ino), q.fh, q.size, q.offset, q.caller),
+    read: async (q) => {
+      const interrupted = new AbortController();
+      q.onInterrupt = () => interrupted.abort();
+      return this.h.read(this.path(q.ino), q.fh, q.size, q.offset, q.caller, interrupted.signal);
+    },
     write: async (q) => this.h.write(this.path(q.ino), q.fh, q.data, q.offset, q.caller),
     flush: async (q) => {
       await this.h.flush(this.path(q.ino), q.fh, q.caller);

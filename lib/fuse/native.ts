@@ -46,7 +46,8 @@ export interface NativeRequests {
   /** The reply is the fh; the file is always opened with direct_io. */
   open: [Base & { ino: number; flags: number }, number];
   /** The reply is cut to size. */
-  read: [Base & { ino: number; fh: number; size: number; offset: number }, Buffer | Uint8Array | string];
+  /** onInterrupt: set it to hear of FUSE_INTERRUPT (the reader got a signal) while the read is pending. */
+  read: [Base & { ino: number; fh: number; size: number; offset: number; onInterrupt?: () => void }, Buffer | Uint8Array | string];
   /** data is a copy; the reply is the count accepted (0..data.length). */
   write: [Base & { ino: number; fh: number; data: Buffer; offset: number }, number];
   /** Its answer is what close(2) returns. */

@@ -82,6 +82,11 @@ export function linkInfo(id: number): Promise<LinkInfo> {
   return native.linkInfo(id);
 }
 
+/** Every link id the kernel holds now, ascending. Errors: EPERM without CAP_SYS_ADMIN. */
+export function linkIds(): Promise<number[]> {
+  return native.linkIds();
+}
+
 /** The kernel's view of program `id`. Errors: ENOENT gone. */
 export function progInfo(id: number): Promise<ProgInfo> {
   return native.progInfo(id);

@@ -64,6 +64,10 @@ export interface LoadOptions {
   globals?: Record<string, string | number>;
   /** The object name libbpf uses (prefix of internal map names); default: derived by libbpf. */
   objectName?: string;
+  /** Maps to share: a map the object declares under one of these names is the
+   * map pinned at the given bpffs path instead of a new one (names the object
+   * lacks are ignored). The events ring: { krsi_events: '/sys/fs/bpf/krsi/events' }. */
+  reuseMaps?: Record<string, string>;
 }
 
 /**

@@ -178,7 +178,10 @@ export async function manifest(kernel: Kernel, root: string, cache: string): Pro
   for (const a of applets.stdout.split('\n').map((s) => s.trim())) {
     if (a && a !== 'linuxrc' && !m.entries.has(a)) m.symlink(a, '/' + busybox.slice(1));
   }
-  for (const lib of await sharedLibraries([...bins, ...(existsSync(addon) ? [addon] : [])])) await m.file(lib.slice(1), lib);
+  // npm run bench's C loader (scripts/bench.sh builds it; static when libbpf.a links, else its libraries come along)
+  const benchLoader = path.join(root, 'build', 'bench', 'loader');
+  const extra = [addon, benchLoader].filter((f) => existsSync(f));
+  for (const lib of await sharedLibraries([...bins, ...extra])) await m.file(lib.slice(1), lib);
 
   for (const [rel, src] of Object.entries(kernel.modules)) await m.file(`lib/modules/${kernel.version}/${rel}`, src);
 
@@ -190,6 +193,7 @@ export async function manifest(kernel: Kernel, root: string, cache: string): Pro
   }
   if (existsSync(addon)) await m.file('krsifs/build/Release/krsifs.node', addon);
   else missing.push('build/Release/krsifs.node (node-gyp)');
+  if (existsSync(benchLoader)) await m.file('krsifs/build/bench/loader', benchLoader);
   // Data files next to the sources (a catalogue JSON, say) that dist/ may read by a relative path.
   if (existsSync(path.join(root, 'lib'))) {
     await m.tree('krsifs/lib', path.join(root, 'lib'), (rel, isDir) => !isDir && (rel.endsWith('.ts') || rel === 'vm/init.sh'));

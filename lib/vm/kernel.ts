@@ -27,7 +27,18 @@ export interface Kernel {
 }
 
 /** The modules the guest needs, relative to lib/modules/<version>/. */
-const MODULES = ['kernel/fs/fuse/fuse.ko', 'kernel/drivers/firmware/qemu_fw_cfg.ko'];
+const MODULES = [
+  'kernel/fs/fuse/fuse.ko',
+  'kernel/drivers/firmware/qemu_fw_cfg.ko',
+  // for the policy tests (test/vm/policies.test.ts): modules to allow and refuse, loop devices to mount
+  'kernel/drivers/net/dummy.ko',
+  'kernel/drivers/block/loop.ko',
+];
+
+/** A complete cache dir that has every module of MODULES (a cache from before a module was added does not). */
+function complete(dir: string): boolean {
+  return existsSync(path.join(dir, '.complete')) && MODULES.every((m) => existsSync(path.join(dir, path.basename(m))));
+}
 
 async function tool(cmd: string, args: string[], cwd?: string) {
   try {
@@ -113,9 +124,9 @@ function describe(pkg: string, dir: string, downloaded: boolean): Kernel {
 export async function fetchKernel(cache: string): Promise<Kernel> {
   const pkg = await resolveKernelPackage(cache);
   const dir = path.join(cache, 'kernel', pkg);
-  if (existsSync(path.join(dir, '.complete'))) return describe(pkg, dir, false);
+  if (complete(dir)) return describe(pkg, dir, false);
   return withLock(path.join(cache, 'kernel.lock'), async () => {
-    if (existsSync(path.join(dir, '.complete'))) return describe(pkg, dir, false);
+    if (complete(dir)) return describe(pkg, dir, false);
     await mkdir(path.join(cache, 'kernel'), { recursive: true });
     const work = await mkdtemp(path.join(cache, 'kernel', '.fetch-'));
     try {

@@ -8,7 +8,9 @@ t.test('the default catalogue is DESIGN.md\'s', async (t) => {
   const cat = await loadCatalogue();
   t.same(cat.get('process_execution'), ['bprm_check_security']);
   t.same(cat.get('module_load'), ['kernel_read_file', 'kernel_module_from_file']);
-  t.equal(cat.size, 13);
+  t.same(cat.get('process_execution_committed'), ['bprm_committed_creds']);
+  t.same(cat.get('module_load_data'), ['kernel_load_data']);
+  t.equal(cat.size, 15);
 });
 
 t.test('resolution takes the first candidate the kernel offers', async (t) => {

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { Krsi } from '../../lib/core/krsi.js';
 import { KrsiError } from '../../lib/errors.js';
-import type { AttachedProgram, KernelPort, ObjectFacts } from '../../lib/core/kernel-port.js';
+import type { AttachedProgram, KernelPort, ObjectFacts, PinnedLink } from '../../lib/core/kernel-port.js';
 import type { ResolvedBehaviour } from '../../lib/core/catalogue.js';
 
 const caller = { pid: process.pid, uid: 0, gid: 0 };
@@ -14,12 +14,32 @@ const catalogue: ResolvedBehaviour[] = [
   { behaviour: 'gone', candidates: ['nope'], hook: null, reason: 'none' },
 ];
 
-/** Objects are named by path; their "bytes" are the path. */
+interface FakeLink {
+  id: number;
+  progId: number;
+  name: string;
+  hook: string;
+  /** fds plus pins: at 0 the kernel detaches the program */
+  refs: number;
+}
+
+/**
+ * Objects are named by path; their "bytes" are the path. A small model of
+ * the kernel's side: links with a reference count (our fd, pins), detached
+ * when it drops to 0, and pin directories by behaviour.
+ */
 class FakeKernel implements KernelPort {
+  readonly pinRoot = '/fake/bpf/krsi';
   events: string[] = [];
   objects = new Map<string, ObjectFacts>();
   delay = new Map<string, number>();
   failLoad = new Map<string, KrsiError>();
+  failPin = new Set<string>();
+  /** The kernel's limit of links per hook. */
+  limit = 38;
+  links = new Map<number, FakeLink>();
+  dirs = new Map<string, Map<string, number>>();
+  objectOf = new Map<number, string>();
   private nextId = 100;
 
   lsm(path: string, names: string[], hook: string | null = null, globals: string[] = []) {
@@ -28,6 +48,14 @@ class FakeKernel implements KernelPort {
       programs: names.map((name) => ({ name, section: hook ? `lsm/${hook}` : 'lsm', type: 'lsm', isLsm: true, hook, sleepable: false })),
       globals: globals.map((name) => ({ name, size: 256, section: '.rodata' })),
     });
+  }
+
+  private put(id: number) {
+    const l = this.links.get(id)!;
+    if (--l.refs === 0) {
+      this.links.delete(id);
+      this.events.push(`detach ${l.progId}`);
+    }
   }
 
   async readObject(_pid: number, path: string) {
@@ -48,22 +76,95 @@ class FakeKernel implements KernelPort {
       this.events.push(`fail ${path}`);
       throw fail;
     }
-    return this.objects.get(path)!.programs.map((p) => {
-      const id = this.nextId++;
-      this.events.push(`attach ${p.name} ${id} ${hook}`);
-      return {
-        name: p.name,
-        progId: id,
-        linkId: id + 1000,
-        link: { id: id + 1000, progId: id, detach: async () => void this.events.push(`detach ${id}`) },
+    const out: AttachedProgram[] = [];
+    for (const p of this.objects.get(path)!.programs) {
+      if ((await this.linksOnHook(hook)) >= this.limit) {
+        for (const a of out) await a.link.detach();
+        throw new KrsiError('E2BIG', `attach program ${p.name} to ${hook}: argument list too long`, { details: { program: p.name, hook } });
+      }
+      const progId = this.nextId++;
+      const id = progId + 1000;
+      this.links.set(id, { id, progId, name: p.name, hook, refs: 1 });
+      this.events.push(`attach ${p.name} ${progId} ${hook}`);
+      let open = true;
+      const close = async () => {
+        if (open) this.put(id);
+        open = false;
       };
-    });
+      out.push({ name: p.name, progId, linkId: id, link: { id, progId, close, detach: close } });
+    }
+    return out;
+  }
+
+  async ensurePinDir(behaviour: string) {
+    if (!this.dirs.has(behaviour)) this.dirs.set(behaviour, new Map());
+  }
+
+  async pin(link: { id: number }, behaviour: string, name: string) {
+    if (this.failPin.has(name)) throw new KrsiError('ENOSPC', `pin ${name}: no space left on device`);
+    const dir = this.dirs.get(behaviour)!;
+    if (dir.has(name)) throw new KrsiError('EEXIST', `pin ${name}: file exists`);
+    dir.set(name, link.id);
+    this.links.get(link.id)!.refs++;
+  }
+
+  async renamePin(behaviour: string, from: string, to: string) {
+    const dir = this.dirs.get(behaviour)!;
+    const old = dir.has(to) ? this.read(behaviour, to) : null;
+    dir.set(to, dir.get(from)!);
+    dir.delete(from);
+    if (old) this.put(old.linkId);
+    return old && { pin: old, released: true };
+  }
+
+  async unpin(behaviour: string, name: string) {
+    const dir = this.dirs.get(behaviour);
+    if (!dir?.has(name)) throw new KrsiError('ENOENT', `unpin ${name}: no such file`);
+    const pin = this.read(behaviour, name);
+    dir.delete(name);
+    this.put(pin.linkId);
+    return { pin, released: !this.links.has(pin.linkId) };
+  }
+
+  /** rm of a pin behind krsifs's back */
+  rm(behaviour: string, name: string) {
+    const id = this.dirs.get(behaviour)!.get(name)!;
+    this.dirs.get(behaviour)!.delete(name);
+    this.put(id);
+  }
+
+  private read(behaviour: string, name: string): PinnedLink {
+    const l = this.links.get(this.dirs.get(behaviour)!.get(name)!)!;
+    return { name, linkId: l.id, progId: l.progId, progName: l.name.slice(0, 15), hook: l.hook, object: this.objectOf.get(l.id) ?? null };
+  }
+
+  async pins(behaviour: string) {
+    return [...(this.dirs.get(behaviour)?.keys() ?? [])].map((n) => this.read(behaviour, n)).sort((a, b) => a.linkId - b.linkId);
+  }
+
+  async pinnedBehaviours() {
+    return [...this.dirs.keys()];
+  }
+
+  async linksOnHook(hook: string) {
+    return [...this.links.values()].filter((l) => l.hook === hook).length;
+  }
+
+  async recordObject(linkId: number, object: string) {
+    this.objectOf.set(linkId, object);
+  }
+
+  async forgetObject(linkId: number) {
+    this.objectOf.delete(linkId);
+  }
+
+  async pruneObjects(live: ReadonlySet<number>) {
+    for (const id of this.objectOf.keys()) if (!live.has(id)) this.objectOf.delete(id);
   }
 }
 
-function setup() {
-  const k = new FakeKernel();
-  const core = new Krsi(k, catalogue, { errorLogSize: 5 });
+function setup(k = new FakeKernel(), cat = catalogue) {
+  const core = new Krsi(k, cat, { errorLogSize: 5 });
   return { k, core };
 }
 
@@ -78,8 +179,8 @@ t.test('attach lists NAME, HOOK, ids and the object, tab-separated', async (t) =
   const { k, core } = setup();
   k.lsm('a.o', ['deny_exec'], null, ['target']);
   await core.execute('process_execution', 'a.o target=/tmp/v', caller);
-  t.equal(core.listing('process_execution'), 'deny_exec\tbprm_check_security\tprog_id=100\tlink_id=1100\tobject=/abs/a.o\n');
-  t.equal(core.listing('file_open'), '');
+  t.equal(await core.listing('process_execution'), 'deny_exec\tbprm_check_security\tprog_id=100\tlink_id=1100\tobject=/abs/a.o\n');
+  t.equal(await core.listing('file_open'), '');
 });
 
 t.test('same-name replace attaches the new program before detaching the old', async (t) => {
@@ -89,7 +190,7 @@ t.test('same-name replace attaches the new program before detaching the old', as
   await core.execute('process_execution', 'a.o', caller);
   await core.execute('process_execution', 'b.o', caller);
   t.same(k.events, ['attach deny_exec 100 bprm_check_security', 'attach deny_exec 101 bprm_check_security', 'detach 100']);
-  t.match(core.listing('process_execution'), /^deny_exec\t.*prog_id=101\t.*object=\/abs\/b.o\n$/);
+  t.match(await core.listing('process_execution'), /^deny_exec\t.*prog_id=101\t.*object=\/abs\/b.o\n$/);
 });
 
 t.test('a failed load changes nothing and leaves one error_log entry', async (t) => {
@@ -97,10 +198,10 @@ t.test('a failed load changes nothing and leaves one error_log entry', async (t)
   k.lsm('a.o', ['deny_exec']);
   k.lsm('bad.o', ['deny_exec', 'other']);
   await core.execute('process_execution', 'a.o', caller);
-  const before = core.listing('process_execution');
+  const before = await core.listing('process_execution');
   k.failLoad.set('bad.o', new KrsiError('EACCES', 'load program other: invalid mem access', { verifierLog: ['0: r0 = *(u64 *)(r1 +0)', 'invalid mem access'] }));
   await t.rejects(core.execute('process_execution', 'bad.o', caller), { code: 'EACCES' });
-  t.equal(core.listing('process_execution'), before, 'what was attached stays attached');
+  t.equal(await core.listing('process_execution'), before, 'what was attached stays attached');
   const log = core.errorLog.text();
   t.match(log, /process_execution: "bad.o": EACCES \(Permission denied\): load program other: invalid mem access/);
   t.match(log, /    verifier: invalid mem access\n$/);
@@ -120,7 +221,7 @@ t.test('objects the file cannot take are EINVAL before the kernel sees them', as
   t.same(k.events, [], 'the kernel was never asked');
   t.equal(core.errorLog.list().length, 5, 'one entry per failed write');
   await core.execute('file_open', 'open.o', caller);
-  t.match(core.listing('file_open'), /^deny_open\tfile_open\t/);
+  t.match(await core.listing('file_open'), /^deny_open\tfile_open\t/);
 });
 
 t.test('!NAME detaches one, !* all, an unknown name is ENOENT', async (t) => {
@@ -130,10 +231,10 @@ t.test('!NAME detaches one, !* all, an unknown name is ENOENT', async (t) => {
   await core.execute('process_execution', 'a.o', caller);
   await core.execute('process_execution', 'c.o', caller);
   await core.execute('process_execution', '!two', caller);
-  t.same(core.registry.list('process_execution').map((a) => a.name), ['one', 'three']);
+  t.same((await core.registry.list('process_execution')).map((a) => a.name), ['one', 'three']);
   await t.rejects(core.execute('process_execution', '!two', caller), { code: 'ENOENT', message: /attached: one, three/ });
   await core.execute('process_execution', '!*', caller);
-  t.equal(core.listing('process_execution'), '');
+  t.equal(await core.listing('process_execution'), '');
   await core.execute('process_execution', '!*', caller);
 });
 
@@ -166,4 +267,106 @@ t.test('non-UTF-8 lines are EINVAL and logged', async (t) => {
   const { core } = setup();
   await t.rejects(core.execute('process_execution', Buffer.from([0xff, 0xfe, 0x0a]), caller), { code: 'EINVAL', message: /UTF-8/ });
   t.equal(core.errorLog.list().length, 1);
+});
+
+t.test('the listing is the pins: one removed behind our back is gone, its program detached', async (t) => {
+  const { k, core } = setup();
+  k.lsm('a.o', ['one', 'two']);
+  await core.execute('process_execution', 'a.o', caller);
+  t.same([...k.dirs.get('process_execution')!.keys()].sort(), ['one', 'two'], 'a pin per program, by full name');
+  t.equal(k.links.get(1100)!.refs, 1, 'the daemon holds no fd: the pin is the only reference');
+  k.rm('process_execution', 'one');
+  t.same(k.events.at(-1), 'detach 100');
+  t.match(await core.listing('process_execution'), /^two\t/);
+  await t.rejects(core.execute('process_execution', '!one', caller), { code: 'ENOENT', message: /attached: two/ });
+});
+
+t.test('a failed pin detaches everything new and keeps what was attached', async (t) => {
+  const { k, core } = setup();
+  k.lsm('a.o', ['keep']);
+  k.lsm('b.o', ['keep', 'other']);
+  await core.execute('process_execution', 'a.o', caller);
+  k.failPin.add('other-new');
+  await t.rejects(core.execute('process_execution', 'b.o', caller), { code: 'ENOSPC', message: /nothing from the object stays attached/ });
+  t.same([...k.links.keys()], [1100], 'only the first program is in the kernel');
+  t.match(await core.listing('process_execution'), /^keep\t.*prog_id=100\t/);
+  t.same([...k.dirs.get('process_execution')!.keys()], ['keep'], 'no temporary pin left');
+});
+
+t.test('a new daemon adopts the pins: same listing, same ids; !NAME and replace work on them', async (t) => {
+  const k = new FakeKernel();
+  const first = setup(k).core;
+  k.lsm('a.o', ['deny_exec']);
+  k.lsm('b.o', ['deny_exec']);
+  k.lsm('c.o', ['other']);
+  await first.execute('process_execution', 'a.o', caller);
+  await first.execute('process_execution', 'c.o', caller);
+  const before = await first.listing('process_execution');
+  const { core } = setup(k);
+  t.equal(await core.adopt(), 2);
+  t.equal(await core.listing('process_execution'), before);
+  t.equal(core.errorLog.text(), '', 'nothing to report');
+  await core.execute('process_execution', 'b.o', caller);
+  t.match(await core.listing('process_execution'), /^other\t.*\ndeny_exec\t.*prog_id=102\t.*object=\/abs\/b.o\n$/, 'replaced, in attach order');
+  await core.execute('process_execution', '!other', caller);
+  t.same([...k.links.keys()], [1102]);
+});
+
+t.test('start-up removes the temporary pins of an unfinished replace', async (t) => {
+  const k = new FakeKernel();
+  k.lsm('a.o', ['deny_exec']);
+  const [p] = await k.loadAndAttach(Buffer.from('a.o'), 'bprm_check_security');
+  await k.ensurePinDir('process_execution');
+  await k.pin(p!.link, 'process_execution', 'deny_exec-new');
+  await p!.link.close();
+  const { core } = setup(k);
+  t.equal(await core.adopt(), 0);
+  t.same(k.links.size, 0, 'its link is detached');
+  t.same([...k.dirs.get('process_execution')!.keys()], []);
+});
+
+t.test('a hook that changed between runs: listed under the hook it runs on, reported', async (t) => {
+  const k = new FakeKernel();
+  k.lsm('a.o', ['deny_exec']);
+  await setup(k).core.execute('process_execution', 'a.o', caller);
+  await setup(k).core.execute('file_open', 'a.o', caller);
+  const edited: ResolvedBehaviour[] = [
+    { behaviour: 'process_execution', candidates: ['bprm_creds_for_exec'], hook: 'bprm_creds_for_exec', reason: '' },
+  ];
+  const { core } = setup(k, edited);
+  t.equal(await core.adopt(), 2);
+  t.match(await core.listing('process_execution'), /^deny_exec\tbprm_check_security\t/);
+  const log = core.errorLog.text();
+  t.match(log, /process_execution: \(no line\): ESTALE .*pinned program deny_exec runs on hook bprm_check_security but the catalogue now maps the behaviour to bprm_creds_for_exec; it stays attached on bprm_check_security; detach it with '!deny_exec'/);
+  t.match(log, /file_open: \(no line\): ESTALE .*file_open has no file here .*rm \/fake\/bpf\/krsi\/file_open\/deny_exec/);
+  await core.execute('process_execution', '!deny_exec', caller);
+  t.equal(await core.listing('process_execution'), '');
+});
+
+t.test('one program too many on a hook: E2BIG, and error_log says how many are attached', async (t) => {
+  const { k, core } = setup();
+  k.limit = 3;
+  k.lsm('two.o', ['a', 'b']);
+  k.lsm('one.o', ['c']);
+  k.lsm('big.o', ['x', 'y']);
+  await core.execute('process_execution', 'two.o', caller);
+  await core.execute('process_execution', 'one.o', caller);
+  await t.rejects(core.execute('process_execution', 'big.o', caller), {
+    code: 'E2BIG',
+    message: /hook bprm_check_security already has 3 programs attached \(krsifs: 3 of them\) and this object has 2; the kernel allows 3 per hook/,
+  });
+  await core.execute('process_execution', '!c', caller);
+  await t.rejects(core.execute('process_execution', 'big.o', caller), { code: 'E2BIG', message: /already has 2 programs attached .*allows 3 per hook/ });
+  t.equal((await core.registry.list('process_execution')).length, 2, 'all or nothing');
+  t.match(core.errorLog.text(), /E2BIG \(Argument list too long\): attach program y .*already has 2/);
+});
+
+t.test('--ephemeral: detachEverything removes every pin', async (t) => {
+  const { k, core } = setup();
+  k.lsm('a.o', ['one', 'two']);
+  await core.execute('process_execution', 'a.o', caller);
+  await core.execute('file_open', 'a.o', caller);
+  t.equal(await core.detachEverything(), 4);
+  t.equal(k.links.size, 0);
+  t.equal(await core.listing('process_execution'), '');
 });

@@ -5,8 +5,8 @@ import { cleanup, isMounted, startDaemon } from '../helpers/daemon.js';
 import { bash } from '../helpers/shell.js';
 
 const behaviours = [
-  'process_execution', 'file_open', 'file_deletion', 'file_rename', 'memory_protection', 'module_load',
-  'filesystem_mount', 'process_signal', 'process_trace', 'socket_connect', 'socket_bind', 'bpf_syscall',
+  'process_execution', 'process_execution_committed', 'file_open', 'file_deletion', 'file_rename',
+  'memory_protection', 'module_load', 'module_load_data', 'filesystem_mount', 'process_signal', 'process_trace', 'socket_connect', 'socket_bind', 'bpf_syscall',
   'credential_change',
 ];
 
@@ -16,7 +16,7 @@ t.test('a fresh mount has a file per behaviour, hooks and error_log, all empty b
   t.ok(await isMounted(d.mountpoint), 'listed in /proc/self/mountinfo');
   const names = (await readdir(d.mountpoint)).sort();
   // every behaviour of the default catalogue resolves on this kernel (its BTF has all the hooks)
-  t.same(names, [...behaviours, 'hooks', 'error_log'].sort());
+  t.same(names, [...behaviours, 'hooks', 'error_log', 'events'].sort());
   for (const b of behaviours) {
     const r = await bash(`cat ${d.mountpoint}/${b}`);
     t.equal(r.exitCode, 0, `cat ${b} succeeds`);

@@ -3,28 +3,9 @@
 // step fails there. Boot time and each step's duration are printed.
 import t from 'tap';
 import { runInVm } from '../../lib/vm/index.js';
+import { durationMs, parseGuestTap } from '../helpers/guest-tap.js';
 
 const STEPS = 10;
-
-interface GuestResult { ok: boolean; name: string; diag: string[] }
-
-/** The top-level results of node:test's TAP reporter, with their YAML blocks. */
-export function parseGuestTap(output: string): GuestResult[] {
-  const results: GuestResult[] = [];
-  let cur: GuestResult | null = null;
-  for (const line of output.split(/\r?\n/)) {
-    const m = /^(not )?ok \d+ - (.*)$/.exec(line);
-    if (m) {
-      cur = { ok: !m[1], name: m[2]!, diag: [] };
-      results.push(cur);
-    } else if (cur && line.startsWith('  ')) {
-      cur.diag.push(line);
-    } else {
-      cur = null;
-    }
-  }
-  return results;
-}
 
 t.test('krsifs on a real BPF LSM kernel: attach, enforce, list, replace, detach, refuse', async (t) => {
   const run = await runInVm({
@@ -35,8 +16,7 @@ t.test('krsifs on a real BPF LSM kernel: attach, enforce, list, replace, detach,
   for (const m of run.messages) t.comment(`guest: ${m}`);
   const results = parseGuestTap(run.output);
   for (const r of results) {
-    const ms = r.diag.map((l) => /^\s+duration_ms: ([\d.]+)/.exec(l)?.[1]).find(Boolean);
-    t.comment(`step ${r.name.split('.')[0]}: ${ms ? Math.round(Number(ms)) : '?'} ms`);
+    t.comment(`step ${r.name.split('.')[0]}: ${durationMs(r)} ms`);
     if (r.ok) t.pass(r.name);
     else t.fail(r.name, { diagnostic: true, guest: r.diag.join('\n') });
   }

@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: GPL-2.0
+/* exec_self_delete: signal a process that deletes its own executable (a
+ * common trick of malware that wants to leave nothing on disk): the unlinked
+ * inode is the inode of current->mm->exe_file.
+ *
+ * Write it to file_deletion (path_unlink, or inode_unlink where the kernel
+ * lacks the path hooks: both have the dentry as second argument):
+ *     echo exec_self_delete.o > /mnt/krsi/file_deletion
+ *     echo exec_self_delete.o deny=1 > /mnt/krsi/file_deletion
+ *
+ * Globals:
+ *   deny  0 (default): report only; 1: also refuse the unlink with EPERM
+ *
+ * Event: file=NAME ino=N action=reported|denied   (NAME: the unlinked link's
+ * last component) */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "krsi_events.h"
+
+const volatile __u32 deny = 0;
+
+SEC("lsm")
+int BPF_PROG(exec_self_delete, void *dir, struct dentry *dentry, int ret)
+{
+	static const char reported[] = "reported", denied[] = "denied";
+
+	if (ret != 0)
+		return ret;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct inode *exe = BPF_CORE_READ(task, mm, exe_file, f_inode);
+	struct inode *victim = BPF_CORE_READ(dentry, d_inode);
+	if (!exe || exe != victim)
+		return 0;
+
+	struct krsi_event *e = krsi_event_begin("exec_self_delete");
+	if (e) {
+		krsi_event_str(e, "file", BPF_CORE_READ(dentry, d_name.name));
+		krsi_event_u64(e, "ino", BPF_CORE_READ(victim, i_ino));
+		krsi_event_str(e, "action", deny ? denied : reported);
+		krsi_event_submit(e);
+	}
+	return deny ? -1 /* EPERM */ : 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

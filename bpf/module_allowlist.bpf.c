@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: GPL-2.0
+/* module_allowlist: kernel modules load only when their name is allowed;
+ * every other module load is refused with EPERM (and reported).
+ *
+ * Two objects, because module loading has two doors:
+ *   finit_module(2) (modprobe, insmod) reads a file: kernel_read_file with
+ *   READING_MODULE. The name is the file's, up to its first '.'
+ *   (dummy.ko -> dummy; '-' and '_' are the same, as for modprobe).
+ *       echo "module_allowlist.o allow=fuse,dummy" > /mnt/krsi/module_load
+ *   init_module(2) hands the kernel a blob with no file name (busybox insmod
+ *   falls back to it when finit_module fails): kernel_load_data with
+ *   LOADING_MODULE; module_deny_blob.o refuses those outright.
+ *       echo module_deny_blob.o > /mnt/krsi/module_load_data
+ *
+ * Globals:
+ *   allow  comma-separated module names (at most 255 bytes); empty allows none
+ *
+ * Event (every module file load): module=NAME action=allowed|denied */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "krsi_events.h"
+#include "policy.h"
+
+const volatile char allow[KRSI_LIST_MAX] = "";
+
+SEC("lsm")
+int BPF_PROG(module_allowlist, struct file *file, enum kernel_read_file_id id, bool contents, int ret)
+{
+	static const char allowed[] = "allowed", denied[] = "denied";
+	char name[64] = {};
+
+	if (ret != 0)
+		return ret;
+	if (id != READING_MODULE || !file)
+		return 0;
+	if (bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(file, f_path.dentry, d_name.name)) <= 0)
+		return -1;
+	int len = 0;
+	for (; len < (int)sizeof(name) - 1; len++)
+		if (name[len] == '.' || name[len] == '\0')
+			break;
+	name[len & 63] = '\0';
+	bool ok = krsi_in_list(name, len, allow, false, true);
+
+	struct krsi_event *e = krsi_event_begin("module_allowlist");
+	if (e) {
+		krsi_event_str(e, "module", name);
+		krsi_event_str(e, "action", ok ? allowed : denied);
+		krsi_event_submit(e);
+	}
+	return ok ? 0 : -1 /* EPERM */;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,231 @@
+// The core's KernelPort over the addon and bpffs. The pins are the registry:
+//   <root>/<behaviour>/<program's full name>   a link pin per attached program
+//   <root>/<behaviour>/<name>-new              a replace in flight (removed at start-up)
+//   <root>/link-objects/<link id>              symlink to the object the program came from
+// (bpffs refuses names with a dot; behaviour and program names never hold a
+// '-', so neither name can clash with theirs.)
+// Everything lives in bpffs, so it lives exactly as long as the pins: a
+// reboot clears both, `rm -r <root>` removes both. krsifs holds no link fd
+// once a program is pinned: removing a pin detaches its program.
+import { execFile } from 'node:child_process';
+import { mkdir, readdir, readlink, rename, statfs, symlink, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { KrsiError } from '../errors.js';
+import type { KernelLink, KernelPort, PinnedLink, Unpinned } from '../core/kernel-port.js';
+import * as kernel from './index.js';
+
+export const BPFFS = '/sys/fs/bpf';
+export const DEFAULT_PIN_ROOT = `${BPFFS}/krsi`;
+const BPF_FS_MAGIC = 0xcafe4a11;
+const OBJECTS = 'link-objects';
+
+async function isBpffs(dir: string): Promise<boolean> {
+  try {
+    return (await statfs(dir)).type === BPF_FS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+export interface PinRootState {
+  root: string;
+  /** Set when krsifs mounted bpffs at /sys/fs/bpf itself. */
+  mounted: boolean;
+  /** Why pins are impossible here; null when the root is usable. */
+  error: KrsiError | null;
+}
+
+/**
+ * Make `root` usable: mount bpffs at /sys/fs/bpf when the root is under it
+ * and it is not a bpf mount, then mkdir -p the root. Never throws: a root
+ * that cannot be used comes back with the error every attach will get.
+ */
+export async function preparePinRoot(root: string): Promise<PinRootState> {
+  let mounted = false;
+  const fail = (code: string, why: string) => ({
+    root,
+    mounted,
+    error: new KrsiError(code, `pin root ${root}: ${why}`, { details: { pinRoot: root } }),
+  });
+  const under = root === BPFFS || root.startsWith(BPFFS + '/');
+  if (under && !(await isBpffs(BPFFS))) {
+    try {
+      await promisify(execFile)('mount', ['-t', 'bpf', 'bpf', BPFFS]);
+      mounted = true;
+    } catch (e) {
+      const msg = ((e as { stderr?: string }).stderr || (e as Error).message).trim();
+      return fail('EPERM', `${BPFFS} is not a bpf filesystem and mounting one there failed (${msg}); ` +
+        `mount it (mount -t bpf bpf ${BPFFS}) or pass --pin-root DIR on a bpf filesystem`);
+    }
+  }
+  try {
+    await mkdir(root, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    const err = KrsiError.from(e);
+    return fail(err.code, `mkdir: ${err.message}`);
+  }
+  if (!(await isBpffs(root))) {
+    return fail('ENOTSUP', `not on a bpf filesystem: links can only be pinned in bpffs (mount -t bpf bpf DIR)`);
+  }
+  return { root, mounted, error: null };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function gone(probe: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await probe();
+    return false;
+  } catch (e) {
+    if ((e as KrsiError).code === 'ENOENT') return true;
+    throw e;
+  }
+}
+
+export class BpffsKernelPort implements KernelPort {
+  readonly readObject = kernel.readObject;
+  readonly inspect = kernel.inspect;
+  readonly loadAndAttach = kernel.loadAndAttach;
+  /** How long unpin waits for the kernel to let a link go. */
+  releaseTimeoutMs = 3000;
+
+  constructor(private readonly state: PinRootState) {}
+
+  get pinRoot(): string {
+    return this.state.root;
+  }
+
+  private get root(): string {
+    return this.state.root;
+  }
+
+  private usable(): void {
+    const e = this.state.error;
+    if (e) throw new KrsiError(e.errno, e.message, { details: { ...e.details } });
+  }
+
+  private at(behaviour: string, name?: string): string {
+    return name === undefined ? path.join(this.root, behaviour) : path.join(this.root, behaviour, name);
+  }
+
+  async ensurePinDir(behaviour: string): Promise<void> {
+    this.usable();
+    await mkdir(this.at(behaviour), { recursive: true, mode: 0o700 });
+  }
+
+  async pin(link: KernelLink, behaviour: string, name: string): Promise<void> {
+    this.usable();
+    await (link as kernel.Link).pin(this.at(behaviour, name));
+  }
+
+  async renamePin(behaviour: string, from: string, to: string): Promise<Unpinned | null> {
+    const old = await this.read(behaviour, to).catch((e: KrsiError) => {
+      if (e.code === 'ENOENT') return null;
+      throw e;
+    });
+    // bpffs's rename is simple_rename: an existing `to` is unlinked in the same
+    // step, so the name always resolves to one attached link
+    await rename(this.at(behaviour, from), this.at(behaviour, to)).catch((e: unknown) => {
+      throw KrsiError.from(e, `rename pin ${from} to ${to}`);
+    });
+    return old && { pin: old, released: await this.released(old) };
+  }
+
+  async unpin(behaviour: string, name: string): Promise<Unpinned> {
+    const pin = await this.read(behaviour, name);
+    await unlink(this.at(behaviour, name)).catch((e: unknown) => {
+      throw KrsiError.from(e, `unpin ${this.at(behaviour, name)}`);
+    });
+    return { pin, released: await this.released(pin) };
+  }
+
+  async pins(behaviour: string): Promise<PinnedLink[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.at(behaviour));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw KrsiError.from(e, `read pin directory ${this.at(behaviour)}`);
+    }
+    const out: PinnedLink[] = [];
+    for (const name of names) {
+      try {
+        out.push(await this.read(behaviour, name));
+      } catch (e) {
+        // removed between readdir and open (ENOENT), or not a link (EINVAL): not listed
+        const code = (e as KrsiError).code;
+        if (code !== 'ENOENT' && code !== 'EINVAL') throw e;
+      }
+    }
+    return out.sort((a, b) => a.linkId - b.linkId);
+  }
+
+  async pinnedBehaviours(): Promise<string[]> {
+    if (this.state.error) return [];
+    const ents = await readdir(this.root, { withFileTypes: true });
+    return ents.filter((d) => d.isDirectory() && !d.name.includes('-')).map((d) => d.name);
+  }
+
+  async linksOnHook(hook: string): Promise<number> {
+    let n = 0;
+    for (const id of await kernel.linkIds()) {
+      const info = await kernel.linkInfo(id).catch(() => null); // gone meanwhile
+      if (info?.hook === hook) n++;
+    }
+    return n;
+  }
+
+  async recordObject(linkId: number, object: string): Promise<void> {
+    const dir = path.join(this.root, OBJECTS);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    // symlink(2) cannot replace: make it aside, rename it in
+    const tmp = path.join(dir, `${linkId}-${process.pid}`);
+    await unlink(tmp).catch(() => {});
+    await symlink(object, tmp);
+    await rename(tmp, path.join(dir, String(linkId)));
+  }
+
+  async forgetObject(linkId: number): Promise<void> {
+    await unlink(path.join(this.root, OBJECTS, String(linkId))).catch(() => {});
+  }
+
+  async pruneObjects(live: ReadonlySet<number>): Promise<void> {
+    const dir = path.join(this.root, OBJECTS);
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const n of names) if (!live.has(Number(n))) await unlink(path.join(dir, n)).catch(() => {});
+  }
+
+  /** A pin and what the kernel says about its link; the fd is closed again at once. */
+  private async read(behaviour: string, name: string): Promise<PinnedLink> {
+    const link = await kernel.openPinnedLink(this.at(behaviour, name));
+    try {
+      const info = await kernel.linkInfo(link.id);
+      const object = await readlink(path.join(this.root, OBJECTS, String(link.id))).catch(() => null);
+      return { name, linkId: link.id, progId: link.progId, progName: link.name, hook: info.hook, object };
+    } finally {
+      await link.close();
+    }
+  }
+
+  /**
+   * The kernel drops a removed pin's reference to its link after an RCU grace
+   * period and a workqueue run, not in unlink(2): wait until the link id and
+   * then the program are gone, so a detach has happened when the write that
+   * asked for it returns. False when the link stays (another holder).
+   */
+  private async released(p: PinnedLink): Promise<boolean> {
+    const until = Date.now() + this.releaseTimeoutMs;
+    let wait = 1;
+    while (!(await gone(() => kernel.linkInfo(p.linkId)))) {
+      if (Date.now() > until) return false;
+      await sleep(wait);
+      wait = Math.min(wait * 2, 25);
+    }
+    // the program is put after the link is unhooked: once it is gone, so is
+    // the hook's reference (a program someone else holds stays: do not wait long)
+    const progUntil = Date.now() + 200;
+    while (!(await gone(() => kernel.progInfo(p.progId))) && Date.now() < progUntil) await sleep(2);
+    return true;
+  }
+}
