@@ -5,6 +5,12 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readdir } from 'node:fs/promises';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+
+// a real collection before each measure, without --expose-gc on the command line
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
 
 const objDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bpf/obj');
 /** The bytes of bpf/obj/<name>.o (name may be 'fixtures/x'). */
@@ -19,13 +25,21 @@ t.test('failed loadAndAttach calls do not leak', async (t) => {
     const p = i % 2 ? loadAndAttach(wrongHook, 'bprm_check_security') : loadAndAttach(refused, 'bprm_check_security');
     await p.then(() => t.fail('should fail'), () => undefined);
   };
-  for (let i = 0; i < 20; i++) await fail(i); // warm up allocators and caches
-  global.gc?.();
+  for (let i = 0; i < 50; i++) await fail(i); // warm up allocators and caches
+  gc();
   const fds = await fdCount();
-  const rss = process.memoryUsage().rss;
+  const rss0 = process.memoryUsage().rss;
   for (let i = 0; i < 200; i++) await fail(i);
-  global.gc?.();
-  const grown = (process.memoryUsage().rss - rss) / 2 ** 20;
-  t.ok(Math.abs((await fdCount()) - fds) <= 2, `fds: ${fds} before, ${await fdCount()} after`);
-  t.ok(grown < 20, `RSS grew by ${grown.toFixed(1)} MiB (< 20)`);
+  gc();
+  const rss1 = process.memoryUsage().rss;
+  for (let i = 0; i < 200; i++) await fail(i);
+  gc();
+  const rss2 = process.memoryUsage().rss;
+  const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+  t.ok(Math.abs((await fdCount()) - fds) <= 2, `fds: ${fds} before, ${await fdCount()} after 400 failures`);
+  // A leak grows with every call; allocator and heap noise levels off. Under
+  // a loaded machine the first batch can still move the heap's high-water
+  // mark, so the bound that matters is the second batch's.
+  t.ok(rss1 - rss0 < 20 * 2 ** 20, `first 200: RSS grew by ${mib(rss1 - rss0)} MiB (< 20)`);
+  t.ok(rss2 - rss1 < 8 * 2 ** 20, `next 200: RSS grew by ${mib(rss2 - rss1)} MiB (< 8: no growth per call)`);
 });
