@@ -21,6 +21,12 @@ int OpenAt2(int dirfd, const char* path, int flags, uint64_t resolve) {
   return static_cast<int>(syscall(SYS_openat2, dirfd, path, &how, sizeof(how)));
 }
 
+std::string ReadLink(const std::string& path) {
+  char buf[4096];
+  ssize_t n = readlink(path.c_str(), buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, n) : std::string();
+}
+
 class ReadObjectWorker : public PromiseWorker {
  public:
   ReadObjectWorker(Napi::Env env, int pid, std::string path)
@@ -35,23 +41,48 @@ class ReadObjectWorker : public PromiseWorker {
     }
     int pid = pid_ == 0 ? getpid() : pid_;
     std::string proc = "/proc/" + std::to_string(pid);
-    bool absolute = path_[0] == '/';
-    // Absolute paths are resolved inside the process's root, relative ones
-    // from its cwd: the directory fds are the process's own (magic links).
-    UniqueFd dir(open((proc + (absolute ? "/root" : "/cwd")).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!dir.valid()) {
+    UniqueFd root(open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root.valid()) {
       int e = errno;
       failure_.set(e == ENOENT ? ESRCH : e, what + ": cannot see process " + std::to_string(pid) +
                                                 ": " + ErrText(e == ENOENT ? ESRCH : e));
       return;
     }
+    // The path is resolved as the process would: absolute ones inside its
+    // root; relative ones from its cwd, and for a chrooted process still
+    // inside its root (".." must not climb out of a chroot through us).
+    // The directory fds are the process's own (magic links).
+    UniqueFd cwd;
+    int dirfd = root.get();
+    std::string target = path_;
+    uint64_t resolve = RESOLVE_IN_ROOT;
+    if (path_[0] != '/') {
+      std::string rootAt = ReadLink(proc + "/root");
+      if (rootAt == "/") {
+        cwd.reset(open((proc + "/cwd").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!cwd.valid()) {
+          failure_.set(errno, what + ": cannot see the cwd of process " + std::to_string(pid) + ": " + ErrText(errno));
+          return;
+        }
+        dirfd = cwd.get();
+        resolve = 0;
+      } else {
+        std::string cwdAt = ReadLink(proc + "/cwd");
+        if (cwdAt.compare(0, rootAt.size(), rootAt) != 0 || (cwdAt.size() > rootAt.size() && cwdAt[rootAt.size()] != '/')) {
+          failure_.set(EXDEV, what + ": the writer's cwd (" + cwdAt + ") is outside its root (" + rootAt +
+                                  "); use an absolute path");
+          return;
+        }
+        target = cwdAt.substr(rootAt.size()) + "/" + path_;
+      }
+    }
     // O_PATH first: opening a fifo for reading would block, a device could react.
     int flags = O_PATH | O_CLOEXEC;
-    int fd = OpenAt2(dir.get(), path_.c_str(), flags, absolute ? RESOLVE_IN_ROOT : 0);
+    int fd = OpenAt2(dirfd, target.c_str(), flags, resolve);
     if (fd < 0 && errno == ENOSYS) {
       // kernels before 5.6 (which have no BPF LSM anyway): plain openat;
       // absolute symlinks then resolve against our root, not the process's
-      fd = openat(dir.get(), absolute ? path_.c_str() + path_.find_first_not_of('/') : path_.c_str(), flags);
+      fd = openat(dirfd, resolve ? target.c_str() + target.find_first_not_of('/') : target.c_str(), flags);
     }
     if (fd < 0) {
       int e = errno;
