@@ -1,6 +1,6 @@
 // The kernel layer's exports: readObject, inspect, kernelHooks, loadAndAttach,
 // openPinnedLink, linkInfo, progInfo, probe, the Link class, and the events
-// ring (eventsOpen, EventReader).
+// ring (eventsOpen, EventReader), pinnedLinks.
 #include "bpf_common.h"
 
 namespace krsi {
@@ -17,6 +17,7 @@ void InitBpf(Napi::Env env, Napi::Object exports) {
   InitBtf(env, exports);
   InitProbe(env, exports);
   InitEvents(env, exports);
+  InitPins(env, exports);
 }
 
 }  // namespace krsi

@@ -160,5 +160,6 @@ void InitInfo(Napi::Env env, Napi::Object exports);
 void InitBtf(Napi::Env env, Napi::Object exports);
 void InitProbe(Napi::Env env, Napi::Object exports);
 void InitEvents(Napi::Env env, Napi::Object exports);
+void InitPins(Napi::Env env, Napi::Object exports);
 
 }  // namespace krsi

@@ -8,6 +8,7 @@ import type {
   Link,
   LinkInfo,
   LoadOptions,
+  PinnedLinkInfo,
   ObjectInfo,
   ProbeResult,
   ProgInfo,
@@ -75,6 +76,17 @@ export function loadAndAttach(data: Buffer, hook: string, opts: LoadOptions = {}
 /** A Link for a link pinned in bpffs. Errors: ENOENT no pin, EINVAL not a link. */
 export function openPinnedLink(path: string): Promise<Link> {
   return native.openPinnedLink(path);
+}
+
+/**
+ * Every link pinned in bpffs directory `dir`, sorted by link id, with its
+ * program's kernel name, the hook it runs on and (when `objectsDir` holds a
+ * symlink named by its link id) the object it came from: one worker for the
+ * whole directory. A missing directory is empty; pins that vanish meanwhile
+ * or are no links are left out.
+ */
+export function pinnedLinks(dir: string, objectsDir?: string): Promise<PinnedLinkInfo[]> {
+  return objectsDir === undefined ? native.pinnedLinks(dir) : native.pinnedLinks(dir, objectsDir);
 }
 
 /** The kernel's view of link `id`. Errors: ENOENT gone. */

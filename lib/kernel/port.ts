@@ -141,24 +141,8 @@ export class BpffsKernelPort implements KernelPort {
   }
 
   async pins(behaviour: string): Promise<PinnedLink[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.at(behaviour));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw KrsiError.from(e, `read pin directory ${this.at(behaviour)}`);
-    }
-    const out: PinnedLink[] = [];
-    for (const name of names) {
-      try {
-        out.push(await this.read(behaviour, name));
-      } catch (e) {
-        // removed between readdir and open (ENOENT), or not a link (EINVAL): not listed
-        const code = (e as KrsiError).code;
-        if (code !== 'ENOENT' && code !== 'EINVAL') throw e;
-      }
-    }
-    return out.sort((a, b) => a.linkId - b.linkId);
+    // one native call per read of a behaviour file, whatever the number of programs
+    return kernel.pinnedLinks(this.at(behaviour), path.join(this.root, OBJECTS));
   }
 
   async pinnedBehaviours(): Promise<string[]> {

@@ -158,3 +158,17 @@ export interface ProbeResult {
   fix?: string;
   checks: ProbeChecks;
 }
+
+/** A link pinned in bpffs, as pinnedLinks() reads it. */
+export interface PinnedLinkInfo {
+  /** The pin's file name. */
+  name: string;
+  linkId: number;
+  progId: number;
+  /** The kernel's copy of the program name (15 characters at most). */
+  progName: string;
+  /** The LSM hook the link runs on, or null. */
+  hook: string | null;
+  /** The target of the object symlink, or null. */
+  object: string | null;
+}

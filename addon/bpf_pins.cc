@@ -1,0 +1,115 @@
+// pinnedLinks(dir, objectsDir): every link pinned in one bpffs directory, with
+// what a listing needs, in one worker: a read of a behaviour file costs one
+// thread-pool round trip, not four per program.
+#include <dirent.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "bpf_common.h"
+
+namespace krsi {
+
+namespace {
+struct Pinned {
+  std::string name;
+  uint32_t linkId = 0;
+  uint32_t progId = 0;
+  std::string progName;
+  std::string hook;
+  std::string object;
+  bool hasObject = false;
+};
+
+struct DirCloser {
+  void operator()(DIR* d) const { closedir(d); }
+};
+
+class PinnedLinksWorker : public PromiseWorker {
+ public:
+  PinnedLinksWorker(Napi::Env env, std::string dir, std::string objects)
+      : PromiseWorker(env, "krsifs:PinnedLinksWorker"), dir_(std::move(dir)), objects_(std::move(objects)) {}
+
+ protected:
+  void Run() override {
+    std::unique_ptr<DIR, DirCloser> d(opendir(dir_.c_str()));
+    if (!d) {
+      if (errno != ENOENT) failure_.set(errno, "read pin directory " + dir_ + ": " + ErrText(errno));
+      return;  // no directory: nothing pinned
+    }
+    while (dirent* e = readdir(d.get())) {
+      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+      Pinned p;
+      p.name = e->d_name;
+      // a pin removed since readdir (ENOENT), or not a link (EINVAL): not listed
+      UniqueFd fd(bpf_obj_get((dir_ + "/" + p.name).c_str()));
+      if (!fd.valid()) continue;
+      bpf_link_info info = {};
+      uint32_t len = sizeof(info);
+      if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) continue;
+      p.linkId = info.id;
+      p.progId = info.prog_id;
+      if (info.type == BPF_LINK_TYPE_TRACING) {
+        int err = 0;
+        const btf* b = VmlinuxBtf(&err);
+        uint32_t id = info.tracing.target_btf_id;
+        if (b != nullptr && id != 0 && id < btf__type_cnt(b)) p.hook = HookOfFunc(b, btf__type_by_id(b, id));
+      }
+      UniqueFd prog(bpf_prog_get_fd_by_id(p.progId));
+      if (prog.valid()) {
+        bpf_prog_info pinfo = {};
+        uint32_t plen = sizeof(pinfo);
+        if (bpf_obj_get_info_by_fd(prog.get(), &pinfo, &plen) == 0) p.progName = pinfo.name;
+      }
+      if (!objects_.empty()) {
+        char buf[4096];
+        ssize_t n = readlink((objects_ + "/" + std::to_string(p.linkId)).c_str(), buf, sizeof(buf) - 1);
+        if (n > 0) {
+          p.object.assign(buf, n);
+          p.hasObject = true;
+        }
+      }
+      pins_.push_back(std::move(p));
+    }
+    std::sort(pins_.begin(), pins_.end(), [](const Pinned& a, const Pinned& b) { return a.linkId < b.linkId; });
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array out = Napi::Array::New(env, pins_.size());
+    for (size_t i = 0; i < pins_.size(); i++) {
+      const Pinned& p = pins_[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", p.name);
+      o.Set("linkId", p.linkId);
+      o.Set("progId", p.progId);
+      o.Set("progName", p.progName);
+      o.Set("hook", p.hook.empty() ? env.Null() : Napi::Value(Napi::String::New(env, p.hook)));
+      o.Set("object", p.hasObject ? Napi::Value(Napi::String::New(env, p.object)) : env.Null());
+      out.Set(i, o);
+    }
+    return out;
+  }
+
+ private:
+  std::string dir_;
+  std::string objects_;
+  std::vector<Pinned> pins_;
+};
+
+Napi::Value PinnedLinks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString() || (info.Length() > 1 && !info[1].IsString())) {
+    Napi::TypeError::New(env, "pinnedLinks(dir: string, objectsDir?: string)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string objects = info.Length() > 1 ? info[1].As<Napi::String>().Utf8Value() : "";
+  return (new PinnedLinksWorker(env, info[0].As<Napi::String>().Utf8Value(), objects))->Queue();
+}
+}  // namespace
+
+void InitPins(Napi::Env env, Napi::Object exports) {
+  exports.Set("pinnedLinks", Napi::Function::New(env, PinnedLinks, "pinnedLinks"));
+}
+
+}  // namespace krsi
