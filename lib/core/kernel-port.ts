@@ -43,7 +43,7 @@ export interface AttachedProgram {
 
 /** One pin in a behaviour's pin directory, and what the kernel says about its link. */
 export interface PinnedLink {
-  /** The pin's file name: the program's full name ('NAME-new' for a replace in flight). */
+  /** The pin's file name: the program's full name ('NAME-new', 'NAME-commit' for an attach in flight). */
   name: string;
   linkId: number;
   progId: number;

@@ -7,7 +7,7 @@ import type { ResolvedBehaviour } from './catalogue.js';
 import { ErrorLog } from './error-log.js';
 import { parseLine, type Command } from './grammar.js';
 import type { AttachedProgram, Caller, KernelPort, ObjectFacts } from './kernel-port.js';
-import { Registry, isTemporaryPin, temporaryPin, type Attached } from './registry.js';
+import { Registry, committedPin, isTemporaryPin, programOfPin, temporaryPin, type Attached } from './registry.js';
 import { SerialQueue } from './serial-queue.js';
 
 /**
@@ -96,30 +96,25 @@ export class Krsi {
   }
 
   /**
-   * Start-up: take over what earlier daemons pinned. Temporary pins of a
-   * replace that never finished are removed (their write never succeeded);
-   * a program running on another hook than its behaviour's now, or pinned
-   * for a behaviour that has no file, is reported (log and error_log) and
-   * left attached. Returns how many programs were adopted.
+   * Start-up: take over what earlier daemons pinned. The temporary pins of an
+   * attach a crash interrupted are settled first: before its commit point
+   * they are removed (its write never succeeded, what was attached stays),
+   * after it they are renamed to their final names (all of the object goes
+   * in, as it would have). A program running on another hook than its
+   * behaviour's now, or pinned for a behaviour that has no file, is reported
+   * (log and error_log) and left attached. Returns how many programs were
+   * adopted.
    */
   async adopt(): Promise<number> {
     const live = new Set<number>();
     let adopted = 0;
     for (const dir of await this.kernel.pinnedBehaviours()) {
       const hook = this.hookOf.get(dir);
+      await this.settleTemporaryPins(dir);
       for (const p of await this.kernel.pins(dir)) {
         const where = `${this.kernel.pinRoot}/${dir}/${p.name}`;
         if (isTemporaryPin(p.name)) {
-          try {
-            await this.kernel.unpin(dir, p.name);
-            await this.kernel.forgetObject(p.linkId);
-            this.log.warn('removed the temporary pin of a replace that never finished (its write failed)', {
-              file: dir, pin: where, prog_id: p.progId, link_id: p.linkId,
-            });
-          } catch (e) {
-            this.log.error('cannot remove a temporary pin', { pin: where, error: (e as Error).message });
-            live.add(p.linkId);
-          }
+          live.add(p.linkId); // could not be settled (logged): keep its object record
           continue;
         }
         live.add(p.linkId);
@@ -140,6 +135,31 @@ export class Krsi {
     }
     await this.kernel.pruneObjects(live);
     return adopted;
+  }
+
+  /** An attach a crash interrupted: roll it forward when it had committed (a NAME-commit pin exists), back otherwise. */
+  private async settleTemporaryPins(dir: string): Promise<void> {
+    const temp = (await this.kernel.pins(dir)).filter((p) => isTemporaryPin(p.name));
+    const committed = temp.some((p) => p.name === committedPin(programOfPin(p.name)));
+    for (const p of temp) {
+      const where = `${this.kernel.pinRoot}/${dir}/${p.name}`;
+      const fields = { file: dir, pin: where, prog_id: p.progId, link_id: p.linkId };
+      try {
+        if (committed) {
+          const old = await this.kernel.renamePin(dir, p.name, programOfPin(p.name));
+          if (old) await this.kernel.forgetObject(old.pin.linkId);
+          this.log.warn('finished an attach a crash interrupted after its commit (every program of the object was pinned)', {
+            ...fields, program: programOfPin(p.name), replaced_link_id: old?.pin.linkId ?? null,
+          });
+        } else {
+          await this.kernel.unpin(dir, p.name);
+          await this.kernel.forgetObject(p.linkId);
+          this.log.warn('removed the temporary pin of an attach that never finished (its write failed)', fields);
+        }
+      } catch (e) {
+        this.log.error('cannot settle a temporary pin', { pin: where, error: (e as Error).message });
+      }
+    }
   }
 
   /** --ephemeral's clean stop: remove every pin under the pin root. Returns how many programs were detached. */
@@ -219,40 +239,48 @@ export class Krsi {
   }
 
   /**
-   * Pin the new links under temporary names, then rename(2) each over its
-   * final name: a program of the same name loses its pin in that step, so
-   * the hook is never unguarded. All or nothing until the renames start: a
-   * failed pin detaches everything new. Then the daemon lets go of its fds:
-   * the pins hold the programs.
+   * Pin the new links as NAME-new, then, once every one is pinned, rename
+   * each to NAME-commit: the commit point. Then rename each over its final
+   * name: a program of the same name loses its pin in that step, so the hook
+   * is never unguarded. A crash before the commit leaves NAME-new pins, which
+   * the next daemon removes (nothing of the object stays); after it, the
+   * next daemon finishes the renames (all of it goes in): never half an
+   * object, across a SIGKILL too. A failed pin detaches everything new. Then
+   * the daemon lets go of its fds: the pins hold the programs.
    */
   private async pinAll(behaviour: string, hook: string, object: string, programs: AttachedProgram[]): Promise<void> {
-    const pinned: AttachedProgram[] = [];
+    const pinnedAs = new Map<AttachedProgram, string>();
+    const fail = async (e: unknown, what: string) => {
+      const rest = programs.filter((p) => !pinnedAs.has(p) || pinnedAs.get(p) !== p.name);
+      await this.undo(behaviour, rest, pinnedAs);
+      const err = KrsiError.from(e);
+      return new KrsiError(err.errno, `pin ${behaviour}: ${err.message}${what}`, {
+        details: { ...err.details, object, behaviour, hook },
+      });
+    };
     try {
       for (const p of programs) {
         await this.kernel.recordObject(p.linkId, object);
         await this.kernel.pin(p.link, behaviour, temporaryPin(p.name));
-        pinned.push(p);
+        pinnedAs.set(p, temporaryPin(p.name));
+      }
+      for (const p of programs) {
+        await this.kernel.renamePin(behaviour, temporaryPin(p.name), committedPin(p.name));
+        pinnedAs.set(p, committedPin(p.name));
       }
     } catch (e) {
-      await this.undo(behaviour, programs, pinned);
-      const err = KrsiError.from(e);
-      throw new KrsiError(err.errno, `pin ${behaviour}: ${err.message}; nothing from the object stays attached`, {
-        details: { ...err.details, object, behaviour, hook },
-      });
+      throw await fail(e, '; nothing from the object stays attached');
     }
-    for (let i = 0; i < programs.length; i++) {
-      const p = programs[i]!;
+    for (const p of programs) {
       let old;
       try {
-        old = await this.kernel.renamePin(behaviour, temporaryPin(p.name), p.name);
+        old = await this.kernel.renamePin(behaviour, committedPin(p.name), p.name);
       } catch (e) {
         // only a broken bpffs fails a rename in one directory: the programs
         // renamed before stay (listed), the others go
-        const rest = programs.slice(i);
-        await this.undo(behaviour, rest, rest);
-        const err = KrsiError.from(e);
-        throw new KrsiError(err.errno, `pin ${behaviour}: ${err.message}`, { details: { ...err.details, object, behaviour, hook } });
+        throw await fail(e, '');
       }
+      pinnedAs.set(p, p.name);
       this.registry.touch(behaviour);
       this.log.info('attached', { file: behaviour, hook, program: p.name, prog_id: p.progId, link_id: p.linkId, object });
       if (old) {
@@ -264,13 +292,14 @@ export class Krsi {
     for (const p of programs) await p.link.close().catch(() => {});
   }
 
-  /** Detach new links that never made it to their final pin. */
-  private async undo(behaviour: string, programs: AttachedProgram[], pinned: AttachedProgram[]): Promise<void> {
+  /** Detach new links that never made it to their final pin (pinnedAs: the temporary pin each has, if any). */
+  private async undo(behaviour: string, programs: AttachedProgram[], pinnedAs: ReadonlyMap<AttachedProgram, string>): Promise<void> {
     for (const p of programs) {
       try {
-        if (pinned.includes(p)) {
+        const pin = pinnedAs.get(p);
+        if (pin !== undefined) {
           await p.link.close();
-          await this.kernel.unpin(behaviour, temporaryPin(p.name));
+          await this.kernel.unpin(behaviour, pin);
         } else {
           await p.link.detach();
         }

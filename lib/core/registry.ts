@@ -16,13 +16,26 @@ export interface Attached {
   object: string | null;
 }
 
-/** A pin name of a replace in flight ('NAME-new'; bpffs refuses dots): never listed. */
+/**
+ * The pin names of an attach in flight (bpffs refuses dots), never listed:
+ * 'NAME-new' while the object's links are being pinned, 'NAME-commit' once
+ * every one of them is (see Krsi.pinAll).
+ */
 export function isTemporaryPin(name: string): boolean {
-  return name.endsWith('-new');
+  return name.endsWith('-new') || name.endsWith('-commit');
 }
 
 export function temporaryPin(name: string): string {
   return `${name}-new`;
+}
+
+export function committedPin(name: string): string {
+  return `${name}-commit`;
+}
+
+/** The program's name from a temporary pin's. */
+export function programOfPin(pin: string): string {
+  return pin.replace(/-(new|commit)$/, '');
 }
 
 export class Registry {

@@ -1,6 +1,6 @@
 // The core's KernelPort over the addon and bpffs. The pins are the registry:
 //   <root>/<behaviour>/<program's full name>   a link pin per attached program
-//   <root>/<behaviour>/<name>-new              a replace in flight (removed at start-up)
+//   <root>/<behaviour>/<name>-new, <name>-commit  an attach in flight (settled at start-up)
 //   <root>/link-objects/<link id>              symlink to the object the program came from
 // (bpffs refuses names with a dot; behaviour and program names never hold a
 // '-', so neither name can clash with theirs.)

@@ -325,6 +325,50 @@ t.test('start-up removes the temporary pins of an unfinished replace', async (t)
   t.same([...k.dirs.get('process_execution')!.keys()], []);
 });
 
+t.test('a crash between the renames of a 2-program replace: the next daemon has the whole new object, not half', async (t) => {
+  const k = new FakeKernel();
+  k.lsm('v1.o', ['a', 'b']);
+  k.lsm('v2.o', ['a', 'b']);
+  await setup(k).core.execute('process_execution', 'v1.o', caller);
+  // the daemon dies right after the first program's final rename: renamePin never returns again
+  const rename = k.renamePin.bind(k);
+  let finals = 0;
+  k.renamePin = async (b: string, from: string, to: string) => {
+    if (!to.includes('-') && finals++ === 1) return new Promise<never>(() => {});
+    return rename(b, from, to);
+  };
+  void setup(k).core.execute('process_execution', 'v2.o', caller);
+  for (let i = 0; i < 50 && finals < 2; i++) await new Promise((r) => setImmediate(r));
+  t.equal(finals, 2, 'killed between the two renames');
+  k.renamePin = rename;
+  const { core } = setup(k);
+  await core.adopt();
+  const listed = await core.listing('process_execution');
+  t.match(listed, /^a\t.*object=\/abs\/v2.o\nb\t.*object=\/abs\/v2.o\n$/, 'both programs of v2, none of v1');
+  t.same([...k.dirs.get('process_execution')!.keys()].sort(), ['a', 'b'], 'no temporary pin left');
+  t.same([...k.links.values()].map((l) => l.progId).sort(), [102, 103], 'v1 is out of the kernel');
+});
+
+t.test('a crash while pinning a replace: the next daemon has the old object whole', async (t) => {
+  const k = new FakeKernel();
+  k.lsm('v1.o', ['a', 'b']);
+  k.lsm('v2.o', ['a', 'b']);
+  await setup(k).core.execute('process_execution', 'v1.o', caller);
+  const pin = k.pin.bind(k);
+  let pins = 0;
+  k.pin = async (l: { id: number }, b: string, n: string) => (pins++ === 1 ? new Promise<never>(() => {}) : pin(l, b, n));
+  void setup(k).core.execute('process_execution', 'v2.o', caller);
+  for (let i = 0; i < 50 && pins < 2; i++) await new Promise((r) => setImmediate(r));
+  t.equal(pins, 2, 'killed before the second pin');
+  k.pin = pin;
+  // the dead daemon's fds are closed by the kernel: the unpinned new link goes
+  for (const l of [...k.links.values()]) if (l.progId === 103) k.links.delete(l.id);
+  const { core } = setup(k);
+  await core.adopt();
+  t.match(await core.listing('process_execution'), /^a\t.*prog_id=100\t.*object=\/abs\/v1.o\nb\t.*prog_id=101\t.*object=\/abs\/v1.o\n$/, 'both programs of v1');
+  t.same([...k.dirs.get('process_execution')!.keys()].sort(), ['a', 'b'], 'no temporary pin left');
+});
+
 t.test('a hook that changed between runs: listed under the hook it runs on, reported', async (t) => {
   const k = new FakeKernel();
   k.lsm('a.o', ['deny_exec']);
