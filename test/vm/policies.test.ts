@@ -1,28 +1,13 @@
-// The seed policies and the events stream on a real BPF LSM kernel: boot
-// Debian's stock kernel under QEMU (krsifs vm), run the guest steps
-// (fixtures/policies.guest.ts) there, fail here if any fails there.
+// The seed policies and the events stream on a real BPF LSM kernel: run the
+// guest steps (fixtures/policies.guest.ts) there, fail here if any fails there.
 import t from 'tap';
-import { runInVm } from '../../lib/vm/index.js';
-import { durationMs, parseGuestTap } from '../helpers/guest-tap.js';
+import { runGuestSuite } from '../helpers/guest-suite.js';
 
-const STEPS = 8;
-
-t.test('seed policies and events on a real BPF LSM kernel', async (t) => {
-  const run = await runInVm({
-    command: 'cd /krsifs/bpf/obj && node --test --test-reporter=tap /krsifs/dist/test/vm/fixtures/policies.guest.js; s=$?; ' +
-      'echo "# daemon log:"; sed "s/^/#   /" /tmp/krsifs.log | tail -40; exit $s',
-    timeoutSec: 600,
-  });
-  t.comment(`kernel ${run.kernel.version}; prepare ${run.prepareMs} ms; boot ${run.bootMs} ms; total ${run.totalMs} ms`);
-  for (const m of run.messages) t.comment(`guest: ${m}`);
-  for (const l of run.output.split("\n")) { const m = /burst: .*/.exec(l); if (m) t.comment(m[0]); }
-  const results = parseGuestTap(run.output);
-  for (const r of results) {
-    t.comment(`step ${r.name.split('.')[0]}: ${durationMs(r) ?? '?'} ms`);
-    if (r.ok) t.pass(r.name);
-    else t.fail(r.name, { diagnostic: true, guest: r.diag.join('\n') });
-  }
-  t.equal(results.length, STEPS, `all ${STEPS} guest steps ran`);
-  t.equal(run.exitCode, 0, 'the guest suite exited 0');
-  if (run.exitCode !== 0 || results.length !== STEPS) t.comment(run.output.split('\n').slice(-120).join('\n'));
-});
+t.test('seed policies and events on a real BPF LSM kernel', (t) =>
+  runGuestSuite(t, {
+    name: 'policies',
+    steps: 8,
+    after: 'echo "# daemon log:"; sed "s/^/#   /" /tmp/krsifs.log | tail -40',
+    notes: /burst: .*/,
+  }),
+);
