@@ -82,7 +82,7 @@ export async function runMount(opts: MountOptions): Promise<number> {
   }).catch((e: unknown) => {
     throw KrsiError.from(e, `mount ${mountpoint}`);
   });
-  log.info('mounted', { mountpoint, files: core.behaviours().length + 2 });
+  log.info('mounted', { mountpoint, files: handlers.fileNames.length });
   if (process.env.KRSIFS_LOOP_MONITOR === '1') startLoopMonitor(log);
 
   const stop = (signal: string) => {

@@ -44,6 +44,11 @@ export class KrsiFsHandlers implements FsHandlers {
     this.mayWrite = opts.mayWrite ?? ((c) => hasCapability(c.pid, CAP_MAC_ADMIN));
   }
 
+  /** The names at the mount's root. */
+  get fileNames(): string[] {
+    return [...this.files.keys()];
+  }
+
   getattr(p: string): Stat {
     if (p === '/') {
       const t = this.mountedAt;
@@ -56,7 +61,7 @@ export class KrsiFsHandlers implements FsHandlers {
 
   readdir(p: string): string[] {
     if (p !== '/') throw new KrsiError('ENOTDIR', `${p}: not a directory`);
-    return [...this.files.keys()];
+    return this.fileNames;
   }
 
   async open(p: string, flags: number, caller: Caller): Promise<number> {
