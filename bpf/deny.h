@@ -22,3 +22,18 @@ static __always_inline bool krsi_path_eq(const char *buf, const volatile char *t
 	}
 	return true;
 }
+
+/* -EPERM when the file's canonical path (bpf_d_path, which the kernel allows
+ * on file_open) is target; 0 otherwise, and 0 when target is empty. Shared by
+ * deny_open (bound to file_open) and deny_path (hook-agnostic). */
+static __always_inline int krsi_deny_file(struct file *file, const volatile char *target)
+{
+	char buf[KRSI_PATH_MAX];
+
+	if (target[0] == '\0')
+		return 0;
+	/* f_path is const in newer kernels; the helper only reads it */
+	if (bpf_d_path((struct path *)&file->f_path, buf, sizeof(buf)) < 0)
+		return 0;
+	return krsi_path_eq(buf, target) ? -KRSI_EPERM : 0;
+}

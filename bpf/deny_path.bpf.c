@@ -18,16 +18,9 @@ const volatile char target[KRSI_PATH_MAX] = "";
 SEC("lsm")
 int BPF_PROG(deny_path, struct file *file, int ret)
 {
-	char buf[KRSI_PATH_MAX];
-
 	if (ret != 0)
 		return ret;
-	if (target[0] == '\0')
-		return 0;
-	/* f_path is const in newer kernels; the helper only reads it */
-	if (bpf_d_path((struct path *)&file->f_path, buf, sizeof(buf)) < 0)
-		return 0;
-	return krsi_path_eq(buf, target) ? -KRSI_EPERM : 0;
+	return krsi_deny_file(file, target);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -4,10 +4,10 @@
 // errno the README documents, the daemon must never die, and nothing that was
 // attached may change.
 import t from 'tap';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { corpus, documented, nameOf } from '../helpers/corpus.js';
+import { corpus, documented, nameOf, sendCase } from '../helpers/corpus.js';
 import { cleanup, objDir, startDaemon } from '../helpers/daemon.js';
 
 t.test('over 200 bad inputs: documented errnos, a live daemon, nothing changed', async (t) => {
@@ -23,14 +23,7 @@ t.test('over 200 bad inputs: documented errnos, a live daemon, nothing changed',
   const before = await readFile(file, 'utf8');
   const seen = new Map<string, number>();
   for (const c of cases) {
-    const fh = await open(file, 'w');
-    let errno = 0;
-    try {
-      await fh.write(c.bytes, 0, c.bytes.length, c.offset ?? null);
-    } catch (e) {
-      errno = -((e as NodeJS.ErrnoException).errno ?? 0);
-    }
-    await fh.close().catch(() => {});
+    const errno = await sendCase(file, c);
     const code = nameOf.get(errno) ?? String(errno);
     seen.set(code, (seen.get(code) ?? 0) + 1);
     if (!documented.has(errno)) t.fail(`${c.name}: got ${code}, not a documented errno`);

@@ -2,7 +2,7 @@
 // suite (test/vm/fixtures/hardening.guest.ts, which imports the compiled
 // module inside the guest): over 200 bad inputs generated from a fixed seed.
 // Plain node: no tap, no dev dependency.
-import { readFile, symlink, writeFile } from 'node:fs/promises';
+import { open, readFile, symlink, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import path from 'node:path';
 
@@ -102,4 +102,21 @@ export async function corpus(dir: string, seed: number, objDir: string): Promise
     cases.push({ name: `a write at offset ${1000 * i + 7}`, bytes: line(`/nonexistent/odd${i}.o`), offset: 1000 * i + 7 });
   }
   return cases;
+}
+
+/**
+ * Send one case to a behaviour file through a fresh open, as a client would:
+ * the errno of the write (0 when it succeeded). close() is waited for, its
+ * answer ignored: the write is what the case is about.
+ */
+export async function sendCase(file: string, c: Case): Promise<number> {
+  const fh = await open(file, 'w');
+  let errno = 0;
+  try {
+    await fh.write(c.bytes, 0, c.bytes.length, c.offset ?? null);
+  } catch (e) {
+    errno = -((e as NodeJS.ErrnoException).errno ?? 0);
+  }
+  await fh.close().catch(() => {});
+  return errno;
 }
