@@ -117,7 +117,11 @@ class ReadObjectWorker : public PromiseWorker {
     ssize_t n = readlink(self.c_str(), seen, sizeof(seen) - 1);
     seenPath_ = n > 0 ? std::string(seen, n) : path_;
     // Reopen for reading through the O_PATH fd: same inode, permission checked now.
-    UniqueFd file(open(self.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    // O_NONBLOCK: a regular file can still be a stream that waits for data
+    // (tracefs's trace_pipe, /proc/kmsg, krsifs's own events file, read here
+    // by the daemon that must answer it); none of those is an object, and
+    // waiting on one would hold this write, and this file's queue, for ever.
+    UniqueFd file(open(self.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
     if (!file.valid()) {
       failure_.set(errno, what + ": " + ErrText(errno));
       return;
@@ -129,6 +133,11 @@ class ReadObjectWorker : public PromiseWorker {
       ssize_t r = read(file.get(), chunk.data(), chunk.size());
       if (r < 0) {
         if (errno == EINTR) continue;
+        if (errno == EAGAIN) {
+          failure_.set(ENOEXEC, what + ": a stream with nothing to read now (like trace_pipe or krsifs's events), "
+                                       "not a BPF object");
+          return;
+        }
         failure_.set(errno, what + ": " + ErrText(errno));
         return;
       }

@@ -140,6 +140,11 @@ export class EventStream {
     return this.queue.length - this.head;
   }
 
+  /** A read would answer now: lines queued, a loss to report, or the end. */
+  get ready(): boolean {
+    return this.closed || this.pending > 0 || this.lost > 0;
+  }
+
   /** Records this reader has missed and not yet been told about. */
   get unreportedLost(): number {
     return this.lost;

@@ -21,6 +21,8 @@ interface Handle {
   snapshot: Buffer | null;
   /** events: this reader's queue. */
   stream?: EventStream;
+  /** Opened with O_NONBLOCK: an events read with nothing queued is EAGAIN, not a wait. */
+  nonblock: boolean;
 }
 
 export interface HandlerOptions {
@@ -79,6 +81,7 @@ export class KrsiFsHandlers implements FsHandlers {
       lines: writable && f.kind === 'behaviour' ? new LineBuffer() : null,
       snapshot: null,
       stream: f.kind === 'events' ? this.events?.open() : undefined,
+      nonblock: (flags & constants.O_NONBLOCK) !== 0,
     });
     return fh;
   }
@@ -90,6 +93,7 @@ export class KrsiFsHandlers implements FsHandlers {
     // when the reader is being killed (lib/fs/signals.ts)
     if (h.file.kind === 'events') {
       if (!h.stream) return Buffer.alloc(0);
+      if (h.nonblock && !h.stream.ready) throw new KrsiError('EAGAIN', 'events: no record queued (O_NONBLOCK)');
       return h.stream.read(size, caller ? abortWhenKilled(caller.pid, signal) : signal);
     }
     if (offset === 0 || h.snapshot === null) h.snapshot = Buffer.from(await this.text(h.file));

@@ -21,3 +21,22 @@ t.test('events: 0400, blocks, a killed reader ends promptly, the daemon serves o
   t.equal((await bash(`cat ${d.mountpoint}/hooks`)).exitCode, 0, 'the daemon still serves');
   t.equal(d.proc.exitCode, null);
 });
+
+t.test('events with O_NONBLOCK is EAGAIN when empty; written as an object path, it is refused at once', async (t) => {
+  const d = await startDaemon();
+  t.teardown(() => cleanup(d));
+  const nb = await bash(`timeout -s KILL 5 dd if=${d.mountpoint}/events of=/dev/null iflag=nonblock 2>&1; echo "status=$?"`);
+  t.match(nb.stdout, /Resource temporarily unavailable/, 'a non-blocking reader is told there is nothing');
+  t.notMatch(nb.stdout, /status=137/, 'and was not left waiting');
+  // The daemon reads objects itself: a path to its own blocking file must not
+  // make it wait on itself (that once left the daemon unkillable, a thread
+  // stuck in a FUSE request only it could answer).
+  const start = Date.now();
+  const w = await bash(`timeout -s KILL 10 bash -c 'echo ${d.mountpoint}/events > ${d.mountpoint}/file_open'; echo "status=$?"`);
+  t.ok(Date.now() - start < 5000, `answered in ${Date.now() - start} ms`);
+  t.match(w.stdout + w.stderr, /Exec format error/, 'ENOEXEC: a stream is not a BPF object');
+  const log = (await bash(`cat ${d.mountpoint}/error_log`)).stdout;
+  t.match(log, /a stream with nothing to read now .*not a BPF object/);
+  t.equal((await bash(`echo '!nothing' > ${d.mountpoint}/file_open`)).exitCode, 1, 'the file\'s queue is not held: the next line runs');
+  t.equal(d.proc.exitCode, null, 'the daemon is alive');
+});
