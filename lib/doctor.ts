@@ -3,7 +3,7 @@
 import { access, readFile, constants as fsc } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import os from 'node:os';
-import { hasCapability } from './core/capabilities.js';
+import { credentialsOf, holds } from './kernel/proc.js';
 import type { ProbeResult } from './kernel/index.js';
 
 export interface Check {
@@ -131,7 +131,8 @@ export async function runDoctor(deps: DoctorDeps): Promise<Check[]> {
   });
 
   const missing: string[] = [];
-  for (const [name, bit] of CAPS) if (!(await hasCapability(process.pid, bit))) missing.push(name);
+  const self = await credentialsOf(process.pid);
+  for (const [name, bit] of CAPS) if (!holds(self, bit)) missing.push(name);
   add({
     name: 'capabilities',
     ok: missing.length === 0,

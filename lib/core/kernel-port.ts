@@ -8,6 +8,33 @@ export interface Caller {
   gid: number;
 }
 
+/**
+ * The credentials of the task behind a request (lib/kernel/proc.ts reads
+ * them), checked before anything is done on its behalf, and used to resolve
+ * and open its paths with its own rights.
+ */
+export interface Credentials {
+  /** The task (thread) id the kernel named in the request. */
+  pid: number;
+  /** Its process (thread group). */
+  tgid: number;
+  uid: number;
+  gid: number;
+  /** The ids the kernel checks file access with. */
+  fsuid: number;
+  fsgid: number;
+  groups: number[];
+  /** Effective capabilities, relative to the task's own user namespace. */
+  capEff: bigint;
+  /**
+   * The task is in the daemon's user namespace (the initial one): only then do
+   * its capabilities mean anything here. Root in a user namespace of its own
+   * shows a full CapEff and holds nothing in ours.
+   */
+  inDaemonUserNs: boolean;
+  comm: string;
+}
+
 export interface ProgramFacts {
   name: string;
   section: string;
@@ -63,8 +90,12 @@ export interface Unpinned {
 }
 
 export interface KernelPort {
-  /** Read the object at `path` as process `pid` resolves it (its cwd, its root). */
-  readObject(pid: number, path: string): Promise<{ data: Buffer; path: string }>;
+  /**
+   * Read the object at `path` as the writer resolves it (its root, its cwd)
+   * and with its file access rights. `signal` aborts the wait (EINTR) when the
+   * writer is being killed; the read itself may finish later and is dropped.
+   */
+  readObject(writer: Credentials, path: string, signal?: AbortSignal): Promise<{ data: Buffer; path: string }>;
   inspect(data: Buffer, name?: string): Promise<ObjectFacts>;
   /** All or nothing: on failure nothing from this object stays attached. */
   loadAndAttach(

@@ -6,7 +6,7 @@ import { silentLogger, type Logger } from '../log.js';
 import type { ResolvedBehaviour } from './catalogue.js';
 import { ErrorLog } from './error-log.js';
 import { parseLine, type Command } from './grammar.js';
-import type { AttachedProgram, Caller, KernelPort, ObjectFacts } from './kernel-port.js';
+import type { AttachedProgram, Credentials, KernelPort, ObjectFacts } from './kernel-port.js';
 import { Registry, committedPin, isTemporaryPin, programOfPin, temporaryPin, type Attached } from './registry.js';
 import { SerialQueue } from './serial-queue.js';
 
@@ -23,6 +23,11 @@ export interface KrsiOptions {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+type ObjectBytes = Awaited<ReturnType<KernelPort['readObject']>>;
+
+/** The writer is being killed: it will never see the answer, and nothing more is done for it. */
+const killed = () => new KrsiError('EINTR', 'the writer was killed before its line ran; nothing was done');
 
 export class Krsi {
   readonly errorLog: ErrorLog;
@@ -57,25 +62,32 @@ export class Krsi {
    * KrsiError whose errno the writer gets. Lines for one behaviour run one
    * after another; behaviours do not wait for each other.
    */
-  execute(behaviour: string, raw: Buffer | string, caller: Caller): Promise<void> {
+  async execute(behaviour: string, raw: Buffer | string, writer: Credentials, signal?: AbortSignal): Promise<void> {
     const text = typeof raw === 'string' ? raw : decodeLine(raw);
-    return this.queue.run(behaviour, async () => {
-      try {
-        if (text instanceof KrsiError) throw text;
-        await this.run(behaviour, parseLine(text), caller);
-      } catch (e) {
-        const err = KrsiError.from(e);
-        this.fail(behaviour, typeof text === 'string' ? text : lossy(raw), err);
-        throw err;
-      }
-    });
+    try {
+      if (text instanceof KrsiError) throw text;
+      const cmd = parseLine(text);
+      // The object is read before the line queues: a file on a stalled
+      // filesystem then holds up its own writer only, not the lines other
+      // writers send to this behaviour.
+      const object = cmd.kind === 'attach' ? await this.kernel.readObject(writer, cmd.path, signal) : undefined;
+      await this.queue.run(behaviour, () => {
+        if (signal?.aborted) throw killed();
+        return this.run(behaviour, cmd, object);
+      });
+    } catch (e) {
+      const err = KrsiError.from(e);
+      this.fail(behaviour, typeof text === 'string' ? text : lossy(raw), err);
+      throw err;
+    }
   }
 
-  /** Record a failed write that never reached execute (E2BIG, EPERM at open, …). */
-  fail(behaviour: string, line: string, err: KrsiError): void {
+  /** Record a failed write that never reached execute (E2BIG, EPERM at open, …); returns `err`. */
+  fail(behaviour: string, line: string, err: KrsiError): KrsiError {
     this.errorLog.add(behaviour, line, err);
     const object = typeof err.details.object === 'string' ? err.details.object : undefined;
     this.log.warn('write failed', { file: behaviour, line, code: err.code, error: err.message, object });
+    return err;
   }
 
   /** Something wrong found outside a write (at start-up): the log and one error_log entry. */
@@ -191,7 +203,7 @@ export class Krsi {
       .join('');
   }
 
-  private async run(behaviour: string, cmd: Command, caller: Caller): Promise<void> {
+  private async run(behaviour: string, cmd: Command, object: ObjectBytes | undefined): Promise<void> {
     const hook = this.hookOf.get(behaviour);
     if (!hook) throw new KrsiError('ENODEV', `${behaviour}: no LSM hook for this behaviour on this kernel`);
     switch (cmd.kind) {
@@ -209,18 +221,16 @@ export class Krsi {
         return;
       }
       case 'attach':
-        return this.attach(behaviour, hook, cmd.path, cmd.globals, caller);
+        return this.attach(behaviour, hook, object!, cmd.globals);
     }
   }
 
   private async attach(
     behaviour: string,
     hook: string,
-    objectPath: string,
+    { data, path: resolved }: ObjectBytes,
     globals: Record<string, string>,
-    caller: Caller,
   ): Promise<void> {
-    const { data, path: resolved } = await this.kernel.readObject(caller.pid, objectPath);
     let programs: AttachedProgram[];
     let facts: ObjectFacts | undefined;
     try {

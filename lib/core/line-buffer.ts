@@ -42,6 +42,18 @@ export class LineBuffer {
     return items;
   }
 
+  /** A line has begun and not ended (or an overlong one is being dropped). */
+  get partial(): boolean {
+    return this.pendingBytes > 0 || this.discarding;
+  }
+
+  /** Drop everything not yet returned, as if the file had just been opened. */
+  reset(): void {
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.discarding = false;
+  }
+
   /** The last line when it had no newline (it runs at close), or null. */
   flush(): Buffer | null {
     this.discarding = false;

@@ -3,10 +3,11 @@
 // No BPF knowledge here.
 import { constants } from 'node:fs';
 import { KrsiError } from '../errors.js';
-import { CAP_MAC_ADMIN, commOf, hasCapability } from '../core/capabilities.js';
-import type { Caller } from '../core/kernel-port.js';
+import { CAP_MAC_ADMIN, credentialsOf, holds } from '../kernel/proc.js';
+import type { Caller, Credentials } from '../core/kernel-port.js';
 import type { Krsi } from '../core/krsi.js';
 import { LineBuffer } from '../core/line-buffer.js';
+import { SerialQueue } from '../core/serial-queue.js';
 import { MAX_LINE } from '../core/grammar.js';
 import type { EventHub, EventStream } from '../core/events.js';
 import { fileTable, type FileEntry } from './files.js';
@@ -17,6 +18,8 @@ interface Handle {
   file: FileEntry;
   writable: boolean;
   lines: LineBuffer | null;
+  /** The process (tgid) whose bytes the unfinished line holds: only it can finish or run it. */
+  partialBy: number | null;
   /** The text served to reads of this open file, taken at offset 0. */
   snapshot: Buffer | null;
   /** events: this reader's queue. */
@@ -26,8 +29,8 @@ interface Handle {
 }
 
 export interface HandlerOptions {
-  /** Decides whether a writer may write; defaults to CAP_MAC_ADMIN in /proc/PID/status. */
-  mayWrite?: (caller: Caller) => Promise<boolean>;
+  /** Who is behind a request (tests of this layer pass a double); defaults to /proc. */
+  credentials?: (pid: number) => Promise<Credentials>;
   /** Where `events` reads come from; without it `events` reads as empty. */
   events?: EventHub;
 }
@@ -35,15 +38,17 @@ export interface HandlerOptions {
 export class KrsiFsHandlers implements FsHandlers {
   private readonly files: Map<string, FileEntry>;
   private readonly handles = new Map<number, Handle>();
+  /** Writes and closes of one open file run one after another. */
+  private readonly perHandle = new SerialQueue<number>();
   private nextFh = 1;
   private readonly mountedAt = Date.now();
-  private readonly mayWrite: (caller: Caller) => Promise<boolean>;
+  private readonly credentials: (pid: number) => Promise<Credentials>;
   private readonly events: EventHub | undefined;
 
   constructor(private readonly core: Krsi, opts: HandlerOptions = {}) {
     this.files = fileTable(core.behaviours());
     this.events = opts.events;
-    this.mayWrite = opts.mayWrite ?? ((c) => hasCapability(c.pid, CAP_MAC_ADMIN));
+    this.credentials = opts.credentials ?? credentialsOf;
   }
 
   /** The names at the mount's root. */
@@ -79,6 +84,7 @@ export class KrsiFsHandlers implements FsHandlers {
       file: f,
       writable,
       lines: writable && f.kind === 'behaviour' ? new LineBuffer() : null,
+      partialBy: null,
       snapshot: null,
       stream: f.kind === 'events' ? this.events?.open() : undefined,
       nonblock: (flags & constants.O_NONBLOCK) !== 0,
@@ -104,38 +110,92 @@ export class KrsiFsHandlers implements FsHandlers {
    * Lines are executed as their newline arrives, one after another; the
    * write that completes a line returns when the kernel has answered. The
    * first failing line fails the write with its errno; the lines after it in
-   * the same write are not run. Offsets are ignored: a behaviour file is a
-   * command stream, like a pipe.
+   * the same write, and its unfinished tail, are dropped. Offsets are
+   * ignored: a behaviour file is a command stream, like a pipe.
+   *
+   * A line runs with the credentials and cwd of the one process that wrote
+   * it: a line is never made of two processes' bytes (the second gets EBUSY),
+   * and an unfinished line runs only at a close by its writer (see flush).
    */
-  async write(p: string, fh: number, data: Buffer, _offset: number, caller: Caller): Promise<number> {
+  async write(p: string, fh: number, data: Buffer, _offset: number, caller: Caller, signal?: AbortSignal): Promise<number> {
     const h = this.handle(fh);
-    if (!h.writable) throw new KrsiError('EBADF', `${h.file.name}: not open for writing`);
-    if (h.file.kind === 'error_log') {
-      const err = new KrsiError('EINVAL', 'error_log: write nothing to clear it (: > error_log)');
-      this.core.fail('error_log', data.toString('utf8').trimEnd(), err);
-      throw err;
-    }
-    await this.authorize(h.file, caller);
-    for (const item of h.lines!.push(data)) {
-      if ('tooLong' in item) {
-        const err = new KrsiError('E2BIG', `parse line: longer than ${MAX_LINE} bytes; nothing was run`);
-        this.core.fail(h.file.name, data.subarray(0, 64).toString('utf8') + '…', err);
+    return this.perHandle.run(fh, async () => {
+      if (!h.writable) throw new KrsiError('EBADF', `${h.file.name}: not open for writing`);
+      const writer = await this.authorize(h.file, caller);
+      if (h.file.kind === 'error_log') {
+        const err = new KrsiError('EINVAL', 'error_log: write nothing to clear it (: > error_log)');
+        this.core.fail('error_log', data.toString('utf8').trimEnd(), err);
         throw err;
       }
-      await this.core.execute(h.file.name, item.line, caller);
-    }
-    return data.length;
+      const lines = h.lines!;
+      if (lines.partial && h.partialBy !== writer.tgid) {
+        const err = new KrsiError(
+          'EBUSY',
+          `process ${writer.tgid} (${writer.comm}) wrote to an open file on which process ${h.partialBy} has an ` +
+            `unfinished line; a line runs as the one process that wrote it: finish that line or open the file yourself`,
+        );
+        this.core.fail(h.file.name, lossyStart(data), err);
+        throw err;
+      }
+      const killed = abortWhenKilled(caller.pid, signal);
+      try {
+        for (const item of lines.push(data)) {
+          if ('tooLong' in item) {
+            throw this.core.fail(
+              h.file.name,
+              lossyStart(data),
+              new KrsiError('E2BIG', `parse line: longer than ${MAX_LINE} bytes; nothing was run`),
+            );
+          }
+          await this.core.execute(h.file.name, item.line, writer, killed);
+        }
+      } catch (e) {
+        lines.reset();
+        h.partialBy = null;
+        throw e;
+      }
+      h.partialBy = lines.partial ? writer.tgid : null;
+      return data.length;
+    });
   }
 
-  /** close(2): a last line without a newline runs now, and close returns its answer. */
-  async flush(p: string, fh: number, caller: Caller): Promise<void> {
+  /**
+   * close(2). Every close of a shared open file comes here, from the process
+   * that closes (a child that inherited the fd and exits, a dup's close). An
+   * unfinished last line runs only when its own writer closes, with the
+   * writer's rights checked again, and that close returns its answer; a close
+   * by any other process leaves it waiting for the writer's. If the writer
+   * never closes before the file's last close, the line is dropped and
+   * error_log says so (release).
+   */
+  async flush(p: string, fh: number, caller: Caller, signal?: AbortSignal): Promise<void> {
     const h = this.handles.get(fh);
-    const line = h?.lines?.flush();
-    if (h && line) await this.core.execute(h.file.name, line, caller);
+    if (!h?.lines) return;
+    return this.perHandle.run(fh, async () => {
+      if (!h.lines!.partial) return;
+      const closer = await this.credentials(caller.pid).catch(() => null);
+      if (closer?.tgid !== h.partialBy) return;
+      const writer = await this.authorize(h.file, caller);
+      const line = h.lines!.flush();
+      h.partialBy = null;
+      if (line) await this.core.execute(h.file.name, line, writer, abortWhenKilled(caller.pid, signal));
+    });
   }
 
   release(_p: string, fh: number): void {
-    this.handles.get(fh)?.stream?.close();
+    const h = this.handles.get(fh);
+    if (h?.lines?.partial && h.partialBy !== null) {
+      this.core.fail(
+        h.file.name,
+        h.lines.flush()?.toString('utf8') ?? '',
+        new KrsiError(
+          'ECANCELED',
+          `an unfinished line of process ${h.partialBy} was dropped: the file was closed for the last time by ` +
+            `another process, never by its writer; end lines with a newline`,
+        ),
+      );
+    }
+    h?.stream?.close();
     this.handles.delete(fh);
   }
 
@@ -147,13 +207,27 @@ export class KrsiFsHandlers implements FsHandlers {
     if (f.kind === 'error_log' && size === 0) this.core.errorLog.clear();
   }
 
-  private async authorize(f: FileEntry, caller: Caller): Promise<void> {
-    if (await this.mayWrite(caller)) return;
-    const comm = await commOf(caller.pid);
+  /**
+   * Every write, truncation and line run is checked here, each time: the
+   * writer must hold CAP_MAC_ADMIN in the daemon's user namespace. Holding the
+   * file open proves nothing (it may have been inherited or passed on).
+   */
+  private async authorize(f: FileEntry, caller: Caller): Promise<Credentials> {
+    let creds: Credentials | undefined;
+    let why: string;
+    try {
+      creds = await this.credentials(caller.pid);
+      if (holds(creds, CAP_MAC_ADMIN)) return creds;
+      why = creds.inDaemonUserNs
+        ? 'lacks CAP_MAC_ADMIN'
+        : "is in a user namespace of its own, where its capabilities count for nothing here";
+    } catch (e) {
+      why = `cannot be identified (${KrsiError.from(e).message})`;
+    }
+    const who = creds ? `process ${creds.tgid} (${creds.comm}, uid ${creds.uid})` : `process ${caller.pid}`;
     const err = new KrsiError(
       'EPERM',
-      `write ${f.name}: process ${caller.pid} (${comm}, uid ${caller.uid}) lacks CAP_MAC_ADMIN; ` +
-        `run the writer as root with CAP_MAC_ADMIN`,
+      `write ${f.name}: ${who} ${why}; writers need CAP_MAC_ADMIN in the initial user namespace (root on the host)`,
       { details: { pid: caller.pid, uid: caller.uid } },
     );
     this.core.fail(f.name, '', err);
@@ -190,4 +264,9 @@ export class KrsiFsHandlers implements FsHandlers {
     if (!h) throw new KrsiError('EBADF', `unknown file handle ${fh}`);
     return h;
   }
+}
+
+/** The start of a write, for error_log when no whole line can be shown. */
+function lossyStart(data: Buffer): string {
+  return data.subarray(0, 64).toString('utf8') + (data.length > 64 ? '…' : '');
 }

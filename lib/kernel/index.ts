@@ -16,16 +16,17 @@ import type {
 } from './types.js';
 
 export type * from './types.js';
+import type { Credentials } from '../core/kernel-port.js';
 
 /**
- * Read the BPF object at `path` as process `pid` resolves it: absolute paths
- * inside its root, relative ones from its cwd; pid 0 is this process. The file
- * is read once: inspect and load the returned bytes.
+ * Read the BPF object at `path` as the writer resolves it: absolute paths
+ * inside its root, relative ones from its cwd. The file is read once: inspect
+ * and load the returned bytes.
  * Errors: ENOENT missing, EISDIR directory, ENOEXEC not a regular file,
  * E2BIG over 64 MiB, ESRCH no such process, EACCES/EPERM as the kernel says.
  */
-export function readObject(pid: number, path: string): Promise<ReadResult> {
-  return native.readObject(pid, path);
+export function readObject(writer: Credentials, path: string, _signal?: AbortSignal): Promise<ReadResult> {
+  return native.readObject(writer.pid, path);
 }
 
 /**

@@ -4,10 +4,13 @@
 import t from 'tap';
 import { Krsi } from '../../lib/core/krsi.js';
 import { KrsiError } from '../../lib/errors.js';
-import type { AttachedProgram, KernelPort, ObjectFacts, PinnedLink } from '../../lib/core/kernel-port.js';
+import type { AttachedProgram, Credentials, KernelPort, ObjectFacts, PinnedLink } from '../../lib/core/kernel-port.js';
 import type { ResolvedBehaviour } from '../../lib/core/catalogue.js';
 
-const caller = { pid: process.pid, uid: 0, gid: 0 };
+const caller: Credentials = {
+  pid: process.pid, tgid: process.pid, uid: 0, gid: 0, fsuid: 0, fsgid: 0, groups: [],
+  capEff: 1n << 33n, inDaemonUserNs: true, comm: 'test',
+};
 const catalogue: ResolvedBehaviour[] = [
   { behaviour: 'process_execution', candidates: ['bprm_check_security'], hook: 'bprm_check_security', reason: '' },
   { behaviour: 'file_open', candidates: ['file_open'], hook: 'file_open', reason: '' },
@@ -58,7 +61,7 @@ class FakeKernel implements KernelPort {
     }
   }
 
-  async readObject(_pid: number, path: string) {
+  async readObject(_writer: Credentials, path: string) {
     if (!this.objects.has(path)) throw new KrsiError('ENOENT', `open ${path}: no such file`);
     return { data: Buffer.from(path), path: `/abs/${path}` };
   }

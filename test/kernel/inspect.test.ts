@@ -1,6 +1,7 @@
 // inspect(): the facts of every object in bpf/, read without loading.
 import t from 'tap';
 import { inspect, readObject } from '../../lib/kernel/index.js';
+import { credentialsOf } from '../../lib/kernel/proc.js';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,9 +74,9 @@ t.test('sleepable sections are reported', async (t) => {
 t.test('what is not a BPF object is refused with ENOEXEC and says why', async (t) => {
   await t.rejects(inspect(Buffer.from('hello, world\n')), { code: 'ENOEXEC', errno: 8, message: 'open object: not an ELF file' }, 'text');
   await t.rejects(inspect(Buffer.alloc(0)), { code: 'ENOEXEC', message: 'open object: not an ELF file' }, 'empty');
-  const bin = await readObject(0, '/bin/true');
+  const bin = await readObject(await credentialsOf(process.pid), '/bin/true');
   await t.rejects(inspect(bin.data), { code: 'ENOEXEC', message: 'open object: ELF but not a BPF object (machine x86-64)' }, '/bin/true');
-  const passwd = await readObject(0, '/etc/passwd');
+  const passwd = await readObject(await credentialsOf(process.pid), '/etc/passwd');
   await t.rejects(inspect(passwd.data), { code: 'ENOEXEC', message: /not an ELF file/ }, '/etc/passwd');
   const truncated = (await obj('deny_exec')).subarray(0, 200);
   await t.rejects(inspect(truncated), { code: 'ENOEXEC', message: /^open object: malformed BPF object: .*\(libbpf: E[A-Z0-9]+\)$/ }, 'a truncated object is ENOEXEC, with libbpf\'s words');

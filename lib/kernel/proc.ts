@@ -1,0 +1,72 @@
+// Who is behind a FUSE request, from /proc. The kernel does not check
+// CAP_MAC_ADMIN for us on a FUSE file, nor resolve the writer's paths: the
+// daemon must, and it must ask about the right process in the right terms.
+//
+// Why reading /proc/PID here is not racy against pid reuse: PID is the task
+// (thread) that made the request, and the kernel keeps that task waiting in
+// the request until we answer: once the daemon has read a request, even a
+// fatal signal leaves it in an uninterruptible wait (fuse's
+// request_wait_answer). So while a handler runs, PID cannot exit, be reaped
+// or be reused, and its credentials cannot change (it is not running). Every
+// check is made before the answer.
+import { readFile, stat } from 'node:fs/promises';
+import { KrsiError } from '../errors.js';
+import type { Credentials } from '../core/kernel-port.js';
+
+export type { Credentials };
+
+export const CAP_DAC_OVERRIDE = 1;
+export const CAP_DAC_READ_SEARCH = 2;
+export const CAP_MAC_ADMIN = 33;
+
+let daemonUserNs: Promise<string> | undefined;
+
+async function userNsOf(pid: number | 'self'): Promise<string> {
+  const s = await stat(`/proc/${pid}/ns/user`, { bigint: true });
+  return `${s.dev}:${s.ino}`;
+}
+
+function field(status: string, key: string): string {
+  const m = new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(status);
+  if (!m) throw new KrsiError('EIO', `/proc status has no ${key} line`);
+  return m[1]!.trim();
+}
+
+/**
+ * The credentials of task `pid`. ESRCH when it cannot be seen: gone, or pid 0
+ * (the kernel names no task in our pid namespace: a writer in a sibling or
+ * parent pid namespace), which is never trusted.
+ */
+export async function credentialsOf(pid: number): Promise<Credentials> {
+  if (!Number.isInteger(pid) || pid <= 0) {
+    throw new KrsiError('ESRCH', `the writer is not visible in the daemon's pid namespace (pid ${pid})`);
+  }
+  let status: string;
+  let ns: string;
+  try {
+    [status, ns] = await Promise.all([readFile(`/proc/${pid}/status`, 'utf8'), userNsOf(pid)]);
+  } catch (e) {
+    throw new KrsiError('ESRCH', `process ${pid}: cannot read its /proc entry (${(e as Error).message})`);
+  }
+  daemonUserNs ??= userNsOf('self');
+  const [, , , fsuid] = field(status, 'Uid').split(/\s+/).map(Number);
+  const [, , , fsgid] = field(status, 'Gid').split(/\s+/).map(Number);
+  const groups = field(status, 'Groups');
+  return {
+    pid,
+    tgid: Number(field(status, 'Tgid')),
+    uid: Number(field(status, 'Uid').split(/\s+/)[0]),
+    gid: Number(field(status, 'Gid').split(/\s+/)[0]),
+    fsuid: fsuid!,
+    fsgid: fsgid!,
+    groups: groups ? groups.split(/\s+/).map(Number) : [],
+    capEff: BigInt('0x' + field(status, 'CapEff')),
+    inDaemonUserNs: ns === (await daemonUserNs),
+    comm: field(status, 'Name'),
+  };
+}
+
+/** Does the task hold capability `cap` in the daemon's (the initial) user namespace? */
+export function holds(c: Credentials, cap: number): boolean {
+  return c.inDaemonUserNs && ((c.capEff >> BigInt(cap)) & 1n) === 1n;
+}
