@@ -100,6 +100,7 @@ t.test('a writer that got SIGTSTP, then SIGKILL 6 s later, is answered and reape
   await sleep(6000);
   t.equal(await state(w.pid), 'D', 'still waiting 6 s later (a harmless signal does not end the write)');
   t.notOk(d.lines.includes(`killed write pid=${w.pid}`), 'the handler did not give up on it');
+  t.equal((await execa('cat', [`${d.mountpoint}/watching`])).stdout, '1', 'its caller is still watched, 6 s on');
   w.child.kill('SIGKILL');
   await d.waitLine(new RegExp(`^killed write pid=${w.pid}$`), 5000);
   t.pass('the later SIGKILL was seen');
@@ -113,7 +114,8 @@ t.test('a handler that answers after an interrupt: the writer gets its answer, t
   await d.waitLine(new RegExp(`^interrupted write pid=${w.pid}$`), 5000);
   t.equal(await endsWithin(w, 5000), 'exit 0', 'the writer ended normally');
   t.match(w.out(), /got usr1\n[^]*wrote 2\n|wrote 2\n[^]*got usr1\n/, 'its write(2) returned the count the handler answered');
-  const r = await execa('cat', [`${d.mountpoint}/whoami`], { reject: false, timeout: 5000 });
+  const r = await execa('cat', [`${d.mountpoint}/watching`], { reject: false, timeout: 5000 });
   t.equal(r.exitCode, 0, 'the daemon still answers');
+  t.equal(r.stdout, '0', 'and watches no caller once the interrupted request was answered');
   t.equal(d.child.exitCode, null, 'and is alive');
 });
