@@ -59,6 +59,17 @@ async function state(pid: number): Promise<string | undefined> {
   return stat?.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
 }
 
+/** Waits (up to ms) until `pid` is in state `want`; returns the state it was last seen in. */
+async function untilState(pid: number, want: string, ms = 5000): Promise<string | undefined> {
+  const deadline = Date.now() + ms;
+  let s = await state(pid);
+  while (s !== want && Date.now() < deadline) {
+    await sleep(50);
+    s = await state(pid);
+  }
+  return s;
+}
+
 /** How the process ended, or 'still running' if it has not within ms (it was not answered). */
 async function endsWithin(w: Writer, ms: number): Promise<string> {
   const r = await Promise.race([w.exited, sleep(ms).then(() => undefined)]);
@@ -75,7 +86,7 @@ for (const [file, op, what] of [
   t.test(`a writer killed while its ${what} waits in the daemon is answered and reaped`, async (t) => {
     const w = writer(file, op);
     await d.waitLine(new RegExp(`^stuck ${what} pid=${w.pid}$`));
-    t.equal(await state(w.pid), 'S', `the ${what} is waiting in the daemon, the writer sleeping in it`);
+    t.equal(await untilState(w.pid, 'S'), 'S', `the ${what} is waiting in the daemon, the writer sleeping in it`);
     w.child.kill('SIGKILL');
     await d.waitLine(new RegExp(`^interrupted ${what} pid=${w.pid}`), 5000);
     t.pass(`the handler's signal aborted (FUSE_INTERRUPT reached it)`);
@@ -96,7 +107,7 @@ t.test('a writer that got SIGTSTP, then SIGKILL 6 s later, is answered and reape
   await d.waitLine(new RegExp(`^stuck write pid=${w.pid}$`));
   w.child.kill('SIGTSTP');
   await d.waitLine(new RegExp(`^interrupted write pid=${w.pid}$`), 5000);
-  t.equal(await state(w.pid), 'D', 'interrupted, not killed: the write waits on, the writer in D');
+  t.equal(await untilState(w.pid, 'D'), 'D', 'interrupted, not killed: the write waits on, the writer in D');
   await sleep(6000);
   t.equal(await state(w.pid), 'D', 'still waiting 6 s later (a harmless signal does not end the write)');
   t.notOk(d.lines.includes(`killed write pid=${w.pid}`), 'the handler did not give up on it');
