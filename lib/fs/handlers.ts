@@ -12,7 +12,8 @@ import { MAX_LINE } from '../core/grammar.js';
 import type { EventHub, EventStream } from '../core/events.js';
 import { fileTable, type FileEntry } from './files.js';
 import { abortWhenKilled } from './signals.js';
-import { POLL, POLL_ALWAYS, type FsHandlers, type Stat } from '../fuse/index.js';
+import type { FsHandlers, Stat } from '../fuse/index.js';
+import { POLL, POLL_ALWAYS } from '../fuse/requests.js';
 
 interface Handle {
   file: FileEntry;

@@ -6,12 +6,7 @@ import { constants } from 'node:os';
 import { KrsiError } from '../errors.js';
 import { Inodes, ROOT_INO } from './inodes.js';
 import { fuse, type Caller, type Dispatch, type NativeAttr, type NativeDirent, type NativeRequests, type NativeSession, type NativeWaker, type Op } from './native.js';
-import { RequestSignals } from './requests.js';
-
-/** poll(2)'s event bits (the values the kernel's FUSE poll takes). */
-export const POLL = { IN: 0x1, PRI: 0x2, OUT: 0x4, ERR: 0x8, HUP: 0x10, RDNORM: 0x40, WRNORM: 0x100 } as const;
-/** What a file without a poll handler reports: always readable and writable (the kernel's DEFAULT_POLLMASK). */
-export const POLL_ALWAYS = POLL.IN | POLL.OUT | POLL.RDNORM | POLL.WRNORM;
+import { POLL_ALWAYS, RequestSignals } from './requests.js';
 
 /** What getattr returns. mode includes the type bits (S_IFREG, S_IFDIR). */
 export interface Stat {

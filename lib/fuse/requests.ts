@@ -1,7 +1,14 @@
 // What the FUSE layer tells a handler about its request besides its
 // arguments: an AbortSignal that aborts on FUSE_INTERRUPT (the caller got a
 // signal), and, for whoever must keep an eye on the caller after that (see
-// lib/fs/signals.ts), a second one that aborts once the request is answered.
+// lib/fs/signals.ts), a second one that aborts once the request is answered;
+// and the bits a poll handler answers with. No addon here: the filesystem
+// layer uses it without loading the FUSE binding.
+
+/** poll(2)'s event bits (the values the kernel's FUSE poll takes). */
+export const POLL = { IN: 0x1, PRI: 0x2, OUT: 0x4, ERR: 0x8, HUP: 0x10, RDNORM: 0x40, WRNORM: 0x100 } as const;
+/** What a file without a poll handler reports: always readable and writable (the kernel's DEFAULT_POLLMASK). */
+export const POLL_ALWAYS = POLL.IN | POLL.OUT | POLL.RDNORM | POLL.WRNORM;
 
 const answeredBy = new WeakMap<AbortSignal, AbortSignal>();
 
