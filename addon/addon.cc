@@ -7,12 +7,14 @@
 namespace krsi {
 void InitBpf(Napi::Env env, Napi::Object exports);
 void InitFuse(Napi::Env env, Napi::Object exports);
+void InitLock(Napi::Env env, Napi::Object exports);
 }  // namespace krsi
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   krsi::InitErrors(env, exports);
   krsi::InitBpf(env, exports);
   krsi::InitFuse(env, exports);
+  krsi::InitLock(env, exports);
   return exports;
 }
 

@@ -1,5 +1,7 @@
 #include "bpf_common.h"
 
+#include <unistd.h>
+
 #include <elf.h>
 #include <string.h>
 
@@ -51,6 +53,17 @@ std::string ErrText(int err) {
   if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z' && !(s.size() > 1 && s[1] >= 'A' && s[1] <= 'Z'))
     s[0] = s[0] - 'A' + 'a';
   return s;
+}
+
+std::string BpfFdKind(int fd) {
+  char buf[64];
+  ssize_t n = readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), buf, sizeof(buf) - 1);
+  if (n <= 0) return "";
+  std::string s(buf, n);
+  const std::string prefix = "anon_inode:bpf-";
+  if (s.compare(0, prefix.size(), prefix) != 0) return "";
+  s = s.substr(prefix.size());
+  return s == "link" || s == "map" || s == "prog" ? s : "";
 }
 
 std::string ErrName(int err) {

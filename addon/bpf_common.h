@@ -82,6 +82,10 @@ bool KernelHasHook(const std::string& hook, int* err);
 // "file_open" for the BTF FUNC bpf_lsm_file_open, "" for anything that is not
 // an LSM hook (other types, static functions, the BPF LSM's own helpers).
 std::string HookOfFunc(const btf* b, const btf_type* t);
+// What a bpf fd refers to, from its anon inode's name ("anon_inode:bpf-link"):
+// "link", "map", "prog", or "" for anything else. BPF_OBJ_GET_INFO_BY_FD
+// fills the struct of the object's own type, so this must be known first.
+std::string BpfFdKind(int fd);
 // A valid C identifier, as every hook name is.
 bool IsIdentifier(const std::string& s);
 

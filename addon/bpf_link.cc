@@ -156,6 +156,11 @@ class OpenPinnedLinkWorker : public PromiseWorker {
       return;
     }
     state_->link.reset(l);
+    std::string kind = BpfFdKind(bpf_link__fd(l));
+    if (kind != "link") {
+      failure_.set(EINVAL, "open pinned link " + path_ + ": " + (kind.empty() ? "not a bpf object" : "a " + kind + ", not a link"));
+      return;
+    }
     int err = ReadLinkIds(state_.get());
     if (err != 0) {
       failure_.set(err, "open pinned link " + path_ + ": not a link? " + ErrText(err));

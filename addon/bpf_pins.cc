@@ -20,6 +20,10 @@ struct Pinned {
   std::string hook;
   std::string object;
   bool hasObject = false;
+  // Why this pin is not an LSM link ("a map", "a program", "a cgroup_skb
+  // link", …); empty for an LSM link. Such pins are someone else's: listed
+  // apart, never managed.
+  std::string foreign;
 };
 
 struct DirCloser {
@@ -42,15 +46,29 @@ class PinnedLinksWorker : public PromiseWorker {
       if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
       Pinned p;
       p.name = e->d_name;
-      // a pin removed since readdir (ENOENT), or not a link (EINVAL): not listed
+      // a pin removed since readdir (ENOENT): not listed; a directory or
+      // anything bpf_obj_get refuses: someone else's
       UniqueFd fd(bpf_obj_get((dir_ + "/" + p.name).c_str()));
-      if (!fd.valid()) continue;
+      if (!fd.valid()) {
+        if (errno == ENOENT) continue;
+        p.foreign = "not a bpf object (" + ErrText(errno) + ")";
+        pins_.push_back(std::move(p));
+        continue;
+      }
+      std::string kind = BpfFdKind(fd.get());
+      if (kind != "link") {
+        p.foreign = kind.empty() ? "not a bpf object" : "a " + kind;
+        pins_.push_back(std::move(p));
+        continue;
+      }
       bpf_link_info info = {};
       uint32_t len = sizeof(info);
       if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) continue;
       p.linkId = info.id;
       p.progId = info.prog_id;
-      if (info.type == BPF_LINK_TYPE_TRACING) {
+      if (info.type != BPF_LINK_TYPE_TRACING || info.tracing.attach_type != BPF_LSM_MAC) {
+        p.foreign = "a link that is not an LSM link (link id " + std::to_string(info.id) + ")";
+      } else {
         int err = 0;
         const btf* b = VmlinuxBtf(&err);
         uint32_t id = info.tracing.target_btf_id;
@@ -86,6 +104,7 @@ class PinnedLinksWorker : public PromiseWorker {
       o.Set("progName", p.progName);
       o.Set("hook", p.hook.empty() ? env.Null() : Napi::Value(Napi::String::New(env, p.hook)));
       o.Set("object", p.hasObject ? Napi::Value(Napi::String::New(env, p.object)) : env.Null());
+      if (!p.foreign.empty()) o.Set("foreign", p.foreign);
       out.Set(i, o);
     }
     return out;

@@ -1,5 +1,7 @@
 #include "errors.h"
 
+#include <string.h>
+
 namespace krsi {
 
 namespace {
@@ -20,6 +22,19 @@ Napi::Value Initialize(const Napi::CallbackInfo& info) {
   auto* data = Ctor(env);
   data->ctor = Napi::Persistent(info[0].As<Napi::Function>());
   return env.Undefined();
+}
+// strerror(errno): the C library's words, as the shell prints them
+// (error_log is compared with what `echo` said). GNU strerror_r: thread-safe,
+// and it returns "Unknown error N" itself for what it does not know.
+Napi::Value StrError(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "strerror(errno: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  char buf[256];
+  const char* s = strerror_r(info[0].As<Napi::Number>().Int32Value(), buf, sizeof(buf));
+  return Napi::String::New(env, s);
 }
 }  // namespace
 
@@ -57,6 +72,7 @@ void ThrowError(Napi::Env env, int err, const std::string& message) {
 void InitErrors(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new ErrorCtor());
   exports.Set("initialize", Napi::Function::New(env, Initialize, "initialize"));
+  exports.Set("strerror", Napi::Function::New(env, StrError, "strerror"));
 }
 
 }  // namespace krsi

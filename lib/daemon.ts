@@ -14,6 +14,7 @@ import { BpffsKernelPort, DEFAULT_PIN_ROOT, preparePinRoot } from './kernel/port
 import { detachStaleMount, mount } from './fuse/index.js';
 import { startLoopMonitor } from './loop-monitor.js';
 import { startEvents } from './events-daemon.js';
+import { lockMountpoint, lockPinRoot } from './daemon-lock.js';
 
 export interface MountOptions {
   mountpoint: string;
@@ -48,7 +49,9 @@ export async function runMount(opts: MountOptions): Promise<number> {
     if (b.hook) log.info('behaviour', { file: b.behaviour, hook: b.hook });
     else log.warn('behaviour has no hook here: no file', { file: b.behaviour, reason: b.reason });
   }
+  await lockMountpoint(mountpoint);
   const pins = await preparePinRoot(path.resolve(opts.pinRoot ?? DEFAULT_PIN_ROOT));
+  if (!pins.error) lockPinRoot(pins.root);
   if (pins.mounted) log.info('mounted bpffs', { at: '/sys/fs/bpf' });
   if (pins.error) {
     log.error('pins: cannot pin links here: every attach will fail; mounting anyway', { error: pins.error.message });
@@ -58,6 +61,7 @@ export async function runMount(opts: MountOptions): Promise<number> {
   const port = new BpffsKernelPort(pins);
   const events = startEvents(pins.error ? null : pins.root, resolved, log);
   const core = new Krsi(events.wrap(port), resolved, { log });
+  port.onForeign = (behaviour, err) => core.warn(behaviour, err);
   if (!pins.error) {
     for (const b of core.behaviours()) await port.ensurePinDir(b);
     const adopted = await core.adopt();

@@ -1,5 +1,7 @@
 // Structured log lines on stderr: time=… level=… msg="…" key=value …
 // (logfmt, so grep, cut and log shippers can read them).
+import { quote } from './text.js';
+
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 export type Fields = Record<string, string | number | boolean | null | undefined>;
 
@@ -10,9 +12,6 @@ export interface Logger {
   error(msg: string, fields?: Fields): void;
 }
 
-function quote(v: string): string {
-  return /^[^\s"=\\]+$/.test(v) ? v : JSON.stringify(v);
-}
 
 export function formatLine(level: Level, msg: string, fields: Fields = {}, now = new Date()): string {
   const parts = [`time=${now.toISOString()}`, `level=${level}`, `msg=${quote(msg)}`];

@@ -2,6 +2,7 @@
 // script hammering a file with bad lines cannot grow the daemon's memory.
 import type { KrsiError } from '../errors.js';
 import { strerror } from './strerror.js';
+import { escapeText, quoted } from '../text.js';
 
 export const DEFAULT_ERROR_LOG_SIZE = 128;
 /** How much of a verifier log an entry keeps: its end is where the cause is. */
@@ -62,18 +63,21 @@ export class ErrorLog {
    * One entry per failed write:
    *   TIME FILE: "LINE": CODE (strerror): MESSAGE
    *       verifier: …   (the last lines of the verifier's log, when there is one)
+   * Everything a writer or an object chose (the line, paths and names in the
+   * message, the verifier's quotes) is escaped: an entry is one line, and it
+   * holds no terminal control.
    */
   text(): string {
     const out: string[] = [];
     if (this.dropped > 0) out.push(`(${this.dropped} older entries dropped: the log keeps ${this.capacity})`);
     for (const e of this.entries) {
-      let shown = JSON.stringify(e.line.length > MAX_SHOWN_LINE ? e.line.slice(0, MAX_SHOWN_LINE) + '…' : e.line);
-      if (e.line === '') shown = '(no line)';
-      out.push(`${e.time.toISOString()} ${e.file}: ${shown}: ${e.code} (${strerror(e.errno)}): ${e.message}`);
+      const line = e.line.length > MAX_SHOWN_LINE ? e.line.slice(0, MAX_SHOWN_LINE) + '…' : e.line;
+      const shown = e.line === '' ? '(no line)' : quoted(line);
+      out.push(`${e.time.toISOString()} ${e.file}: ${shown}: ${e.code} (${strerror(e.errno)}): ${escapeText(e.message)}`);
       if (e.verifierLines > e.verifierTail.length) {
         out.push(`    verifier: (${e.verifierLines - e.verifierTail.length} earlier lines omitted)`);
       }
-      for (const v of e.verifierTail) out.push(`    verifier: ${v}`);
+      for (const v of e.verifierTail) out.push(`    verifier: ${escapeText(v)}`);
     }
     return out.length ? out.join('\n') + '\n' : '';
   }

@@ -11,6 +11,7 @@
 // record whose payload did not fit. `lost=N`: N records this reader will
 // never see, because its queue was full (it read too slowly) or because the
 // kernel ring was full; the line comes where the gap is.
+import { quote } from '../text.js';
 import { KrsiError } from '../errors.js';
 
 /** Byte layout of struct krsi_event (bpf/krsi_events.h). */
@@ -71,18 +72,6 @@ export function decodeRecord(raw: Buffer, realtimeMinusBoottimeNs: number): Even
     fields,
     truncated: (raw.readUInt16LE(RECORD.flags) & TRUNCATED) !== 0,
   };
-}
-
-/** A value as printed: bare when safe, else double-quoted with escapes. */
-export function quote(v: string): string {
-  if (v !== '' && !/[\s"\\\x00-\x1f\x7f]/.test(v)) return v;
-  const esc = v.replace(/[\\"\x00-\x1f\x7f]/g, (c) => {
-    if (c === '\\' || c === '"') return '\\' + c;
-    if (c === '\n') return '\\n';
-    if (c === '\t') return '\\t';
-    return '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0');
-  });
-  return `"${esc}"`;
 }
 
 /** A key as printed: the characters of an identifier (and . -), others as _. */

@@ -9,6 +9,7 @@ import { parseLine, type Command } from './grammar.js';
 import type { AttachedProgram, Credentials, KernelPort, ObjectFacts } from './kernel-port.js';
 import { Registry, committedPin, isTemporaryPin, programOfPin, temporaryPin, type Attached } from './registry.js';
 import { SerialQueue } from './serial-queue.js';
+import { escapeText } from '../text.js';
 
 /**
  * BPF_MAX_TRAMP_LINKS on x86-64 (27 on s390x): the programs one hook takes,
@@ -103,7 +104,7 @@ export class Krsi {
    */
   async listing(behaviour: string): Promise<string> {
     return (await this.registry.list(behaviour))
-      .map((a) => `${a.name}\t${a.hook ?? '?'}\tprog_id=${a.progId}\tlink_id=${a.linkId}\tobject=${a.object ?? '?'}\n`)
+      .map((a) => `${a.name}\t${a.hook ?? '?'}\tprog_id=${a.progId}\tlink_id=${a.linkId}\tobject=${a.object === null ? '?' : escapeText(a.object)}\n`)
       .join('');
   }
 
@@ -198,7 +199,7 @@ export class Krsi {
       .map((b) =>
         b.hook
           ? `${b.behaviour}\t${b.hook}\tavailable\n`
-          : `${b.behaviour}\t-\tunavailable: ${b.reason}\n`,
+          : `${b.behaviour}\t-\tunavailable: ${escapeText(b.reason ?? '')}\n`,
       )
       .join('');
   }

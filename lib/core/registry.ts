@@ -25,6 +25,15 @@ export function isTemporaryPin(name: string): boolean {
   return name.endsWith('-new') || name.endsWith('-commit');
 }
 
+/**
+ * A name krsifs gives a pin: a program's name (a C identifier), maybe with a
+ * temporary suffix. Anything else in a pin directory was put there by
+ * someone else.
+ */
+export function isPinName(name: string): boolean {
+  return /^[A-Za-z_][A-Za-z0-9_]*(-new|-commit)?$/.test(name);
+}
+
 export function temporaryPin(name: string): string {
   return `${name}-new`;
 }

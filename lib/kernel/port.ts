@@ -13,6 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { KrsiError } from '../errors.js';
 import type { KernelLink, KernelPort, PinnedLink, Unpinned } from '../core/kernel-port.js';
+import { isPinName } from '../core/registry.js';
 import * as kernel from './index.js';
 
 export const BPFFS = '/sys/fs/bpf';
@@ -89,6 +90,9 @@ export class BpffsKernelPort implements KernelPort {
   readonly loadAndAttach = kernel.loadAndAttach;
   /** How long unpin waits for the kernel to let a link go. */
   releaseTimeoutMs = 3000;
+  /** Told once about each foreign pin (not an LSM link, or a name krsifs never gives). */
+  onForeign: ((behaviour: string, err: KrsiError) => void) | undefined;
+  private readonly reported = new Set<string>();
 
   constructor(private readonly state: PinRootState) {}
 
@@ -142,7 +146,26 @@ export class BpffsKernelPort implements KernelPort {
 
   async pins(behaviour: string): Promise<PinnedLink[]> {
     // one native call per read of a behaviour file, whatever the number of programs
-    return kernel.pinnedLinks(this.at(behaviour), path.join(this.root, OBJECTS));
+    const all = await kernel.pinnedLinks(this.at(behaviour), path.join(this.root, OBJECTS));
+    const own: PinnedLink[] = [];
+    for (const { foreign, ...p } of all) {
+      const why = foreign ?? (isPinName(p.name) ? null : 'a name krsifs never gives a pin');
+      if (why === null) own.push(p);
+      else this.foreign(behaviour, p.name, why);
+    }
+    return own;
+  }
+
+  /** Someone else's thing in a pin directory: said once, then left alone. */
+  private foreign(behaviour: string, name: string, why: string): void {
+    const where = this.at(behaviour, name);
+    if (this.reported.has(where)) return;
+    this.reported.add(where);
+    this.onForeign?.(
+      behaviour,
+      new KrsiError('EEXIST', `${where}: ${why}, not a program krsifs attached: not listed and never detached by ` +
+        `krsifs; remove it yourself (rm) if it should not be there`, { details: { pin: where } }),
+    );
   }
 
   async pinnedBehaviours(): Promise<string[]> {

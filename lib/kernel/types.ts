@@ -171,4 +171,6 @@ export interface PinnedLinkInfo {
   hook: string | null;
   /** The target of the object symlink, or null. */
   object: string | null;
+  /** Set when the pin is no LSM link (a map, a program, another link type): why. */
+  foreign?: string;
 }

@@ -1,7 +1,8 @@
 // The events hub: record decoding, the line format, and fan-out with a
 // bounded queue per reader (drops counted and reported as lost=N).
 import t from 'tap';
-import { EventHub, RECORD, decodeRecord, formatRecord, quote } from '../../lib/core/events.js';
+import { EventHub, RECORD, decodeRecord, formatRecord } from '../../lib/core/events.js';
+import { quote } from '../../lib/text.js';
 
 function record(fields: [string, string][], o: { pid?: number; comm?: string; flags?: number } = {}): Buffer {
   const b = Buffer.alloc(RECORD.size);

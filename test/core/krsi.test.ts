@@ -186,6 +186,21 @@ t.test('attach lists NAME, HOOK, ids and the object, tab-separated', async (t) =
   t.equal(await core.listing('file_open'), '');
 });
 
+t.test('an object path with a tab, a newline or a terminal control is escaped: one line per program', async (t) => {
+  const { k, core } = setup();
+  const evil = 'x\ty\nforged\tbprm_check_security\tprog_id=1\x1b[2J\u202e.o';
+  k.lsm(evil, ['deny_exec']);
+  await core.execute('process_execution', `'${evil}'`, caller);
+  const listing = await core.listing('process_execution');
+  t.equal(listing.split('\n').length, 2, 'one line');
+  t.equal(listing.split('\t').length, 5, 'five fields');
+  t.match(listing, /object=\/abs\/x\\ty\\nforged\\tbprm_check_security\\tprog_id=1\\x1b\[2J\\u202e\.o\n$/, 'escaped');
+  await core.execute('process_execution', `'/missing/${evil}'`, caller).catch(() => {});
+  const log = core.errorLog.text();
+  t.equal(log.split('\n').filter(Boolean).length, 1, 'error_log: one entry, one line');
+  t.notMatch(log, /[\x1b\u202e]/, 'no control reaches error_log');
+});
+
 t.test('same-name replace attaches the new program before detaching the old', async (t) => {
   const { k, core } = setup();
   k.lsm('a.o', ['deny_exec']);

@@ -2,7 +2,7 @@
 // does, and take it down again. Clients then talk to the mount through real
 // processes: the test process never serves the mount it reads.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rmdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, rmdir } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,8 @@ export const objDir = path.join(root, 'bpf/obj');
 
 export interface Daemon {
   mountpoint: string;
+  /** Its own pin root (one daemon per pin root: test files run side by side). */
+  pinRoot: string;
   proc: ChildProcess;
   /** Everything the daemon wrote to stderr so far. */
   log(): string;
@@ -26,9 +28,15 @@ export async function isMounted(mountpoint: string): Promise<boolean> {
   return info.split('\n').some((l) => l.split(' ')[4] === mountpoint);
 }
 
+let daemons = 0;
+
 export async function startDaemon(opts: { mountpoint?: string; args?: string[]; timeoutMs?: number } = {}): Promise<Daemon> {
   const mountpoint = opts.mountpoint ?? (await mkdtemp(path.join(os.tmpdir(), 'krsifs-mnt-')));
-  const proc = spawn(process.execPath, [cli, 'mount', mountpoint, ...(opts.args ?? [])], {
+  const args = opts.args ?? [];
+  const given = args.indexOf('--pin-root');
+  const pinRoot = given >= 0 ? args[given + 1]! : `/sys/fs/bpf/krsifs-test-${process.pid}-${++daemons}`;
+  if (given < 0) args.push('--pin-root', pinRoot);
+  const proc = spawn(process.execPath, [cli, 'mount', mountpoint, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -48,7 +56,7 @@ export async function startDaemon(opts: { mountpoint?: string; args?: string[]; 
       reject(new Error(`daemon exited (${code}) before mounting:\n${stderr}`));
     });
   });
-  return { mountpoint, proc, log: () => stderr, exited };
+  return { mountpoint, pinRoot, proc, log: () => stderr, exited };
 }
 
 /** Stop the daemon and leave nothing behind, whatever state it is in. */
@@ -65,4 +73,5 @@ export async function cleanup(d: Daemon): Promise<void> {
     /* not mounted: fine */
   }
   await rmdir(d.mountpoint).catch(() => {});
+  if (d.pinRoot.startsWith('/sys/fs/bpf/krsifs-test-')) await rm(d.pinRoot, { recursive: true, force: true });
 }
