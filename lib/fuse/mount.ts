@@ -317,7 +317,14 @@ class FsAdapter {
         this.dropWaker(q.fh);
         return POLL_ALWAYS;
       }
-      const revents = await this.h.poll(p, q.fh, q.caller, () => this.wake(q.fh));
+      let revents: number;
+      try {
+        revents = await this.h.poll(p, q.fh, q.caller, () => this.wake(q.fh));
+      } catch (e) {
+        // ENOSYS would turn poll off for the whole mount: "not supported" is "always ready"
+        if (errnoOf(e) === constants.errno.ENOSYS) return POLL_ALWAYS;
+        throw e;
+      }
       if ((revents & (q.events || ~0)) !== 0 && this.wakers.get(q.fh) === q.waker) this.dropWaker(q.fh);
       return revents;
     },
