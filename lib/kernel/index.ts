@@ -1,7 +1,7 @@
 // The kernel layer, typed: a thin layer over the addon's libbpf exports
 // (addon/bpf_*.cc). Every function returns a Promise: the work runs on a
-// libuv thread, never on the event loop. Failures are KrsiError (errno, code,
-// message, verifierLog for loads, details).
+// libuv thread (readObject: on a thread of its own), never on the event loop.
+// Failures are KrsiError (errno, code, message, verifierLog for loads, details).
 import { native } from './native.js';
 import type {
   AttachedProgram,
