@@ -1,5 +1,6 @@
 #include <string.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -157,21 +158,37 @@ static bool SetOne(const GlobalVar& g, const GlobalValue& v, uint8_t* image, siz
   return true;
 }
 
+// KEY=0xHEX: raw bytes, exactly the global's size (bpfman's --global
+// NAME=HEX). Not for integer globals: there 0x... is the number (0x3e8 is
+// 1000), as it always was. false (and *isRaw false) when text is not 0xHEX.
+static bool ParseRaw(const std::string& s, std::vector<uint8_t>* out) {
+  if (s.size() < 3 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X')) return false;
+  std::string hex = s.substr(2);
+  if (hex.size() % 2 != 0) return false;
+  out->clear();
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    if (!isxdigit(static_cast<unsigned char>(hex[i])) || !isxdigit(static_cast<unsigned char>(hex[i + 1]))) return false;
+    out->push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  return true;
+}
+
+static bool Settable(const std::string& sec) {
+  return sec.rfind(".rodata", 0) == 0 || sec.rfind(".data", 0) == 0 || sec.rfind(".bss", 0) == 0;
+}
+
 bool SetGlobals(bpf_object* obj, const std::vector<GlobalValue>& values, Failure* f) {
   if (values.empty()) return true;
   std::vector<GlobalVar> all = ListGlobals(obj);
   for (const GlobalValue& v : values) {
     const GlobalVar* g = nullptr;
     for (const GlobalVar& c : all)
-      if (c.name == v.name) g = g && g->section == ".rodata" ? g : &c;
-    if (g == nullptr || g->section != ".rodata") {
+      if (c.name == v.name && Settable(c.section)) g = &c;
+    if (g == nullptr) {
       std::string have;
       for (const GlobalVar& c : all)
-        if (c.section == ".rodata") have += (have.empty() ? "" : ", ") + c.name;
-      std::string msg = "set global: no const volatile global named " + v.name + " in object (have: " +
-                        (have.empty() ? "none" : have) + ")";
-      if (g != nullptr) msg = "set global " + v.name + ": not const volatile (it is in " + g->section + "), only .rodata globals are set before load";
-      f->set(EINVAL, msg);
+        if (Settable(c.section)) have += (have.empty() ? "" : ", ") + c.name;
+      f->set(EINVAL, "set global: no global named " + v.name + " in object (have: " + (have.empty() ? "none" : have) + ")");
       f->detailsJson = "{\"global\":" + JsonString(v.name) + "}";
       return false;
     }
@@ -182,7 +199,33 @@ bool SetGlobals(bpf_object* obj, const std::vector<GlobalValue>& values, Failure
       f->set(EINVAL, "set global " + v.name + ": the object has no " + g->section + " map to write it into");
       return false;
     }
-    if (!SetOne(*g, v, static_cast<uint8_t*>(image), size, f)) {
+    bool ok;
+    std::vector<uint8_t> raw;
+    bool isInt = g->kind == GlobalVar::kInt || g->kind == GlobalVar::kUint;
+    // a string global's 0xHEX is raw only at its exact size: as text it
+    // would be longer than the array anyway
+    bool rawSized = !v.isNumber && ParseRaw(v.text, &raw) && (g->kind != GlobalVar::kString || raw.size() == g->size);
+    if (!isInt && rawSized) {
+      if (raw.size() != g->size) {
+        f->set(EINVAL, "set global " + v.name + ": 0x value is " + std::to_string(raw.size()) + " bytes, the global is " +
+                           std::to_string(g->size) + " (raw bytes must be its exact size)");
+        ok = false;
+      } else if (static_cast<size_t>(g->offset) + g->size > size) {
+        f->set(EINVAL, "set global " + v.name + ": outside the object's " + g->section + " section");
+        ok = false;
+      } else {
+        memcpy(static_cast<uint8_t*>(image) + g->offset, raw.data(), raw.size());
+        ok = true;
+      }
+    } else if (g->kind == GlobalVar::kOther) {
+      f->set(EINVAL, "set global " + v.name + ": a " + std::to_string(g->size) +
+                         "-byte global that is neither an integer nor a char array takes raw bytes only: " + v.name +
+                         "=0x followed by " + std::to_string(g->size * 2) + " hex digits");
+      ok = false;
+    } else {
+      ok = SetOne(*g, v, static_cast<uint8_t*>(image), size, f);
+    }
+    if (!ok) {
       f->detailsJson = "{\"global\":" + JsonString(v.name) + ",\"size\":" + std::to_string(g->size) + "}";
       return false;
     }

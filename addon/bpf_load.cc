@@ -294,10 +294,114 @@ Napi::Value LoadAndAttach(const Napi::CallbackInfo& info) {
   return (new LoadAttachWorker(env, data, std::move(bytes), hook, std::move(globals), objectName, std::move(reuse)))
       ->Queue();
 }
+
+// attachProgram(id, hook, pinPath): a program another loader loaded (a pin,
+// an id, a writer's fd) attached to `hook` by a link of krsifs's own,
+// pinned at pinPath. The program must be an LSM program loaded for this
+// very hook (its attach_btf_id, fixed at load). The caller opens the pin.
+class AttachProgramWorker : public PromiseWorker {
+ public:
+  AttachProgramWorker(Napi::Env env, uint32_t id, std::string hook, std::string pinPath)
+      : PromiseWorker(env, "krsifs:AttachProgramWorker"), id_(id), hook_(std::move(hook)), pinPath_(std::move(pinPath)) {}
+
+ protected:
+  void Run() override {
+    std::string what = "attach program " + std::to_string(id_);
+    std::string details = "\"hook\":" + JsonString(hook_) + ",\"progId\":" + std::to_string(id_);
+    UniqueFd fd(bpf_prog_get_fd_by_id(id_));
+    if (!fd.valid()) {
+      int e = errno;
+      failure_.set(e, what + ": " + (e == ENOENT ? std::string("no loaded program has this id") : ErrText(e)));
+      failure_.detailsJson = "{" + details + "}";
+      return;
+    }
+    bpf_prog_info info = {};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) {
+      failure_.set(errno, what + ": program info: " + ErrText(errno));
+      return;
+    }
+    name_ = info.name;
+    what += " (" + name_ + ")";
+    details += ",\"program\":" + JsonString(name_);
+    if (info.type != BPF_PROG_TYPE_LSM) {
+      const char* ts = libbpf_bpf_prog_type_str(static_cast<bpf_prog_type>(info.type));
+      failure_.set(EINVAL, what + ": a " + std::string(ts ? ts : "non-LSM") + " program, not an LSM program");
+      failure_.detailsJson = "{" + details + "}";
+      return;
+    }
+    int err = 0;
+    const btf* b = VmlinuxBtf(&err);
+    std::string own;
+    if (b != nullptr && info.attach_btf_id != 0 && info.attach_btf_id < btf__type_cnt(b))
+      own = HookOfFunc(b, btf__type_by_id(b, info.attach_btf_id));
+    if (own != hook_) {
+      failure_.set(EINVAL, what + ": loaded for hook " + (own.empty() ? "? (attach_btf_id " + std::to_string(info.attach_btf_id) + ")" : own) +
+                               ", not for this file's hook " + hook_ + " (a loaded program's hook is fixed at load)");
+      failure_.detailsJson = "{" + details + ",\"programHook\":" + JsonString(own) + "}";
+      return;
+    }
+    UniqueFd link(bpf_link_create(fd.get(), 0, BPF_LSM_MAC, nullptr));
+    if (!link.valid()) {
+      int e = errno;
+      std::string cause = ErrText(e);
+      if (e == EINVAL) cause += " (its expected attach type is not lsm_mac: an lsm_cgroup program?)";
+      if (e == E2BIG) cause += " (the kernel's limit of programs on one hook is reached)";
+      failure_.set(e, what + ": link to " + hook_ + " as BPF_LSM_MAC: " + cause);
+      failure_.detailsJson = "{" + details + "}";
+      return;
+    }
+    bpf_link_info li = {};
+    len = sizeof(li);
+    if (bpf_obj_get_info_by_fd(link.get(), &li, &len) != 0) {
+      failure_.set(errno, what + ": link info: " + ErrText(errno));
+      return;
+    }
+    linkId_ = li.id;
+    if (bpf_obj_pin(link.get(), pinPath_.c_str()) != 0) {
+      int e = errno;
+      failure_.set(e, what + ": pin its link at " + pinPath_ + ": " + ErrText(e));
+      failure_.detailsJson = "{" + details + "}";
+      return;  // our fd closes: the link is gone
+    }
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", name_);
+    o.Set("progId", id_);
+    o.Set("linkId", linkId_);
+    return o;
+  }
+
+ private:
+  uint32_t id_;
+  std::string hook_;
+  std::string pinPath_;
+  std::string name_;
+  uint32_t linkId_ = 0;
+};
+
+Napi::Value AttachProgram(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsString()) {
+    Napi::TypeError::New(env, "attachProgram(id: number, hook: string, pinPath: string)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  double id = info[0].As<Napi::Number>().DoubleValue();
+  if (!(id >= 1 && id <= 4294967295.0) || id != static_cast<double>(static_cast<uint32_t>(id))) {
+    Napi::TypeError::New(env, "attachProgram: id must be a program id").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return (new AttachProgramWorker(env, static_cast<uint32_t>(id), info[1].As<Napi::String>().Utf8Value(),
+                                  info[2].As<Napi::String>().Utf8Value()))
+      ->Queue();
+}
 }  // namespace
 
 void InitLoad(Napi::Env env, Napi::Object exports, BpfEnvData* data) {
   exports.Set("loadAndAttach", Napi::Function::New(env, LoadAndAttach, "loadAndAttach", data));
+  exports.Set("attachProgram", Napi::Function::New(env, AttachProgram, "attachProgram"));
 }
 
 }  // namespace krsi

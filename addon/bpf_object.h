@@ -29,7 +29,8 @@ struct GlobalValue {
 
 const char* KindName(GlobalVar::Kind k);
 std::vector<GlobalVar> ListGlobals(bpf_object* obj);
-// Write every value into the .rodata initial image; EINVAL naming the global
+// Write every value into the initial image of its section (.rodata, .data,
+// .bss: all before load); KEY=0xHEX is raw bytes for non-integer globals. EINVAL naming the global
 // on an unknown name, a wrong type, a value out of range or too long.
 bool SetGlobals(bpf_object* obj, const std::vector<GlobalValue>& values, Failure* f);
 

@@ -80,6 +80,7 @@ const char* PseudoFs(unsigned long magic) {
 // Who reads, and what: filled on the JS thread, read on the reader thread.
 struct Writer {
   int pid = 0;
+  int tgid = 0;  // its process: whose fd table /proc/self/fd/N names
   uint32_t fsuid = 0;
   uint32_t fsgid = 0;
   std::vector<gid_t> groups;
@@ -97,6 +98,10 @@ struct Read {
   // the daemon's root, not the writer's, then closes it.
   UniqueFd opened;
   std::vector<uint8_t> data;
+  // A loaded program instead of an object file: its id, and where it came
+  // from ("pinned:PATH" is filled on the JS thread; "fd:PID/N").
+  uint32_t progId = 0;
+  std::string source;
 };
 
 // The way back to JS, shared by the env and every reader thread: a thread
@@ -152,6 +157,47 @@ bool TakeRights(const Writer& w, Failure* f, const std::string& what) {
   return true;
 }
 
+// What a bpf fd is, by the name of its anon inode, read through our own
+// /proc/self/fd opened before the thread changed its root.
+std::string FdKindAt(int selfFds, int fd) {
+  char buf[64];
+  ssize_t n = readlinkat(selfFds, std::to_string(fd).c_str(), buf, sizeof(buf) - 1);
+  if (n <= 0) return "";
+  std::string s(buf, n);
+  const std::string prefix = "anon_inode:bpf-";
+  return s.compare(0, prefix.size(), prefix) == 0 ? s.substr(prefix.size()) : "";
+}
+
+// "/proc/self/fd/N": N, else -1.
+int WriterFdNumber(const std::string& path) {
+  const std::string prefix = "/proc/self/fd/";
+  if (path.compare(0, prefix.size(), prefix) != 0) return -1;
+  std::string n = path.substr(prefix.size());
+  if (n.empty() || n.size() > 9 || n.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return atoi(n.c_str());
+}
+
+// /proc/self/fd/N means the writer's fd N: a duplicate of it by pidfd_getfd
+// (PTRACE_MODE_ATTACH_REALCREDS over the writer, which the daemon holds),
+// taken with the daemon's rights before this thread takes the writer's. Only
+// a BPF program of type LSM is taken; false for anything else (the path then
+// gets the answer it always had: EXDEV).
+bool TakeWriterProgram(Read* r, int selfFds) {
+  int n = WriterFdNumber(r->path);
+  if (n < 0) return false;
+  int pid = r->writer.tgid > 0 ? r->writer.tgid : r->writer.pid;
+  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd.valid()) return false;
+  UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), n, 0)));
+  if (!fd.valid() || FdKindAt(selfFds, fd.get()) != "prog") return false;
+  bpf_prog_info info = {};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 || info.type != BPF_PROG_TYPE_LSM) return false;
+  r->progId = info.id;
+  r->source = "fd:" + std::to_string(pid) + "/" + std::to_string(n);
+  return true;
+}
+
 void ReadAsWriter(Read* r) {
   Failure* f = &r->failure;
   const std::string& path = r->path;
@@ -166,6 +212,7 @@ void ReadAsWriter(Read* r) {
     f->set(errno, what + ": cannot open /proc/self/fd: " + ErrText(errno));
     return;
   }
+  if (TakeWriterProgram(r, selfFds.get())) return;
   const std::string proc = "/proc/" + std::to_string(r->writer.pid);
   UniqueFd root(open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   UniqueFd cwd(root.valid() ? open((proc + "/cwd").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC) : -1);
@@ -226,6 +273,39 @@ void ReadAsWriter(Read* r) {
   }
   if (!S_ISREG(st.st_mode)) {
     f->set(ENOEXEC, what + ": not a regular file");
+    return;
+  }
+  if (static_cast<unsigned long>(sfs.f_type) == BPF_FS_MAGIC) {
+    // A pin. BPF_OBJ_GET from this thread: the writer's root, cwd and file
+    // access rights (a program's pin opens read-write: the writer needs both
+    // permissions on it, as for its own bpf_obj_get). Then make sure the
+    // name still leads to the inode checked above.
+    UniqueFd obj(bpf_obj_get(path.c_str()));
+    if (!obj.valid()) {
+      int e = errno;
+      f->set(e, what + ": open the pin as the writer: " + ErrText(e));
+      return;
+    }
+    UniqueFd again(OpenAt2(AT_FDCWD, path.c_str(), O_PATH | O_CLOEXEC, RESOLVE_NO_MAGICLINKS));
+    struct stat st2;
+    if (!again.valid() || fstat(again.get(), &st2) != 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
+      f->set(EAGAIN, what + ": the pin was replaced while it was read; try again");
+      return;
+    }
+    std::string kind = FdKindAt(selfFds.get(), obj.get());
+    if (kind != "prog") {
+      f->set(ENOEXEC, what + ": a pinned " + (kind.empty() ? "bpf object" : kind) +
+                          " on bpffs, not a program nor a BPF object file");
+      return;
+    }
+    bpf_prog_info info = {};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(obj.get(), &info, &len) != 0) {
+      f->set(errno, what + ": program info: " + ErrText(errno));
+      return;
+    }
+    r->progId = info.id;
+    r->opened = std::move(pathFd);
     return;
   }
   if (const char* fs = PseudoFs(static_cast<unsigned long>(sfs.f_type))) {
@@ -305,6 +385,12 @@ void Settle(napi_env env, napi_value, void*, void* data) {
   Napi::Object o = Napi::Object::New(e);
   o.Set("data", Napi::Buffer<uint8_t>::Copy(e, r->data.data(), r->data.size()));
   o.Set("path", Napi::String::New(e, n > 0 ? std::string(seen, n) : r->path));
+  if (r->progId != 0) {
+    Napi::Object p = Napi::Object::New(e);
+    p.Set("id", r->progId);
+    p.Set("source", r->source.empty() ? "pinned:" + (n > 0 ? std::string(seen, n) : r->path) : r->source);
+    o.Set("program", p);
+  }
   napi_resolve_deferred(env, r->deferred, o);
 }
 
@@ -334,6 +420,8 @@ bool ParseWriter(Napi::Value v, Writer* w) {
   uint32_t pid = 0;
   if (!ToId(o.Get("pid"), &pid) || pid == 0 || pid > INT32_MAX) return false;
   w->pid = static_cast<int>(pid);
+  uint32_t tgid = 0;
+  if (o.Has("tgid") && ToId(o.Get("tgid"), &tgid) && tgid > 0 && tgid <= INT32_MAX) w->tgid = static_cast<int>(tgid);
   if (!ToId(o.Get("fsuid"), &w->fsuid) || !ToId(o.Get("fsgid"), &w->fsgid)) return false;
   Napi::Value g = o.Get("groups");
   if (!g.IsArray()) return false;

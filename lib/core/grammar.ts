@@ -1,5 +1,8 @@
 // The write grammar of a behaviour file, one command per line:
 //   PATH [KEY=VALUE ...]   attach every LSM program of the object at PATH
+//                          (or the loaded program pinned at PATH, or the
+//                          writer's program fd at /proc/self/fd/N)
+//   id:N                   attach the loaded program with id N
 //   !NAME                  detach the program called NAME
 //   !*                     detach every program
 // Tokens are separated by blanks; a token may be quoted with '...' or "..."
@@ -10,7 +13,7 @@ import { KrsiError } from '../errors.js';
 export const MAX_LINE = 4096;
 
 export type Command =
-  | { kind: 'attach'; path: string; globals: Record<string, string> }
+  | { kind: 'attach'; path: string; globals: Record<string, string>; programId?: number }
   | { kind: 'detach'; name: string }
   | { kind: 'detachAll' }
   | { kind: 'empty' };
@@ -65,6 +68,15 @@ export function parseLine(line: string): Command {
   }
 
   if (first === '') throw new KrsiError('EINVAL', 'parse line: empty object path');
+  // id:N, a loaded program by its id (a file named like that: write ./id:N)
+  let programId: number | undefined;
+  if (first.startsWith('id:')) {
+    const m = /^id:([1-9][0-9]{0,9})$/.exec(first);
+    programId = m ? Number(m[1]) : NaN;
+    if (!m || programId > 2 ** 32 - 1) {
+      throw new KrsiError('EINVAL', `parse line: "${first}" is not id:N with N a program id (for a file of that name write ./${first})`);
+    }
+  }
   const globals: Record<string, string> = {};
   for (const tok of rest) {
     const eq = tok.indexOf('=');
@@ -76,5 +88,5 @@ export function parseLine(line: string): Command {
     if (key in globals) throw new KrsiError('EINVAL', `parse line: ${key} is set twice`);
     globals[key] = tok.slice(eq + 1);
   }
-  return { kind: 'attach', path: first, globals };
+  return programId === undefined ? { kind: 'attach', path: first, globals } : { kind: 'attach', path: first, globals, programId };
 }

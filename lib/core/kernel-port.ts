@@ -66,6 +66,25 @@ export interface AttachedProgram {
   progId: number;
   linkId: number;
   link: KernelLink;
+  /** The temporary pin the link already has (attachProgram pins as it attaches); unset: not pinned yet. */
+  pinned?: string;
+}
+
+/** What the kernel says about a loaded program (by id). */
+export interface LoadedProgramFacts {
+  /** The kernel's name: 15 characters at most, maybe empty. */
+  name: string;
+  /** 'lsm', 'socket_filter', … */
+  type: string;
+  /** The hook an LSM program was loaded for (its attach_btf_id); null otherwise. */
+  hook: string | null;
+}
+
+/** A loaded program named by a line instead of an object file. */
+export interface LoadedProgramRef {
+  id: number;
+  /** For the listing's object=: 'pinned:PATH', 'id:N', 'fd:PID/N'. */
+  source: string;
 }
 
 /** One pin in a behaviour's pin directory, and what the kernel says about its link. */
@@ -95,7 +114,18 @@ export interface KernelPort {
    * and with its file access rights. `signal` aborts the wait (EINTR) when the
    * writer is being killed; the read itself may finish later and is dropped.
    */
-  readObject(writer: Credentials, path: string, signal?: AbortSignal): Promise<{ data: Buffer; path: string }>;
+  readObject(
+    writer: Credentials,
+    path: string,
+    signal?: AbortSignal,
+  ): Promise<{ data: Buffer; path: string; program?: LoadedProgramRef }>;
+  /** A loaded program's facts. Errors: ENOENT no program has this id. */
+  programInfo(id: number): Promise<LoadedProgramFacts>;
+  /**
+   * Attach loaded program `id` (an LSM program loaded for `hook`) by a new
+   * link of our own, pinned at once as `pin` in the behaviour's directory.
+   */
+  attachProgram(id: number, hook: string, behaviour: string, pin: string): Promise<AttachedProgram>;
   inspect(data: Buffer, name?: string): Promise<ObjectFacts>;
   /** All or nothing: on failure nothing from this object stays attached. */
   loadAndAttach(

@@ -6,7 +6,7 @@ import { silentLogger, type Logger } from '../log.js';
 import type { ResolvedBehaviour } from './catalogue.js';
 import { ErrorLog } from './error-log.js';
 import { parseLine, type Command } from './grammar.js';
-import type { AttachedProgram, Credentials, KernelPort, ObjectFacts } from './kernel-port.js';
+import type { AttachedProgram, Credentials, KernelPort, LoadedProgramRef, ObjectFacts } from './kernel-port.js';
 import { Registry, committedPin, isTemporaryPin, programOfPin, temporaryPin, type Attached } from './registry.js';
 import { SerialQueue } from './serial-queue.js';
 import { escapeText } from '../text.js';
@@ -71,7 +71,12 @@ export class Krsi {
       // The object is read before the line queues: a file on a stalled
       // filesystem then holds up its own writer only, not the lines other
       // writers send to this behaviour.
-      const object = cmd.kind === 'attach' ? await this.kernel.readObject(writer, cmd.path, signal) : undefined;
+      const object =
+        cmd.kind !== 'attach'
+          ? undefined
+          : cmd.programId !== undefined
+            ? { data: Buffer.alloc(0), path: cmd.path, program: { id: cmd.programId, source: cmd.path } }
+            : await this.kernel.readObject(writer, cmd.path, signal);
       await this.queue.run(behaviour, () => {
         if (signal?.aborted) throw killed();
         return this.run(behaviour, cmd, object);
@@ -229,9 +234,10 @@ export class Krsi {
   private async attach(
     behaviour: string,
     hook: string,
-    { data, path: resolved }: ObjectBytes,
+    { data, path: resolved, program }: ObjectBytes,
     globals: Record<string, string>,
   ): Promise<void> {
+    if (program) return this.attachLoaded(behaviour, hook, program, globals);
     let programs: AttachedProgram[];
     let facts: ObjectFacts | undefined;
     try {
@@ -247,6 +253,47 @@ export class Krsi {
       throw err;
     }
     await this.pinAll(behaviour, hook, resolved, programs);
+  }
+
+  /**
+   * A program another loader loaded (pinned, by id, the writer's fd): checked
+   * here with the kernel's facts (an LSM program loaded for this hook; the
+   * addon checks again on the fd it attaches), then attached by a link of our
+   * own, pinned as NAME-new at once, and committed like an object's. NAME is
+   * the kernel's 15-character name (dots become '_'; prog_ID when it has none
+   * or it is not an identifier): a program of the same name on this file is
+   * replaced, as for an object.
+   */
+  private async attachLoaded(behaviour: string, hook: string, { id, source }: LoadedProgramRef, globals: Record<string, string>): Promise<void> {
+    const einval = (msg: string) => new KrsiError('EINVAL', msg, { details: { object: source, behaviour, hook, progId: id } });
+    let prog: AttachedProgram;
+    try {
+      const keys = Object.keys(globals);
+      if (keys.length > 0) {
+        throw einval(`attach ${source}: ${keys[0]}=…: a loaded program's globals were set by whoever loaded it; KEY=VALUE is for object files`);
+      }
+      const facts = await this.kernel.programInfo(id).catch((e: unknown) => {
+        const err = KrsiError.from(e);
+        throw err.code === 'ENOENT' ? new KrsiError('ENOENT', `attach ${source}: no loaded program has id ${id}`, { details: { object: source, progId: id } }) : err;
+      });
+      const what = `attach ${source}: program ${id} (${facts.name || 'no name'})`;
+      if (facts.type !== 'lsm') {
+        throw einval(`${what} is a ${facts.type} program; a behaviour file takes only LSM programs`);
+      }
+      if (facts.hook !== hook) {
+        const there = facts.hook ? this.catalogue.find((b) => b.hook === facts.hook) : undefined;
+        throw einval(`${what} was loaded for hook ${facts.hook ?? '?'} but ${behaviour} attaches to ${hook}` +
+          (there ? `: write it to ${there.behaviour} instead` : ' (a loaded program\'s hook was fixed when it was loaded)'));
+      }
+      const name = loadedName(facts.name, id);
+      await this.kernel.ensurePinDir(behaviour);
+      prog = { ...(await this.kernel.attachProgram(id, hook, behaviour, temporaryPin(name))), name };
+    } catch (e) {
+      const err = KrsiError.from(e);
+      err.details.object ??= source;
+      throw err;
+    }
+    await this.pinAll(behaviour, hook, source, [prog]);
   }
 
   /**
@@ -271,7 +318,9 @@ export class Krsi {
     };
     try {
       for (const p of programs) {
+        if (p.pinned !== undefined) pinnedAs.set(p, p.pinned); // attachProgram pinned it as it attached
         await this.kernel.recordObject(p.linkId, object);
+        if (p.pinned !== undefined) continue;
         await this.kernel.pin(p.link, behaviour, temporaryPin(p.name));
         pinnedAs.set(p, temporaryPin(p.name));
       }
@@ -377,7 +426,7 @@ export class Krsi {
     for (const key of Object.keys(globals)) {
       if (!known.has(key)) {
         const have = [...known].join(', ') || 'none';
-        throw einval(`attach ${object}: no const volatile global named ${key} in the object (it has: ${have})`);
+        throw einval(`attach ${object}: no global named ${key} in the object (it has: ${have})`);
       }
     }
   }
@@ -410,6 +459,12 @@ export class Krsi {
       file: behaviour, program: name, link_id: linkId,
     });
   }
+}
+
+/** The pin name of a loaded program: its kernel name, made a C identifier (bpffs refuses dots). */
+export function loadedName(kernelName: string, id: number): string {
+  const n = kernelName.replace(/\./g, '_');
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(n) ? n : `prog_${id}`;
 }
 
 function decodeLine(raw: Buffer): string | KrsiError {

@@ -4,6 +4,7 @@
 // Failures are KrsiError (errno, code, message, verifierLog for loads, details).
 import { native } from './native.js';
 import type {
+  AttachedLoaded,
   AttachedProgram,
   Link,
   LinkInfo,
@@ -53,7 +54,7 @@ const MAX_ID = 2 ** 32 - 2;
 const isId = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 0 && (n as number) <= MAX_ID;
 
 /** The writer as the addon takes it, checked here: nothing unchecked crosses. */
-function nativeWriter(w: Credentials): { pid: number; fsuid: number; fsgid: number; groups: number[]; capEff: string } {
+function nativeWriter(w: Credentials): { pid: number; tgid: number; fsuid: number; fsgid: number; groups: number[]; capEff: string } {
   if (!Number.isInteger(w.pid) || w.pid <= 0 || w.pid > 2 ** 31 - 1) throw new KrsiError('ESRCH', `no such process: pid ${w.pid}`);
   if (!isId(w.fsuid) || !isId(w.fsgid)) throw new TypeError(`readObject: bad fsuid/fsgid ${w.fsuid}/${w.fsgid}`);
   if (!Array.isArray(w.groups) || w.groups.length > 65536 || !w.groups.every(isId)) {
@@ -64,7 +65,8 @@ function nativeWriter(w: Credentials): { pid: number; fsuid: number; fsgid: numb
   }
   // Capabilities held in a user namespace of its own mean nothing here.
   const capEff = w.inDaemonUserNs ? w.capEff : 0n;
-  return { pid: w.pid, fsuid: w.fsuid, fsgid: w.fsgid, groups: [...w.groups], capEff: capEff.toString(16) };
+  const tgid = Number.isInteger(w.tgid) && w.tgid > 0 && w.tgid <= 2 ** 31 - 1 ? w.tgid : w.pid;
+  return { pid: w.pid, tgid, fsuid: w.fsuid, fsgid: w.fsgid, groups: [...w.groups], capEff: capEff.toString(16) };
 }
 
 const seconds = (ms: number) => `${ms % 1000 === 0 ? ms / 1000 : (ms / 1000).toFixed(1)} s`;
@@ -197,6 +199,17 @@ export async function hasHook(name: string): Promise<boolean> {
  */
 export function loadAndAttach(data: Buffer, hook: string, opts: LoadOptions = {}): Promise<AttachedProgram[]> {
   return native.loadAndAttach(data, hook, opts);
+}
+
+/**
+ * Attach a program that is already loaded (by id) to `hook` with a link of
+ * our own, pinned at `pinPath` (open it with openPinnedLink). The program
+ * must be an LSM program loaded for `hook`.
+ * Errors: ENOENT no such program, EINVAL not LSM / loaded for another hook /
+ * not lsm_mac, E2BIG hook full, the pin's errno.
+ */
+export function attachProgram(id: number, hook: string, pinPath: string): Promise<AttachedLoaded> {
+  return native.attachProgram(id, hook, pinPath);
 }
 
 /** A Link for a link pinned in bpffs. Errors: ENOENT no pin, EINVAL not a link. */

@@ -12,7 +12,7 @@ import { mkdir, readdir, readlink, rename, statfs, symlink, unlink } from 'node:
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { KrsiError } from '../errors.js';
-import type { KernelLink, KernelPort, PinnedLink, Unpinned } from '../core/kernel-port.js';
+import type { AttachedProgram, KernelLink, KernelPort, PinnedLink, Unpinned } from '../core/kernel-port.js';
 import { isPinName } from '../core/registry.js';
 import * as kernel from './index.js';
 
@@ -88,6 +88,7 @@ export class BpffsKernelPort implements KernelPort {
   readonly readObject = kernel.readObject;
   readonly inspect = kernel.inspect;
   readonly loadAndAttach = kernel.loadAndAttach;
+  readonly programInfo = kernel.progInfo;
   /** How long unpin waits for the kernel to let a link go. */
   releaseTimeoutMs = 3000;
   /** Told once about each foreign pin (not an LSM link, or a name krsifs never gives). */
@@ -121,6 +122,20 @@ export class BpffsKernelPort implements KernelPort {
   async pin(link: KernelLink, behaviour: string, name: string): Promise<void> {
     this.usable();
     await (link as kernel.Link).pin(this.at(behaviour, name));
+  }
+
+  async attachProgram(id: number, hook: string, behaviour: string, pin: string): Promise<AttachedProgram> {
+    this.usable();
+    const where = this.at(behaviour, pin);
+    const a = await kernel.attachProgram(id, hook, where);
+    let link: kernel.Link;
+    try {
+      link = await kernel.openPinnedLink(where);
+    } catch (e) {
+      await unlink(where).catch(() => {}); // the pin was the link's only holder: detached
+      throw e;
+    }
+    return { name: a.name, progId: a.progId, linkId: a.linkId, link, pinned: pin };
   }
 
   async renamePin(behaviour: string, from: string, to: string): Promise<Unpinned | null> {

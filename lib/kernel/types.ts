@@ -36,7 +36,7 @@ export interface GlobalInfo {
   name: string;
   /** Bytes. */
   size: number;
-  /** '.rodata' for `const volatile` (the ones loadAndAttach can set), '.data', '.bss'. */
+  /** '.rodata' for `const volatile`, '.data', '.bss' (loadAndAttach sets all three before load). */
   section: string;
   /** 'string' for a char array, 'int'/'uint' for an integer or enum, 'other' otherwise. */
   kind: 'string' | 'int' | 'uint' | 'other';
@@ -56,11 +56,26 @@ export interface ReadResult {
   data: Buffer;
   /** The file as this process sees it (readlink of /proc/self/fd/N). */
   path: string;
+  /**
+   * Set when the path named a loaded program instead of an object file (data
+   * is then empty): a program pinned in bpffs, opened as the writer
+   * ('pinned:PATH'), or the writer's own fd at /proc/self/fd/N ('fd:PID/N').
+   */
+  program?: { id: number; source: string };
+}
+
+/** A link attachProgram made and pinned. */
+export interface AttachedLoaded {
+  /** The kernel's name of the program (15 characters at most). */
+  name: string;
+  progId: number;
+  linkId: number;
 }
 
 export interface LoadOptions {
-  /** `const volatile` globals to set before load: strings for char arrays, numbers
-   * (or decimal/0x strings) for integers. */
+  /** Globals (.rodata, .data, .bss) to set before load: strings for char arrays, numbers
+   * (or decimal/0x strings) for integers; '0xHEX' of exactly the global's size is raw
+   * bytes for any non-integer global (char arrays, structs, arrays). */
   globals?: Record<string, string | number>;
   /** The object name libbpf uses (prefix of internal map names); default: derived by libbpf. */
   objectName?: string;

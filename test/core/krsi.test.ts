@@ -4,7 +4,7 @@
 import t from 'tap';
 import { Krsi } from '../../lib/core/krsi.js';
 import { KrsiError } from '../../lib/errors.js';
-import type { AttachedProgram, Credentials, KernelPort, ObjectFacts, PinnedLink } from '../../lib/core/kernel-port.js';
+import type { AttachedProgram, Credentials, KernelPort, LoadedProgramFacts, ObjectFacts, PinnedLink } from '../../lib/core/kernel-port.js';
 import type { ResolvedBehaviour } from '../../lib/core/catalogue.js';
 
 const caller: Credentials = {
@@ -61,7 +61,12 @@ class FakeKernel implements KernelPort {
     }
   }
 
+  /** Paths that name a loaded program (a pin, the writer's fd): its id. */
+  pinnedProgs = new Map<string, number>();
+
   async readObject(_writer: Credentials, path: string) {
+    const pinned = this.pinnedProgs.get(path);
+    if (pinned !== undefined) return { data: Buffer.alloc(0), path, program: { id: pinned, source: `pinned:${path}` } };
     if (!this.objects.has(path)) throw new KrsiError('ENOENT', `open ${path}: no such file`);
     return { data: Buffer.from(path), path: `/abs/${path}` };
   }
@@ -97,6 +102,30 @@ class FakeKernel implements KernelPort {
       out.push({ name: p.name, progId, linkId: id, link: { id, progId, close, detach: close } });
     }
     return out;
+  }
+
+  /** Programs other loaders loaded, by id. */
+  loaded = new Map<number, LoadedProgramFacts>();
+
+  async programInfo(id: number): Promise<LoadedProgramFacts> {
+    const p = this.loaded.get(id);
+    if (!p) throw new KrsiError('ENOENT', `prog info ${id}: no such file or directory`);
+    return p;
+  }
+
+  async attachProgram(id: number, hook: string, behaviour: string, pin: string): Promise<AttachedProgram> {
+    const p = await this.programInfo(id);
+    if (p.type !== 'lsm' || p.hook !== hook) throw new KrsiError('EINVAL', `attach program ${id}: not for ${hook}`);
+    const linkId = id + 5000 + this.nextId++;
+    this.links.set(linkId, { id: linkId, progId: id, name: p.name, hook, refs: 2 }); // our fd and the pin
+    this.dirs.get(behaviour)!.set(pin, linkId);
+    this.events.push(`attach ${p.name} ${id} ${hook}`);
+    let open = true;
+    const close = async () => {
+      if (open) this.put(linkId);
+      open = false;
+    };
+    return { name: p.name, progId: id, linkId, link: { id: linkId, progId: id, close, detach: close }, pinned: pin };
   }
 
   async ensurePinDir(behaviour: string) {
@@ -234,7 +263,7 @@ t.test('objects the file cannot take are EINVAL before the kernel sees them', as
   await t.rejects(core.execute('process_execution', 'open.o', caller), { code: 'EINVAL', message: /hook file_open .*write it to file_open instead/ });
   await t.rejects(core.execute('process_execution', 'sock.o', caller), { code: 'EINVAL', message: /program f is a socket_filter program/ });
   await t.rejects(core.execute('process_execution', 'empty.o', caller), { code: 'EINVAL', message: /no program/ });
-  await t.rejects(core.execute('process_execution', 'g.o nope=1', caller), { code: 'EINVAL', message: /no const volatile global named nope .*target/ });
+  await t.rejects(core.execute('process_execution', 'g.o nope=1', caller), { code: 'EINVAL', message: /no global named nope .*target/ });
   await t.rejects(core.execute('process_execution', 'missing.o', caller), { code: 'ENOENT' });
   t.same(k.events, [], 'the kernel was never asked');
   t.equal(core.errorLog.list().length, 5, 'one entry per failed write');
@@ -431,4 +460,43 @@ t.test('--ephemeral: detachEverything removes every pin', async (t) => {
   t.equal(await core.detachEverything(), 4);
   t.equal(k.links.size, 0);
   t.equal(await core.listing('process_execution'), '');
+});
+
+t.test('loaded programs: id:N and pins attach with the kernel name, replace and detach by it', async (t) => {
+  const { k, core } = setup();
+  k.lsm('a.o', ['deny_exec']);
+  k.loaded.set(7, { name: 'deny_exec', type: 'lsm', hook: 'bprm_check_security' });
+  k.loaded.set(8, { name: 'other', type: 'lsm', hook: 'bprm_check_security' });
+  k.loaded.set(9, { name: 'opener', type: 'lsm', hook: 'file_open' });
+  k.loaded.set(10, { name: 'count_packets', type: 'socket_filter', hook: null });
+  k.loaded.set(11, { name: 'my.prog', type: 'lsm', hook: 'bprm_check_security' });
+  k.loaded.set(12, { name: '', type: 'lsm', hook: 'bprm_check_security' });
+  k.pinnedProgs.set('/sys/fs/bpf/other', 8);
+  await core.execute('process_execution', 'a.o', caller);
+  await core.execute('process_execution', 'id:7', caller);
+  t.same(k.events, ['attach deny_exec 100 bprm_check_security', 'attach deny_exec 7 bprm_check_security', 'detach 100'],
+    'same name: the loaded program replaces the object\'s, new attached before old detached');
+  t.match(await core.listing('process_execution'), /^deny_exec\tbprm_check_security\tprog_id=7\tlink_id=\d+\tobject=id:7\n$/, 'listed with object=id:7');
+  t.same([...k.dirs.get('process_execution')!.keys()], ['deny_exec'], 'only the final pin is left');
+  await core.execute('process_execution', '/sys/fs/bpf/other', caller);
+  t.match(await core.listing('process_execution'), /\nother\tbprm_check_security\tprog_id=8\t.*object=pinned:\/sys\/fs\/bpf\/other\n$/, 'a pin: object=pinned:PATH');
+  await core.execute('process_execution', 'id:11', caller);
+  await core.execute('process_execution', 'id:12', caller);
+  t.match(await core.listing('process_execution'), /\nmy_prog\t.*prog_id=11\t.*\nprog_12\t.*prog_id=12\t/, 'a dot becomes _, no name becomes prog_ID');
+  await core.execute('process_execution', '!deny_exec', caller);
+  await core.execute('process_execution', '!my_prog', caller);
+  t.notMatch(await core.listing('process_execution'), /deny_exec|my_prog/, '!NAME detaches them');
+  t.ok(k.events.includes('detach 7'), 'and the kernel lets the link go');
+
+  await t.rejects(core.execute('process_execution', 'id:9', caller), {
+    code: 'EINVAL', message: 'attach id:9: program 9 (opener) was loaded for hook file_open but process_execution attaches to bprm_check_security: write it to file_open instead',
+  }, 'another hook: EINVAL naming both');
+  await t.rejects(core.execute('process_execution', 'id:10', caller), {
+    code: 'EINVAL', message: 'attach id:10: program 10 (count_packets) is a socket_filter program; a behaviour file takes only LSM programs',
+  }, 'not LSM: EINVAL');
+  await t.rejects(core.execute('process_execution', 'id:99', caller), { code: 'ENOENT', message: 'attach id:99: no loaded program has id 99' }, 'no such id: ENOENT');
+  await t.rejects(core.execute('process_execution', 'id:8 target=/x', caller), { code: 'EINVAL', message: /target=…: a loaded program's globals/ }, 'KEY=VALUE on a loaded program: EINVAL');
+  for (const bad of ['id:', 'id:0', 'id:x', 'id:-1', 'id:99999999999']) {
+    await t.rejects(core.execute('process_execution', bad, caller), { code: 'EINVAL', message: /is not id:N/ }, `${bad}: EINVAL`);
+  }
 });
