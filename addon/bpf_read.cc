@@ -295,7 +295,7 @@ void ReadAsWriter(Read* r) {
     std::string kind = FdKindAt(selfFds.get(), obj.get());
     if (kind != "prog") {
       f->set(ENOEXEC, what + ": a pinned " + (kind.empty() ? "bpf object" : kind) +
-                          " on bpffs, not a program nor a BPF object file");
+                          " on bpffs (a kernel interface file), not a program nor a BPF object; it was not read");
       return;
     }
     bpf_prog_info info = {};
