@@ -347,6 +347,9 @@ class AttachProgramWorker : public PromiseWorker {
       std::string cause = ErrText(e);
       if (e == EINVAL) cause += " (its expected attach type is not lsm_mac: an lsm_cgroup program?)";
       if (e == E2BIG) cause += " (the kernel's limit of programs on one hook is reached)";
+      if (e == EBUSY)
+        cause += " (the program is attached to this hook already, by krsifs or by its loader: the kernel links a "
+                 "program to a hook once; detach that link first)";
       failure_.set(e, what + ": link to " + hook_ + " as BPF_LSM_MAC: " + cause);
       failure_.detailsJson = "{" + details + "}";
       return;

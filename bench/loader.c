@@ -19,6 +19,11 @@
  *       waiting for each; print each iteration's ns.
  *   loader read N FILE
  *       open+read to EOF+close FILE N times; print each iteration's ns.
+ *   loader handover HOOK OBJ FILE [KEY=VALUE...]
+ *       load OBJ as attach does, without attaching, then write
+ *       "/proc/self/fd/N" (N: its first program's fd) to FILE, a krsifs
+ *       behaviour file: the RFC's hand-over of a loaded program. Prints
+ *       "prog_id=ID fd=N" and exits (closing everything it holds).
  *
  * Build: cc -O2 bench/loader.c -lbpf -lelf -lz (static when the .a files are
  * there; scripts/bench.sh does it). Errors go to stderr, exit status 1. */
@@ -30,6 +35,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
@@ -326,13 +332,53 @@ static int cmd_read(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_handover(int argc, char **argv)
+{
+	struct loaded l;
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+	char line[64];
+	int err, fd, out;
+
+	if (argc < 3)
+		return -EINVAL;
+	err = load_object(&l, argv[0], argv[1], argv + 3, argc - 3, 0, NULL, 0);
+	if (err)
+		return err;
+	fd = bpf_program__fd(bpf_object__next_program(l.obj, NULL));
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		err = -errno;
+		unload(&l);
+		return err;
+	}
+	out = open(argv[2], O_WRONLY);
+	if (out < 0) {
+		err = -errno;
+		unload(&l);
+		return err;
+	}
+	snprintf(line, sizeof(line), "/proc/self/fd/%d\n", fd);
+	if (write(out, line, strlen(line)) < 0) {
+		err = -errno;
+		fprintf(stderr, "write %s: %s\n", argv[2], strerror(errno));
+		close(out);
+		unload(&l);
+		return err;
+	}
+	close(out);
+	printf("prog_id=%u fd=%d\n", info.id, fd);
+	unload(&l);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int err;
 
 	libbpf_set_print(quiet_print);
 	if (argc < 2) {
-		fprintf(stderr, "usage: loader attach|verify|fill|run|read ...\n");
+		fprintf(stderr, "usage: loader attach|verify|fill|run|read|handover ...\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "attach") == 0)
@@ -345,6 +391,8 @@ int main(int argc, char **argv)
 		err = cmd_run(argc - 2, argv + 2);
 	else if (strcmp(argv[1], "read") == 0)
 		err = cmd_read(argc - 2, argv + 2);
+	else if (strcmp(argv[1], "handover") == 0)
+		err = cmd_handover(argc - 2, argv + 2);
 	else
 		err = -EINVAL;
 	if (err)

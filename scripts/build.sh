@@ -22,6 +22,15 @@ if [ ! -f build/Makefile ] || [ "$(cat build/.krsifs-sources 2>/dev/null)" != "$
 fi
 npx --no-install node-gyp build >/dev/null 2>.cache/node-gyp.log || { cat .cache/node-gyp.log >&2; exit 1; }
 
+step "C loader (build/bench/loader: the bench's baseline, the VM interop suite's fd hand-over)"
+mkdir -p build/bench
+if [ ! build/bench/loader -nt bench/loader.c ]; then
+  # static when Debian's libbpf.a, libelf.a and libz.a link; the guest has the shared libraries anyway
+  cc -O2 -Wall -static bench/loader.c -lbpf -lelf -lz -o build/bench/loader.tmp 2>/dev/null ||
+    cc -O2 -Wall bench/loader.c -lbpf -lelf -lz -o build/bench/loader.tmp
+  mv build/bench/loader.tmp build/bench/loader
+fi
+
 step "typescript (tsc)"
 npx --no-install tsc -p .
 chmod +x dist/lib/cli.js 2>/dev/null || true
