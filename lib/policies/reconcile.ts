@@ -114,6 +114,7 @@ export async function reconcile(set: PolicySet, deps: ReconcileDeps, opts: { pru
   for (const p of set.problems) {
     core.fail(p.behaviour ?? 'policies', p.text, p.error, 'policy line failed');
     out.problems.push({ conf: p.conf, lineNo: p.lineNo, text: p.text, behaviour: p.behaviour, error: brief(p.error) });
+    out.failures++;
     unknown.set(p.behaviour ?? '*', `${where(p)} could not be read: what it declares is unknown`);
   }
 
