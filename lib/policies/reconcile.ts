@@ -30,8 +30,8 @@ export interface Plan {
 }
 
 /** Read, check and inspect a declaration's object (as `reader`, which is root for the daemon). */
-export async function planOf(d: Declaration, kernel: PolicyKernel, reader: Credentials): Promise<Plan> {
-  await checkTrusted(d.path, 'object');
+export async function planOf(d: Declaration, kernel: PolicyKernel, reader: Credentials, trust = checkTrusted): Promise<Plan> {
+  await trust(d.path, 'object');
   const { data } = await kernel.readObject(reader, d.path);
   const facts = await kernel.inspect(data, path.basename(d.path));
   return { digest: digestOf(data, d.globals), programs: facts.programs.map((p) => p.name) };
@@ -101,6 +101,8 @@ export interface ReconcileDeps {
   /** Whose rights read the objects: the daemon's own. */
   credentials: Credentials;
   log: Logger;
+  /** The check that no one but root can change an object (a double in unit tests, whose objects are not files). */
+  trust?: typeof checkTrusted;
 }
 
 const brief = (e: KrsiError) => ({ code: e.code, message: e.message });
@@ -131,7 +133,7 @@ export async function reconcile(set: PolicySet, deps: ReconcileDeps, opts: { pru
     };
     let plan: Plan;
     try {
-      plan = await planOf(d, kernel, deps.credentials);
+      plan = await planOf(d, kernel, deps.credentials, deps.trust);
     } catch (e) {
       const err = KrsiError.from(e);
       const located = new KrsiError(err.errno, `${at}: ${err.message}`, { details: { ...err.details, policy: at, object: d.path } });

@@ -46,7 +46,8 @@ export async function checkTrusted(p: string, what: string): Promise<void> {
     const groupOrOther = st.mode & 0o022;
     const stickyDir = st.isDirectory() && (st.mode & S_ISVTX) !== 0 && !first;
     if (groupOrOther && !stickyDir) {
-      throw new KrsiError('EPERM', `${what} ${shown} is writable by ${st.mode & 0o020 ? 'its group' : 'others'} ` +
+      const who = [st.mode & 0o020 ? 'its group' : '', st.mode & 0o002 ? 'others' : ''].filter(Boolean).join(' and ');
+      throw new KrsiError('EPERM', `${what} ${shown} is writable by ${who} ` +
         `(mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}): krsifs applies it with root's rights, so it must be ` +
         `writable by root only (chmod go-w)`, { details: { path: cur } });
     }
