@@ -37,6 +37,37 @@ struct Args {
   }
 };
 
+// FUSE_INTERRUPT for a request still in JS: its caller got a signal. For a
+// fatal one the kernel then waits, uninterruptibly, for our answer, and sends
+// no second interrupt whatever comes later. Tell JS by calling the request
+// object's onInterrupt, if it set one; JS still answers the request itself
+// (a blocking read answers EINTR, an ordinary request may ignore it: the
+// kernel takes a late answer as the answer).
+void Interrupted(fuse_req_t, void* data) {
+  auto* r = static_cast<Request*>(data);
+  if (r->answered() || r->js.IsEmpty()) return;
+  Napi::Env env = r->js.Env();
+  Napi::HandleScope scope(env);
+  Napi::Value fn = r->js.Value().Get("onInterrupt");
+  if (fn.IsFunction()) fn.As<Napi::Function>().Call(r->js.Value(), {});
+  if (env.IsExceptionPending()) env.GetAndClearPendingException();
+}
+
+// Dispatch a request whose caller may be interrupted (read, write, flush,
+// setattr). Everything here runs on the loop thread, inside one
+// fuse_session_process_buf, so no FUSE_INTERRUPT can be handled between
+// Dispatch and fuse_req_interrupt_func: JS has set onInterrupt by then (it
+// does so before its first await), and an interrupt libfuse already holds for
+// this request (req->interrupted) makes fuse_req_interrupt_func call
+// Interrupted at once. Once the request is answered libfuse forgets it, and a
+// later FUSE_INTERRUPT for it finds nothing: `r` is never used after that.
+void DispatchInterruptible(Session* s, const char* op, const std::shared_ptr<Request>& r, Napi::Object obj) {
+  r->js = Napi::Persistent(obj);
+  fuse_req_t req = r->req;
+  s->Dispatch(op, r, obj);
+  if (!r->answered()) fuse_req_interrupt_func(req, Interrupted, r.get());
+}
+
 void Init(void* userdata, fuse_conn_info* conn) {
   // Splice would hand us a pipe; requests are copied into JS values anyway.
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
@@ -80,7 +111,7 @@ void Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse
   a.Set("ino", ino);
   if (fi != nullptr) a.Set("fh", fi->fh);
   if (to_set & FUSE_SET_ATTR_SIZE) a.Set("size", attr->st_size);
-  s->Dispatch("setattr", NewRequest(req, ReplyKind::kAttr), a.obj);
+  DispatchInterruptible(s, "setattr", NewRequest(req, ReplyKind::kAttr), a.obj);
 }
 
 void Opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -123,31 +154,13 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   s->Dispatch("open", r, a.obj);
 }
 
-// FUSE_INTERRUPT for a read still in JS (the reader got a signal; for a
-// fatal one the kernel waits, uninterruptibly, for our answer): tell JS by
-// calling the request's onInterrupt, if it set one. JS still answers the
-// request itself (a blocking read answers EINTR); an ordinary read ignores it.
-void ReadInterrupted(fuse_req_t, void* data) {
-  auto* r = static_cast<Request*>(data);
-  if (r->answered() || r->js.IsEmpty()) return;
-  Napi::Env env = r->js.Env();
-  Napi::HandleScope scope(env);
-  Napi::Value fn = r->js.Value().Get("onInterrupt");
-  if (fn.IsFunction()) fn.As<Napi::Function>().Call(r->js.Value(), {});
-  if (env.IsExceptionPending()) env.GetAndClearPendingException();
-}
-
 void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   Session* s = SessionOf(req);
   Args a(s);
   a.Set("ino", ino).Set("fh", fi->fh).Set("size", size).Set("offset", off);
   auto r = NewRequest(req, ReplyKind::kBuf, fi);
   r->size = size;
-  r->js = Napi::Persistent(a.obj);
-  s->Dispatch("read", r, a.obj);
-  // After Dispatch: JS has had its chance to set onInterrupt. Calls at once
-  // if the interrupt already came.
-  if (!r->answered()) fuse_req_interrupt_func(req, ReadInterrupted, r.get());
+  DispatchInterruptible(s, "read", r, a.obj);
 }
 
 void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
@@ -158,14 +171,14 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
   a.obj.Set("data", Napi::Buffer<char>::Copy(a.env, buf, size));
   auto r = NewRequest(req, ReplyKind::kWrite, fi);
   r->size = size;
-  s->Dispatch("write", r, a.obj);
+  DispatchInterruptible(s, "write", r, a.obj);
 }
 
 void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Session* s = SessionOf(req);
   Args a(s);
   a.Set("ino", ino).Set("fh", fi->fh);
-  s->Dispatch("flush", NewRequest(req, ReplyKind::kErrOnly), a.obj);
+  DispatchInterruptible(s, "flush", NewRequest(req, ReplyKind::kErrOnly), a.obj);
 }
 
 void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -173,6 +186,23 @@ void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Args a(s);
   a.Set("ino", ino).Set("fh", fi->fh).Set("flags", fi->flags);
   s->Dispatch("release", NewRequest(req, ReplyKind::kErrOnly), a.obj);
+}
+
+// poll(2), select(2), epoll(7) on an open file. The kernel gives a handle
+// (ph) when a poller will sleep and wants to be told when the file becomes
+// ready; JS gets it as `waker` ({ notify(), drop() }: see PollWaker) and
+// answers the events ready now. Never answer ENOSYS here: the kernel would
+// stop asking for the whole mount and report every file always ready.
+void Poll(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, fuse_pollhandle* ph) {
+  PollHandle handle(ph);  // owned from here: freed on every path
+  Session* s = SessionOf(req);
+  Args a(s);
+  a.Set("ino", ino).Set("fh", fi->fh).Set("events", fi->poll_events);
+  if (handle) {
+    auto waker = std::make_shared<PollWaker>(s->weak_from_this(), std::move(handle));
+    a.obj.Set("waker", waker->ToJs(a.env, waker));
+  }
+  s->Dispatch("poll", NewRequest(req, ReplyKind::kPoll, fi), a.obj);
 }
 
 void Statfs(fuse_req_t req, fuse_ino_t) {
@@ -213,6 +243,7 @@ fuse_lowlevel_ops MakeOps() {
   ops.write = Write;
   ops.flush = Flush;
   ops.release = Release;
+  ops.poll = Poll;
   ops.statfs = Statfs;
   ops.create = Create;
   ops.mknod = Mknod;

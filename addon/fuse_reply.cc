@@ -143,6 +143,14 @@ std::string Answer(Request* r, Napi::Value data) {
       fuse_reply_write(Take(r), static_cast<size_t>(n));
       return "";
     }
+    case ReplyKind::kPoll: {
+      // revents: POLLIN, POLLOUT... as poll(2) spells them (the kernel's values)
+      if (!data.IsNumber()) return "poll: the events must be a number";
+      double ev = data.As<Napi::Number>().DoubleValue();
+      if (!(ev >= 0 && ev <= 0xffffffff) || ev != std::floor(ev)) return "poll: the events must be a 32-bit mask";
+      fuse_reply_poll(Take(r), static_cast<unsigned>(ev));
+      return "";
+    }
     case ReplyKind::kDirents: {
       // [{ name, ino, mode? }], all of them: the kernel's offset is an index.
       if (!data.IsArray()) return "readdir: the entries must be an array";

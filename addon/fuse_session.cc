@@ -167,6 +167,36 @@ void Session::Dispatch(const char* op, const std::shared_ptr<Request>& r, Napi::
   }
 }
 
+int Session::NotifyPoll(fuse_pollhandle* ph) {
+  // ph names this session's fuse_session, which Close() destroys.
+  if (se_ == nullptr) return -ENOTCONN;
+  // A write of a notification to /dev/fuse: it does not wait for the kernel's
+  // pollers. Harmless if nobody polls that file any more (the kernel ignores
+  // an unknown handle).
+  return fuse_lowlevel_notify_poll(ph);
+}
+
+bool PollWaker::Notify() {
+  if (!ph_) return false;
+  PollHandle ph = std::move(ph_);  // freed on return, whatever happens
+  auto s = session_.lock();
+  return s != nullptr && s->NotifyPoll(ph.get()) == 0;
+}
+
+Napi::Object PollWaker::ToJs(Napi::Env env, const std::shared_ptr<PollWaker>& self) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("notify", Napi::Function::New(
+                      env, [self](const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), self->Notify()); }, "notify"));
+  o.Set("drop", Napi::Function::New(
+                    env,
+                    [self](const Napi::CallbackInfo& info) {
+                      self->Drop();
+                      return info.Env().Undefined();
+                    },
+                    "drop"));
+  return o;
+}
+
 void Session::Close(bool lost, bool notify) {
   if (se_ == nullptr) return;
   if (draining_) {

@@ -23,7 +23,7 @@ namespace krsi::fuse {
 class Session;
 
 // What a reply must carry, fixed by the op that created the request.
-enum class ReplyKind { kErrOnly, kEntry, kAttr, kOpen, kBuf, kWrite, kDirents };
+enum class ReplyKind { kErrOnly, kEntry, kAttr, kOpen, kBuf, kWrite, kDirents, kPoll };
 
 // One request the kernel waits on. Shared by the session's pending set and the
 // JS reply function; answered exactly once (by JS, or by the session with EIO
@@ -35,7 +35,9 @@ struct Request {
   fuse_file_info fi{};          // copy: libfuse's is on its stack
   size_t size = 0;              // read/readdir: the most the kernel takes
   off_t offset = 0;             // readdir: index of the first entry wanted
-  Napi::ObjectReference js;     // read: the object JS got (its onInterrupt is called on FUSE_INTERRUPT)
+  // read, write, flush, setattr: the object JS got; its onInterrupt, if JS
+  // set one, is called on FUSE_INTERRUPT (fuse_ops.cc Interrupted).
+  Napi::ObjectReference js;
 
   bool answered() const { return session == nullptr; }
 };
@@ -59,6 +61,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void Dispatch(const char* op, const std::shared_ptr<Request>& r, Napi::Object obj);
   // The request is being answered: drop the session's hold on it.
   void Forget(Request* r) { pending_.erase(r); }
+  // fuse_lowlevel_notify_poll(ph) while the session lives; -ENOTCONN after.
+  int NotifyPoll(fuse_pollhandle* ph);
 
  private:
   static void OnPoll(uv_poll_t* handle, int status, int events);
@@ -76,6 +80,31 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closeRequested_ = false;
   std::shared_ptr<Session> self_;  // keeps a live mount alive without a JS handle
   std::unordered_map<Request*, std::shared_ptr<Request>> pending_;
+};
+
+// A poll handle (what the kernel gave with a FUSE_POLL asking to be told
+// when the file becomes ready), owned: freed with fuse_pollhandle_destroy
+// whatever happens to it.
+struct PollHandleFree {
+  void operator()(fuse_pollhandle* ph) const { fuse_pollhandle_destroy(ph); }
+};
+using PollHandle = std::unique_ptr<fuse_pollhandle, PollHandleFree>;
+
+// One poll handle, handed to JS as { notify(), drop() }. notify() wakes the
+// kernel's pollers of that open file (fuse_lowlevel_notify_poll) once, then
+// frees the handle; drop() frees it unused. Both are no-ops after either, and
+// notify() is one once the session is gone (the handle points into it). The
+// handle is also freed when JS lets go of the object (garbage collection).
+class PollWaker {
+ public:
+  PollWaker(std::weak_ptr<Session> session, PollHandle ph) : session_(std::move(session)), ph_(std::move(ph)) {}
+  bool Notify();
+  void Drop() { ph_.reset(); }
+  Napi::Object ToJs(Napi::Env env, const std::shared_ptr<PollWaker>& self);
+
+ private:
+  std::weak_ptr<Session> session_;
+  PollHandle ph_;
 };
 
 // fuse_ops.cc: the ll op table; userdata is the Session.

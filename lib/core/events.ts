@@ -118,6 +118,7 @@ export class EventStream {
   private lost = 0;
   private closed = false;
   private readonly waiters: { size: number; resolve: (b: Buffer) => void; reject: (e: unknown) => void; done: () => void }[] = [];
+  private readyWaiter: (() => void) | null = null;
 
   constructor(
     private readonly hub: EventHub,
@@ -132,6 +133,16 @@ export class EventStream {
   /** A read would answer now: lines queued, a loss to report, or the end. */
   get ready(): boolean {
     return this.closed || this.pending > 0 || this.lost > 0;
+  }
+
+  /**
+   * Call cb once, as soon as the stream is ready (at once if it is now): what
+   * poll(2) on the file waits for. One at a time: a later cb replaces one not
+   * yet called (a poller that polls again gives a new one).
+   */
+  onReady(cb: () => void): void {
+    this.readyWaiter = cb;
+    this.fireReady();
   }
 
   /** Records this reader has missed and not yet been told about. */
@@ -195,6 +206,7 @@ export class EventStream {
       w.resolve(Buffer.alloc(0));
     }
     this.hub.forget(this);
+    this.fireReady();
   }
 
   private wake(): void {
@@ -203,6 +215,15 @@ export class EventStream {
       w.done();
       w.resolve(this.take(w.size));
     }
+    // what blocked reads did not take is there for pollers
+    this.fireReady();
+  }
+
+  private fireReady(): void {
+    const cb = this.readyWaiter;
+    if (!cb || !this.ready) return;
+    this.readyWaiter = null;
+    cb();
   }
 
   private take(size: number): Buffer {

@@ -13,6 +13,7 @@ import type { EventHub, EventStream } from '../core/events.js';
 import { fileTable, type FileEntry } from './files.js';
 import { abortWhenKilled } from './signals.js';
 import type { FsHandlers, Stat } from '../fuse/index.js';
+import { POLL, POLL_ALWAYS } from '../fuse/requests.js';
 
 interface Handle {
   file: FileEntry;
@@ -104,6 +105,19 @@ export class KrsiFsHandlers implements FsHandlers {
     }
     if (offset === 0 || h.snapshot === null) h.snapshot = Buffer.from(await this.text(h.file));
     return h.snapshot.subarray(offset, offset + size);
+  }
+
+  /**
+   * poll(2), select(2), epoll(7): events is readable when a read would answer
+   * at once (a record or a loss to report, or the end), and wakes its pollers
+   * when it becomes so, as trace_pipe does; other files are always ready.
+   */
+  poll(_p: string, fh: number, _caller: Caller, wake: () => void): number {
+    const h = this.handle(fh);
+    if (h.file.kind !== 'events') return POLL_ALWAYS;
+    if (!h.stream || h.stream.ready) return POLL.IN | POLL.RDNORM;
+    h.stream.onReady(wake);
+    return 0;
   }
 
   /**

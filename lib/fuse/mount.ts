@@ -5,7 +5,8 @@ import path from 'node:path';
 import { constants } from 'node:os';
 import { KrsiError } from '../errors.js';
 import { Inodes, ROOT_INO } from './inodes.js';
-import { fuse, type Caller, type Dispatch, type NativeAttr, type NativeDirent, type NativeRequests, type NativeSession, type Op } from './native.js';
+import { fuse, type Caller, type Dispatch, type NativeAttr, type NativeDirent, type NativeRequests, type NativeSession, type NativeWaker, type Op } from './native.js';
+import { POLL_ALWAYS, RequestSignals } from './requests.js';
 
 /** What getattr returns. mode includes the type bits (S_IFREG, S_IFDIR). */
 export interface Stat {
@@ -35,22 +36,38 @@ export interface FsHandlers {
   open(path: string, flags: number, caller: Caller): Promise<number> | number;
   /**
    * Up to size bytes at offset; fewer (or none) means end of file. A read may
-   * wait (a stream); `signal` aborts when the reader is interrupted by a
-   * signal (FUSE_INTERRUPT), and the read should then fail with EINTR soon:
-   * a reader being killed waits for that answer.
+   * wait (a stream).
+   *
+   * `signal`, here and on write, truncate and flush, aborts when the caller
+   * is interrupted by a signal while the request waits (FUSE_INTERRUPT; it
+   * comes once per request, and also when it came before the handler looked:
+   * the signal is then already aborted). Most signals are harmless and the
+   * request may go on; but a caller being killed waits, uninterruptibly, for
+   * the answer, so a request that may wait long should then end (EINTR) once
+   * the caller is being killed (lib/fs/signals.ts abortWhenKilled tells). An
+   * answer after the interrupt is taken as the answer.
    */
   read(path: string, fh: number, size: number, offset: number, caller: Caller, signal?: AbortSignal): Promise<Buffer> | Buffer;
   /** Returns the count accepted; the write(2) returns when this settles. */
-  write(path: string, fh: number, data: Buffer, offset: number, caller: Caller): Promise<number> | number;
+  write(path: string, fh: number, data: Buffer, offset: number, caller: Caller, signal?: AbortSignal): Promise<number> | number;
   /**
    * truncate(2); ftruncate(2) (with its fh); an O_TRUNC open (after open(),
    * whose flags then lack O_TRUNC, and without the fh: the kernel sends none).
    */
-  truncate(path: string, size: number, caller: Caller, fh?: number): Promise<void> | void;
+  truncate(path: string, size: number, caller: Caller, fh?: number, signal?: AbortSignal): Promise<void> | void;
   /** On each close(2) of a descriptor; its error is what close(2) returns. */
-  flush(path: string, fh: number, caller: Caller): Promise<void> | void;
+  flush(path: string, fh: number, caller: Caller, signal?: AbortSignal): Promise<void> | void;
   /** When the last descriptor of an open is gone; its error reaches no one. */
   release(path: string, fh: number): Promise<void> | void;
+  /**
+   * poll(2), select(2), epoll(7) on an open file: the POLL bits ready now.
+   * When none of those the poller wants are, call `wake` once they may be
+   * (a stream got data): the kernel then asks again. A later poll of the same
+   * open file hands a new `wake`; an old one still works, and `wake` after the
+   * file is closed, or when nobody waits, does nothing. Without this handler
+   * every file is always ready (POLL_ALWAYS).
+   */
+  poll?(path: string, fh: number, caller: Caller, wake: () => void): Promise<number> | number;
 }
 
 export interface MountOptions {
@@ -164,11 +181,16 @@ function errnoOf(e: unknown): number | undefined {
 
 const S_IFDIR = 0o040000;
 
+/** Ops whose caller can be interrupted while the handler works. */
+const INTERRUPTIBLE = new Set<Op>(['read', 'write', 'flush', 'setattr']);
+
 /** Inode requests in, path calls out. */
 class FsAdapter {
   private readonly inodes = new Inodes();
   private readonly dirs = new Map<number, NativeDirent[]>();
   private nextDir = 1;
+  /** The kernel's latest poll handle of each open file (fh) whose pollers sleep. */
+  private readonly wakers = new Map<number, NativeWaker>();
 
   constructor(private readonly h: FsHandlers) {}
 
@@ -202,22 +224,47 @@ class FsAdapter {
     };
   }
 
-  /** Run the handler of one request; settles with the data of its reply. */
+  /**
+   * Run the handler of one request; settles with the data of its reply. An
+   * interruptible request gets its signals here, before any await: the addon
+   * calls onInterrupt only after dispatch returns, at once if the interrupt
+   * already came.
+   */
   async serve<O extends Op>(op: O, req: NativeRequests[O][0]): Promise<NativeRequests[O][1]> {
-    const run = this.ops[op] as ((q: NativeRequests[O][0]) => Promise<NativeRequests[O][1]>) | undefined;
+    const run = this.ops[op] as ((q: NativeRequests[O][0], signal?: AbortSignal) => Promise<NativeRequests[O][1]>) | undefined;
     if (!run) throw new KrsiError('ENOSYS', `fuse: unsupported op ${op}`);
-    return run(req);
+    if (!INTERRUPTIBLE.has(op)) return run(req);
+    const signals = new RequestSignals();
+    (req as { onInterrupt?: () => void }).onInterrupt = () => signals.interrupt();
+    try {
+      return await run(req, signals.interrupted);
+    } finally {
+      signals.answered();
+    }
   }
 
-  private readonly ops: { [O in Op]: (q: NativeRequests[O][0]) => Promise<NativeRequests[O][1]> } = {
+  /** Wake the pollers of open file fh, once. */
+  private wake(fh: number): void {
+    const w = this.wakers.get(fh);
+    if (!w) return;
+    this.wakers.delete(fh);
+    w.notify();
+  }
+
+  private dropWaker(fh: number): void {
+    this.wakers.get(fh)?.drop();
+    this.wakers.delete(fh);
+  }
+
+  private readonly ops: { [O in Op]: (q: NativeRequests[O][0], signal?: AbortSignal) => Promise<NativeRequests[O][1]> } = {
     lookup: async (q) => {
       const attr = await this.attr(Inodes.child(this.path(q.parent), q.name));
       return { ino: attr.ino, attr };
     },
     getattr: async (q) => this.attr(this.path(q.ino)),
-    setattr: async (q) => {
+    setattr: async (q, signal) => {
       const p = this.path(q.ino);
-      if (q.size !== undefined) await this.h.truncate(p, q.size, q.caller, q.fh);
+      if (q.size !== undefined) await this.h.truncate(p, q.size, q.caller, q.fh, signal);
       return this.attr(p);
     },
     // The listing is taken once per opendir, so the kernel's offsets (indexes
@@ -246,19 +293,40 @@ class FsAdapter {
       return undefined;
     },
     open: async (q) => this.h.open(this.path(q.ino), q.flags, q.caller),
-    read: async (q) => {
-      const interrupted = new AbortController();
-      q.onInterrupt = () => interrupted.abort();
-      return this.h.read(this.path(q.ino), q.fh, q.size, q.offset, q.caller, interrupted.signal);
-    },
-    write: async (q) => this.h.write(this.path(q.ino), q.fh, q.data, q.offset, q.caller),
-    flush: async (q) => {
-      await this.h.flush(this.path(q.ino), q.fh, q.caller);
+    read: async (q, signal) => this.h.read(this.path(q.ino), q.fh, q.size, q.offset, q.caller, signal),
+    write: async (q, signal) => this.h.write(this.path(q.ino), q.fh, q.data, q.offset, q.caller, signal),
+    flush: async (q, signal) => {
+      await this.h.flush(this.path(q.ino), q.fh, q.caller, signal);
       return undefined;
     },
     release: async (q) => {
+      this.dropWaker(q.fh);
       await this.h.release(this.path(q.ino), q.fh);
       return undefined;
+    },
+    // The kernel keeps one poll handle per open file (all its pollers wait
+    // on it), so one waker per fh: a newer handle replaces (and frees) the
+    // older; `wake` notifies whichever is current.
+    poll: async (q) => {
+      if (q.waker) {
+        this.dropWaker(q.fh);
+        this.wakers.set(q.fh, q.waker);
+      }
+      const p = this.path(q.ino);
+      if (!this.h.poll) {
+        this.dropWaker(q.fh);
+        return POLL_ALWAYS;
+      }
+      let revents: number;
+      try {
+        revents = await this.h.poll(p, q.fh, q.caller, () => this.wake(q.fh));
+      } catch (e) {
+        // ENOSYS would turn poll off for the whole mount: "not supported" is "always ready"
+        if (errnoOf(e) === constants.errno.ENOSYS) return POLL_ALWAYS;
+        throw e;
+      }
+      if ((revents & (q.events || ~0)) !== 0 && this.wakers.get(q.fh) === q.waker) this.dropWaker(q.fh);
+      return revents;
     },
   };
 }

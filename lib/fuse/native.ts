@@ -33,12 +33,28 @@ interface Base {
   caller: Caller;
 }
 
+/** Requests whose caller may be interrupted: set onInterrupt to hear of FUSE_INTERRUPT (the caller got a signal) while the request is pending. */
+interface Interruptible {
+  onInterrupt?: () => void;
+}
+
+/**
+ * A poll handle: the kernel's pollers of one open file sleep until notify()
+ * (fuse_lowlevel_notify_poll). notify() works once, then frees the handle;
+ * drop() frees it unused. Both are no-ops after either or once the session
+ * ended; an object JS lets go of is freed when collected.
+ */
+export interface NativeWaker {
+  notify(): boolean;
+  drop(): void;
+}
+
 /** Each request, by op, with what its reply takes on success. */
 export interface NativeRequests {
   lookup: [Base & { parent: number; name: string }, { ino: number; attr: NativeAttr }];
   getattr: [Base & { ino: number; fh?: number }, NativeAttr];
   /** size is present only when the size changes; time changes come without it. */
-  setattr: [Base & { ino: number; fh?: number; size?: number }, NativeAttr];
+  setattr: [Base & Interruptible & { ino: number; fh?: number; size?: number }, NativeAttr];
   opendir: [Base & { ino: number; flags: number }, number];
   /** Reply with every entry; the addon serves the kernel's offset (an index) from it. */
   readdir: [Base & { ino: number; fh: number; offset: number; size: number }, NativeDirent[]];
@@ -46,13 +62,19 @@ export interface NativeRequests {
   /** The reply is the fh; the file is always opened with direct_io. */
   open: [Base & { ino: number; flags: number }, number];
   /** The reply is cut to size. */
-  /** onInterrupt: set it to hear of FUSE_INTERRUPT (the reader got a signal) while the read is pending. */
-  read: [Base & { ino: number; fh: number; size: number; offset: number; onInterrupt?: () => void }, Buffer | Uint8Array | string];
+  read: [Base & Interruptible & { ino: number; fh: number; size: number; offset: number }, Buffer | Uint8Array | string];
   /** data is a copy; the reply is the count accepted (0..data.length). */
-  write: [Base & { ino: number; fh: number; data: Buffer; offset: number }, number];
+  write: [Base & Interruptible & { ino: number; fh: number; data: Buffer; offset: number }, number];
   /** Its answer is what close(2) returns. */
-  flush: [Base & { ino: number; fh: number }, undefined];
+  flush: [Base & Interruptible & { ino: number; fh: number }, undefined];
   release: [Base & { ino: number; fh: number; flags: number }, undefined];
+  /**
+   * poll(2), select(2), epoll(7): events is what the poller asked for (POLLIN...);
+   * waker is there when a poller will sleep until told. The reply is the
+   * events ready now. Never answer ENOSYS: the kernel would stop asking for
+   * the whole mount.
+   */
+  poll: [Base & { ino: number; fh: number; events: number; waker?: NativeWaker }, number];
 }
 
 export type Op = keyof NativeRequests;
