@@ -3,8 +3,8 @@
 // puts a self-contained project, the objects, the unit (its paths rewritten
 // for --prefix) and the policy directory in place and enables the unit there;
 // an upgrade replaces the tree whole; the native sd_notify call delivers to a
-// real AF_UNIX datagram socket, by path and by abstract name. Booting that
-// unit under a real systemd is not done here (see the README's closing notes).
+// real AF_UNIX datagram socket, by path and by abstract name. The unit under a
+// real systemd is test/vm/systemd.test.ts's.
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
