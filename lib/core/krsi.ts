@@ -85,9 +85,16 @@ export class Krsi {
       });
     } catch (e) {
       let err = KrsiError.from(e);
-      // a policy file's line: error_log names the file and line number
-      if (origin) err = new KrsiError(err.errno, `${origin.where}: ${err.message}`, { verifierLog: err.verifierLog, details: { ...err.details, policy: origin.where } });
-      this.fail(behaviour, origin?.line ?? (typeof text === 'string' ? text : lossy(raw)), err, origin ? 'policy line failed' : undefined);
+      if (origin) {
+        // a policy file's line: error_log names the file and line number
+        err = new KrsiError(err.errno, `${origin.where}: ${err.message}`, {
+          verifierLog: err.verifierLog,
+          details: { ...err.details, policy: origin.where },
+        });
+        this.fail(behaviour, origin.line, err, 'policy line failed');
+      } else {
+        this.fail(behaviour, typeof text === 'string' ? text : lossy(raw), err);
+      }
       throw err;
     }
   }
