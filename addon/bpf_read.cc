@@ -1,11 +1,43 @@
-// readObject(pid, path): the bytes of a BPF object, read once, from the path
-// as process `pid` sees it. Everything after (inspect, load) works on these
-// bytes, so what is inspected is what is loaded.
+// readObject(writer, path): the bytes of a BPF object, read once, as the
+// writer would read them itself. Everything after (inspect, load) works on
+// these bytes, so what is inspected is what is loaded.
+//
+// Each read runs on a thread of its own, started for it and never shared,
+// not on libuv's pool: a path on a filesystem that does not answer (a
+// stalled FUSE or NFS mount) then holds that one thread only, never the pool
+// that listings, loads and every other request use. The JS side bounds the
+// wait, the reads in flight, and drops a result nobody waits for any more.
+//
+// The thread takes the writer's view and rights for itself only, and exits:
+//   unshare(CLONE_FS), then chroot to /proc/PID/root and chdir to
+//   /proc/PID/cwd: absolute and relative paths, symlinks and ".." resolve
+//   exactly as the writer's own would, in its mount namespace;
+//   setgroups/setfsgid/setfsuid by raw syscall (glibc's wrappers change
+//   every thread of the process) and capset on this thread: the effective
+//   set becomes the writer's ∩ ours, so the open is checked with the
+//   writer's file access rights (a writer with fsuid 0 but no
+//   CAP_DAC_OVERRIDE cannot read other users' files through us);
+//   openat2(RESOLVE_NO_MAGICLINKS), O_PATH: /proc/PID/fd/N, /dev/fd/N,
+//   /proc/PID/root and the like are refused (EXDEV), and so is anything on
+//   procfs (/proc/self there is the daemon), or on another kernel interface
+//   filesystem (sysfs, bpffs, tracefs, …: ENOEXEC, never read);
+//   then the file is reopened for reading (the permission check) and read.
+// Nothing needs restoring: the thread's credentials and fs die with it.
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <memory>
+#include <mutex>
 
 #include "bpf_common.h"
 
@@ -13,6 +45,68 @@ namespace krsi {
 
 namespace {
 constexpr size_t kMaxObject = 64u << 20;
+constexpr size_t kMaxGroups = 65536;  // NGROUPS_MAX
+constexpr size_t kThreadStack = 256u << 10;
+
+#ifndef CONFIGFS_MAGIC
+#define CONFIGFS_MAGIC 0x62656570
+#endif
+#ifndef FUSECTL_SUPER_MAGIC
+#define FUSECTL_SUPER_MAGIC 0x65735543
+#endif
+
+// Kernel interface filesystems: their files are the kernel's (reading some
+// of them acts: trace_pipe consumes, a pin's open fails), never an object.
+const char* PseudoFs(unsigned long magic) {
+  switch (magic) {
+    case SYSFS_MAGIC: return "sysfs";
+    case BPF_FS_MAGIC: return "bpffs";
+    case TRACEFS_MAGIC: return "tracefs";
+    case DEBUGFS_MAGIC: return "debugfs";
+    case SECURITYFS_MAGIC: return "securityfs";
+    case CGROUP_SUPER_MAGIC: return "cgroup";
+    case CGROUP2_SUPER_MAGIC: return "cgroup2";
+    case CONFIGFS_MAGIC: return "configfs";
+    case EFIVARFS_MAGIC: return "efivarfs";
+    case PSTOREFS_MAGIC: return "pstore";
+    case SELINUX_MAGIC: return "selinuxfs";
+    case SMACK_MAGIC: return "smackfs";
+    case BINFMTFS_MAGIC: return "binfmt_misc";
+    case FUSECTL_SUPER_MAGIC: return "fusectl";
+    default: return nullptr;
+  }
+}
+
+// Who reads, and what: filled on the JS thread, read on the reader thread.
+struct Writer {
+  int pid = 0;
+  uint32_t fsuid = 0;
+  uint32_t fsgid = 0;
+  std::vector<gid_t> groups;
+  uint64_t capEff = 0;
+};
+
+// One read: the request, then its outcome. Owned by the reader thread until
+// it hands it to the JS thread (or drops it when nobody can take it).
+struct Read {
+  Writer writer;
+  std::string path;
+  napi_deferred deferred = nullptr;  // JS thread only
+  Failure failure;
+  // The O_PATH fd of the file read: the JS thread names it (readlink), in
+  // the daemon's root, not the writer's, then closes it.
+  UniqueFd opened;
+  std::vector<uint8_t> data;
+};
+
+// The way back to JS, shared by the env and every reader thread: a thread
+// that outlives the env (it was stuck in a filesystem) finds `alive` false
+// and drops its result instead of touching a finalized threadsafe function.
+struct Hub {
+  std::mutex mu;
+  napi_threadsafe_function tsfn = nullptr;
+  bool alive = false;
+};
 
 int OpenAt2(int dirfd, const char* path, int flags, uint64_t resolve) {
   struct open_how how = {};
@@ -21,167 +115,303 @@ int OpenAt2(int dirfd, const char* path, int flags, uint64_t resolve) {
   return static_cast<int>(syscall(SYS_openat2, dirfd, path, &how, sizeof(how)));
 }
 
-std::string ReadLink(const std::string& path) {
-  char buf[4096];
-  ssize_t n = readlink(path.c_str(), buf, sizeof(buf) - 1);
-  return n > 0 ? std::string(buf, n) : std::string();
+// The writer's file access rights on this thread only. Raw syscalls: glibc's
+// setgroups/setfsuid wrappers may broadcast to every thread of the process.
+bool TakeRights(const Writer& w, Failure* f, const std::string& what) {
+  if (syscall(SYS_setgroups, w.groups.size(), w.groups.data()) != 0) {
+    f->set(errno, what + ": cannot take the writer's groups: " + ErrText(errno));
+    return false;
+  }
+  syscall(SYS_setfsgid, w.fsgid);
+  syscall(SYS_setfsuid, w.fsuid);
+  // setfs[ug]id report nothing: ask again (-1 changes nothing, returns the current one)
+  if (static_cast<uint32_t>(syscall(SYS_setfsgid, -1)) != w.fsgid ||
+      static_cast<uint32_t>(syscall(SYS_setfsuid, -1)) != w.fsuid) {
+    f->set(EPERM, what + ": cannot take the writer's fsuid/fsgid");
+    return false;
+  }
+  // Effective = the writer's ∩ our permitted (setfsuid to non-zero already
+  // dropped the file capabilities from our effective set; the writer may
+  // still hold them, as a non-root process with ambient capabilities can).
+  __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capget, &hdr, data) != 0) {
+    f->set(errno, what + ": capget: " + ErrText(errno));
+    return false;
+  }
+  for (int i = 0; i < 2; i++) {
+    uint32_t writer = static_cast<uint32_t>(w.capEff >> (32 * i));
+    data[i].effective = data[i].permitted & writer;
+    data[i].permitted = data[i].effective;
+    data[i].inheritable = 0;
+  }
+  if (syscall(SYS_capset, &hdr, data) != 0) {
+    f->set(errno, what + ": cannot take the writer's capabilities: " + ErrText(errno));
+    return false;
+  }
+  return true;
 }
 
-class ReadObjectWorker : public PromiseWorker {
- public:
-  ReadObjectWorker(Napi::Env env, int pid, std::string path)
-      : PromiseWorker(env, "krsifs:ReadObjectWorker"), pid_(pid), path_(std::move(path)) {}
+void ReadAsWriter(Read* r) {
+  Failure* f = &r->failure;
+  const std::string& path = r->path;
+  const std::string what = "read object " + path;
+  if (path.empty() || path.find('\0') != std::string::npos) {
+    f->set(ENOENT, what + ": empty path");
+    return;
+  }
+  // Our own fd table, opened while / is still ours: the reopen goes through it.
+  UniqueFd selfFds(open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!selfFds.valid()) {
+    f->set(errno, what + ": cannot open /proc/self/fd: " + ErrText(errno));
+    return;
+  }
+  const std::string proc = "/proc/" + std::to_string(r->writer.pid);
+  UniqueFd root(open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd cwd(root.valid() ? open((proc + "/cwd").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC) : -1);
+  if (!root.valid() || !cwd.valid()) {
+    int e = errno == ENOENT ? ESRCH : errno;
+    f->set(e, what + ": cannot see process " + std::to_string(r->writer.pid) + ": " + ErrText(e));
+    return;
+  }
+  // This thread's root and cwd become the writer's. Its cwd may lie outside
+  // its root (it chrooted without chdir): so does ours then, as for it.
+  if (unshare(CLONE_FS) != 0 || fchdir(root.get()) != 0 || chroot(".") != 0 || fchdir(cwd.get()) != 0) {
+    f->set(errno, what + ": cannot take the writer's root and cwd: " + ErrText(errno));
+    return;
+  }
+  if (!TakeRights(r->writer, f, what)) return;
 
- protected:
-  void Run() override {
-    std::string what = "read object " + path_;
-    if (path_.empty() || path_.find('\0') != std::string::npos) {
-      failure_.set(ENOENT, what + ": empty path");
+  // O_PATH: nothing is opened yet (a fifo would block, a device could act).
+  int fd = OpenAt2(AT_FDCWD, path.c_str(), O_PATH | O_CLOEXEC, RESOLVE_NO_MAGICLINKS);
+  if (fd < 0 && errno == ELOOP) {
+    // A loop, or a magic link (RESOLVE_NO_MAGICLINKS says ELOOP for both):
+    // resolved without the flag, a magic link opens (O_PATH, closed at once).
+    UniqueFd probe(OpenAt2(AT_FDCWD, path.c_str(), O_PATH | O_CLOEXEC, 0));
+    if (probe.valid()) {
+      f->set(EXDEV, what + ": the path goes through a /proc magic link (/proc/PID/fd/N, /dev/fd/N, "
+                           "/proc/PID/root, …); name the object file itself");
       return;
     }
-    int pid = pid_ == 0 ? getpid() : pid_;
-    std::string proc = "/proc/" + std::to_string(pid);
-    UniqueFd root(open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!root.valid()) {
-      int e = errno;
-      failure_.set(e == ENOENT ? ESRCH : e, what + ": cannot see process " + std::to_string(pid) +
-                                                ": " + ErrText(e == ENOENT ? ESRCH : e));
-      return;
+    errno = ELOOP;
+  }
+  if (fd < 0) {
+    int e = errno;
+    if (e == ENOSYS) {
+      f->set(ENOSYS, what + ": this kernel has no openat2(2) (Linux 5.6), needed to resolve paths safely");
+    } else {
+      f->set(e, what + ": " + ErrText(e));
     }
-    // The path is resolved as the process would: absolute ones inside its
-    // root; relative ones from its cwd, and for a chrooted process still
-    // inside its root (".." must not climb out of a chroot through us).
-    // The directory fds are the process's own (magic links).
-    UniqueFd cwd;
-    int dirfd = root.get();
-    std::string target = path_;
-    uint64_t resolve = RESOLVE_IN_ROOT;
-    if (path_[0] != '/') {
-      std::string rootAt = ReadLink(proc + "/root");
-      if (rootAt == "/") {
-        cwd.reset(open((proc + "/cwd").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-        if (!cwd.valid()) {
-          failure_.set(errno, what + ": cannot see the cwd of process " + std::to_string(pid) + ": " + ErrText(errno));
-          return;
-        }
-        dirfd = cwd.get();
-        resolve = 0;
-      } else {
-        std::string cwdAt = ReadLink(proc + "/cwd");
-        if (cwdAt.compare(0, rootAt.size(), rootAt) != 0 || (cwdAt.size() > rootAt.size() && cwdAt[rootAt.size()] != '/')) {
-          failure_.set(EXDEV, what + ": the writer's cwd (" + cwdAt + ") is outside its root (" + rootAt +
-                                  "); use an absolute path");
-          return;
-        }
-        target = cwdAt.substr(rootAt.size()) + "/" + path_;
-      }
-    }
-    // O_PATH first: opening a fifo for reading would block, a device could react.
-    int flags = O_PATH | O_CLOEXEC;
-    int fd = OpenAt2(dirfd, target.c_str(), flags, resolve);
-    if (fd < 0 && errno == ENOSYS) {
-      // kernels before 5.6 (which have no BPF LSM anyway): plain openat;
-      // absolute symlinks then resolve against our root, not the process's
-      fd = openat(dirfd, resolve ? target.c_str() + target.find_first_not_of('/') : target.c_str(), flags);
-    }
-    if (fd < 0) {
-      int e = errno;
-      // RESOLVE_IN_ROOT refuses /proc magic links (/proc/PID/fd/N, /proc/self/...:
-      // "self" would be this daemon, not the writer) and escapes from the root
-      failure_.set(e, what + ": " + ErrText(e) +
-                          (e == EXDEV ? " (the path goes through a /proc magic link or leaves the writer's root; "
-                                        "name the object file itself)"
-                                      : ""));
-      return;
-    }
-    UniqueFd pathFd(fd);
-    struct stat st;
-    if (fstat(pathFd.get(), &st) != 0) {
-      failure_.set(errno, what + ": " + ErrText(errno));
-      return;
-    }
-    if (S_ISDIR(st.st_mode)) {
-      failure_.set(EISDIR, what + ": is a directory");
-      return;
-    }
-    if (!S_ISREG(st.st_mode)) {
-      failure_.set(ENOEXEC, what + ": not a regular file");
-      return;
-    }
-    if (static_cast<uint64_t>(st.st_size) > kMaxObject) {
-      failure_.set(E2BIG, what + ": " + std::to_string(st.st_size) + " bytes, more than the 64 MiB limit");
-      return;
-    }
-    std::string self = "/proc/self/fd/" + std::to_string(pathFd.get());
-    char seen[4096];
-    ssize_t n = readlink(self.c_str(), seen, sizeof(seen) - 1);
-    seenPath_ = n > 0 ? std::string(seen, n) : path_;
-    // Reopen for reading through the O_PATH fd: same inode, permission checked now.
-    // O_NONBLOCK: a regular file can still be a stream that waits for data
-    // (tracefs's trace_pipe, /proc/kmsg, krsifs's own events file, read here
-    // by the daemon that must answer it); none of those is an object, and
-    // waiting on one would hold this write, and this file's queue, for ever.
-    UniqueFd file(open(self.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-    if (!file.valid()) {
-      failure_.set(errno, what + ": " + ErrText(errno));
-      return;
-    }
-    // Read to EOF, not to st_size: a FUSE or proc file may lie about its size.
-    data_.reserve(static_cast<size_t>(st.st_size));
-    std::vector<uint8_t> chunk(1 << 16);
-    for (;;) {
-      ssize_t r = read(file.get(), chunk.data(), chunk.size());
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) {
-          failure_.set(ENOEXEC, what + ": a stream with nothing to read now (like trace_pipe or krsifs's events), "
-                                       "not a BPF object");
-          return;
-        }
-        failure_.set(errno, what + ": " + ErrText(errno));
+    return;
+  }
+  UniqueFd pathFd(fd);
+  struct statfs sfs;
+  if (fstatfs(pathFd.get(), &sfs) != 0) {
+    f->set(errno, what + ": " + ErrText(errno));
+    return;
+  }
+  if (static_cast<unsigned long>(sfs.f_type) == PROC_SUPER_MAGIC) {
+    f->set(EXDEV, what + ": the path leads into /proc (procfs), where /proc/self is the daemon and no file "
+                         "is an object; name the object file itself");
+    return;
+  }
+  struct stat st;
+  if (fstat(pathFd.get(), &st) != 0) {
+    f->set(errno, what + ": " + ErrText(errno));
+    return;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    f->set(EISDIR, what + ": is a directory");
+    return;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    f->set(ENOEXEC, what + ": not a regular file");
+    return;
+  }
+  if (const char* fs = PseudoFs(static_cast<unsigned long>(sfs.f_type))) {
+    f->set(ENOEXEC, what + ": a kernel interface file on " + fs + ", never a BPF object; it was not read");
+    return;
+  }
+  if (static_cast<uint64_t>(st.st_size) > kMaxObject) {
+    f->set(E2BIG, what + ": " + std::to_string(st.st_size) + " bytes, more than the 64 MiB limit");
+    return;
+  }
+  const std::string name = std::to_string(pathFd.get());
+  // Reopen for reading through the O_PATH fd: same inode, and the permission
+  // check, made now with the writer's rights (EACCES).
+  // O_NONBLOCK: a regular file can still be a stream that waits for data
+  // (krsifs's own events file, read here by the daemon that must answer it);
+  // none of those is an object, and waiting on one would hold its writer.
+  UniqueFd file(openat(selfFds.get(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!file.valid()) {
+    f->set(errno, what + ": " + ErrText(errno));
+    return;
+  }
+  // Read to EOF, not to st_size: a FUSE file may lie about its size.
+  r->data.reserve(static_cast<size_t>(st.st_size));
+  std::vector<uint8_t> chunk(1 << 16);
+  for (;;) {
+    ssize_t got = read(file.get(), chunk.data(), chunk.size());
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        f->set(ENOEXEC, what + ": a stream with nothing to read now (like trace_pipe or krsifs's events), "
+                               "not a BPF object");
         return;
       }
-      if (r == 0) break;
-      if (data_.size() + r > kMaxObject) {
-        failure_.set(E2BIG, what + ": more than the 64 MiB limit");
-        return;
-      }
-      data_.insert(data_.end(), chunk.data(), chunk.data() + r);
+      f->set(errno, what + ": " + ErrText(errno));
+      return;
     }
+    if (got == 0) break;
+    if (r->data.size() + got > kMaxObject) {
+      f->set(E2BIG, what + ": more than the 64 MiB limit");
+      return;
+    }
+    r->data.insert(r->data.end(), chunk.data(), chunk.data() + got);
   }
+  r->opened = std::move(pathFd);
+}
 
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("data", Napi::Buffer<uint8_t>::Copy(env, data_.data(), data_.size()));
-    o.Set("path", Napi::String::New(env, seenPath_));
-    return o;
-  }
-
- private:
-  int pid_;
-  std::string path_;
-  std::string seenPath_;
-  std::vector<uint8_t> data_;
+struct Job {
+  std::shared_ptr<Hub> hub;
+  std::unique_ptr<Read> read;
 };
+
+void* ReaderMain(void* arg) {
+  std::unique_ptr<Job> job(static_cast<Job*>(arg));
+  ReadAsWriter(job->read.get());
+  std::lock_guard<std::mutex> lock(job->hub->mu);
+  if (job->hub->alive &&
+      napi_call_threadsafe_function(job->hub->tsfn, job->read.get(), napi_tsfn_nonblocking) == napi_ok) {
+    job->read.release();  // the JS thread owns it now
+  }
+  return nullptr;
+}
+
+// On the JS thread: settle the read's promise. env is null when the env is
+// going away: then only free it.
+void Settle(napi_env env, napi_value, void*, void* data) {
+  std::unique_ptr<Read> r(static_cast<Read*>(data));
+  if (env == nullptr) return;
+  Napi::Env e(env);
+  Napi::HandleScope scope(e);
+  if (r->failure.failed()) {
+    napi_reject_deferred(env, r->deferred, MakeError(e, r->failure));
+    return;
+  }
+  // readlink of our own fd: a d_path in the daemon's root, no filesystem asked
+  char seen[4096];
+  ssize_t n = readlink(("/proc/self/fd/" + std::to_string(r->opened.get())).c_str(), seen, sizeof(seen) - 1);
+  Napi::Object o = Napi::Object::New(e);
+  o.Set("data", Napi::Buffer<uint8_t>::Copy(e, r->data.data(), r->data.size()));
+  o.Set("path", Napi::String::New(e, n > 0 ? std::string(seen, n) : r->path));
+  napi_resolve_deferred(env, r->deferred, o);
+}
+
+struct HubRef {
+  std::shared_ptr<Hub> hub;
+};
+
+void HubFinalize(napi_env, void* data, void*) {
+  std::unique_ptr<HubRef> ref(static_cast<HubRef*>(data));
+  std::lock_guard<std::mutex> lock(ref->hub->mu);
+  ref->hub->alive = false;
+  ref->hub->tsfn = nullptr;
+}
+
+// A uid, gid or pid from JS: an integer in [0, 2^32 - 2] ((uid_t)-1 means "no change").
+bool ToId(Napi::Value v, uint32_t* out) {
+  if (!v.IsNumber()) return false;
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 4294967294.0) || d != static_cast<double>(static_cast<uint32_t>(d))) return false;
+  *out = static_cast<uint32_t>(d);
+  return true;
+}
+
+bool ParseWriter(Napi::Value v, Writer* w) {
+  if (!v.IsObject()) return false;
+  Napi::Object o = v.As<Napi::Object>();
+  uint32_t pid = 0;
+  if (!ToId(o.Get("pid"), &pid) || pid == 0 || pid > INT32_MAX) return false;
+  w->pid = static_cast<int>(pid);
+  if (!ToId(o.Get("fsuid"), &w->fsuid) || !ToId(o.Get("fsgid"), &w->fsgid)) return false;
+  Napi::Value g = o.Get("groups");
+  if (!g.IsArray()) return false;
+  Napi::Array groups = g.As<Napi::Array>();
+  if (groups.Length() > kMaxGroups) return false;
+  for (uint32_t i = 0; i < groups.Length(); i++) {
+    uint32_t gid = 0;
+    if (!ToId(groups.Get(i), &gid)) return false;
+    w->groups.push_back(gid);
+  }
+  // a hex string: a bigint does not cross as one, and 64 bits do not fit a double
+  Napi::Value cap = o.Get("capEff");
+  if (!cap.IsString()) return false;
+  std::string hex = cap.As<Napi::String>().Utf8Value();
+  if (hex.empty() || hex.size() > 16 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) return false;
+  w->capEff = strtoull(hex.c_str(), nullptr, 16);
+  return true;
+}
 
 Napi::Value ReadObject(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsString()) {
-    Napi::TypeError::New(env, "readObject(pid: number, path: string)").ThrowAsJavaScriptException();
+  auto* hubRef = static_cast<HubRef*>(info.Data());
+  auto read = std::make_unique<Read>();
+  if (info.Length() < 2 || !ParseWriter(info[0], &read->writer) || !info[1].IsString()) {
+    Napi::TypeError::New(env, "readObject({pid, fsuid, fsgid, groups, capEff: hex string}, path: string)")
+        .ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  int64_t pid = info[0].As<Napi::Number>().Int64Value();
-  if (pid < 0 || pid > INT32_MAX) {
-    Napi::TypeError::New(env, "readObject: pid out of range").ThrowAsJavaScriptException();
-    return env.Undefined();
+  read->path = info[1].As<Napi::String>().Utf8Value();
+  napi_value promise;
+  if (napi_create_promise(env, &read->deferred, &promise) != napi_ok) return env.Undefined();
+  auto job = std::make_unique<Job>();
+  job->hub = hubRef->hub;
+  Read* pending = read.get();
+  job->read = std::move(read);
+
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, kThreadStack);
+  // The reader takes no signal: they go to the threads that handle them.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t thread;
+  int err = pthread_create(&thread, &attr, ReaderMain, job.get());
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    napi_reject_deferred(env, pending->deferred,
+                         MakeError(env, err, "read object " + pending->path + ": cannot start a reader thread: " + ErrText(err)));
+    return Napi::Value(env, promise);
   }
-  auto* w = new ReadObjectWorker(env, static_cast<int>(pid), info[1].As<Napi::String>().Utf8Value());
-  return w->Queue();
+  job.release();  // the thread owns it
+  return Napi::Value(env, promise);
 }
 }  // namespace
 
 void InitRead(Napi::Env env, Napi::Object exports) {
-  exports.Set("readObject", Napi::Function::New(env, ReadObject, "readObject"));
+  auto* ref = new HubRef{std::make_shared<Hub>()};
+  napi_value name = Napi::String::New(env, "krsifs:readObject");
+  napi_threadsafe_function tsfn;
+  if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, ref, HubFinalize, nullptr, Settle, &tsfn) !=
+      napi_ok) {
+    delete ref;
+    Napi::Error::New(env, "krsifs: cannot create the object readers' threadsafe function").ThrowAsJavaScriptException();
+    return;
+  }
+  // Reads in flight do not keep the process alive: the JS side's timer does,
+  // for as long as someone waits for one.
+  napi_unref_threadsafe_function(env, tsfn);
+  {
+    std::lock_guard<std::mutex> lock(ref->hub->mu);
+    ref->hub->tsfn = tsfn;
+    ref->hub->alive = true;
+  }
+  // The HubRef lives until the tsfn's finalizer; the function only borrows it.
+  exports.Set("readObject", Napi::Function::New(env, ReadObject, "readObject", ref));
 }
 
 }  // namespace krsi

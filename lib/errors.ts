@@ -1,8 +1,9 @@
 import { constants } from 'node:os';
 
-const codeOf = new Map<number, string>(
-  Object.entries(constants.errno).map(([code, n]) => [n, code]),
-);
+// Where two names share a number (EAGAIN/EWOULDBLOCK, ENOTSUP/EOPNOTSUPP),
+// the first, which is the one the man pages use, wins.
+const codeOf = new Map<number, string>();
+for (const [code, n] of Object.entries(constants.errno)) if (!codeOf.has(n)) codeOf.set(n, code);
 
 /** The errno value for a code such as 'EPERM'. */
 export function errnoOf(code: string): number {

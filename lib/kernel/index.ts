@@ -1,7 +1,7 @@
 // The kernel layer, typed: a thin layer over the addon's libbpf exports
 // (addon/bpf_*.cc). Every function returns a Promise: the work runs on a
-// libuv thread, never on the event loop. Failures are KrsiError (errno, code,
-// message, verifierLog for loads, details).
+// libuv thread (readObject: on a thread of its own), never on the event loop.
+// Failures are KrsiError (errno, code, message, verifierLog for loads, details).
 import { native } from './native.js';
 import type {
   AttachedProgram,
@@ -17,16 +17,141 @@ import type {
 
 export type * from './types.js';
 import type { Credentials } from '../core/kernel-port.js';
+import { KrsiError } from '../errors.js';
+
+/** Bounds on object reads (see readObject). */
+export interface ObjectReadLimits {
+  /** How long a writer waits for its object before ETIMEDOUT. */
+  timeoutMs: number;
+  /** Reads in flight (abandoned ones included) per writer process. */
+  perWriter: number;
+  /** Reads in flight (abandoned ones included) in all. */
+  total: number;
+}
+
+function envTimeout(): number {
+  const v = process.env.KRSIFS_OBJECT_READ_TIMEOUT_MS;
+  const n = v === undefined ? NaN : Number(v);
+  return Number.isInteger(n) && n > 0 ? n : 30_000;
+}
 
 /**
- * Read the BPF object at `path` as the writer resolves it: absolute paths
- * inside its root, relative ones from its cwd. The file is read once: inspect
- * and load the returned bytes.
- * Errors: ENOENT missing, EISDIR directory, ENOEXEC not a regular file,
- * E2BIG over 64 MiB, ESRCH no such process, EACCES/EPERM as the kernel says.
+ * The limits every read uses, changeable (tests). The timeout comes from
+ * KRSIFS_OBJECT_READ_TIMEOUT_MS when it is set, else 30 s.
  */
-export function readObject(writer: Credentials, path: string, _signal?: AbortSignal): Promise<ReadResult> {
-  return native.readObject(writer.pid, path);
+export const objectReadLimits: ObjectReadLimits = { timeoutMs: envTimeout(), perWriter: 4, total: 64 };
+
+const readsOf = new Map<number, number>();
+let readsInFlight = 0;
+
+/** Object reads whose thread has not ended yet (abandoned ones included), in all and per writer process. */
+export function objectReadsInFlight(): { total: number; byWriter: Map<number, number> } {
+  return { total: readsInFlight, byWriter: new Map(readsOf) };
+}
+
+const MAX_ID = 2 ** 32 - 2;
+const isId = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 0 && (n as number) <= MAX_ID;
+
+/** The writer as the addon takes it, checked here: nothing unchecked crosses. */
+function nativeWriter(w: Credentials): { pid: number; fsuid: number; fsgid: number; groups: number[]; capEff: string } {
+  if (!Number.isInteger(w.pid) || w.pid <= 0 || w.pid > 2 ** 31 - 1) throw new KrsiError('ESRCH', `no such process: pid ${w.pid}`);
+  if (!isId(w.fsuid) || !isId(w.fsgid)) throw new TypeError(`readObject: bad fsuid/fsgid ${w.fsuid}/${w.fsgid}`);
+  if (!Array.isArray(w.groups) || w.groups.length > 65536 || !w.groups.every(isId)) {
+    throw new TypeError('readObject: groups must be at most 65536 gids');
+  }
+  if (typeof w.capEff !== 'bigint' || w.capEff < 0n || w.capEff >= 1n << 64n) {
+    throw new TypeError('readObject: capEff must be a 64-bit bigint');
+  }
+  // Capabilities held in a user namespace of its own mean nothing here.
+  const capEff = w.inDaemonUserNs ? w.capEff : 0n;
+  return { pid: w.pid, fsuid: w.fsuid, fsgid: w.fsgid, groups: [...w.groups], capEff: capEff.toString(16) };
+}
+
+const seconds = (ms: number) => `${ms % 1000 === 0 ? ms / 1000 : (ms / 1000).toFixed(1)} s`;
+
+/**
+ * Read the BPF object at `path` as the writer would read it itself: resolved
+ * in its root and from its cwd (in its mount namespace), opened with its file
+ * access rights (fsuid, fsgid, groups, its effective capabilities ∩ ours).
+ * The file is read once: inspect and load the returned bytes.
+ *
+ * Each read runs on a thread of its own (addon/bpf_read.cc), never on the
+ * libuv pool, so a file on a filesystem that does not answer holds its own
+ * writer only. The wait is bounded (`timeoutMs`, default
+ * objectReadLimits.timeoutMs): then ETIMEDOUT, and the thread is abandoned
+ * (its result is dropped when it comes). `signal` (the writer is being
+ * killed) rejects at once with EINTR, the same way. An abandoned read still
+ * counts against the limits until its thread ends.
+ *
+ * Errors: ENOENT missing, EISDIR directory, ENOEXEC not a regular file or a
+ * kernel interface file (sysfs, bpffs, …), E2BIG over 64 MiB, EXDEV through a
+ * /proc magic link or into /proc, EACCES/ELOOP/ENOTDIR/ENAMETOOLONG as the
+ * writer's own open would say, ESRCH no such process, EAGAIN too many reads in
+ * flight, ETIMEDOUT no answer in time, EINTR aborted.
+ */
+export function readObject(
+  writer: Credentials,
+  path: string,
+  signal?: AbortSignal,
+  opts: { timeoutMs?: number } = {},
+): Promise<ReadResult> {
+  let w: ReturnType<typeof nativeWriter>;
+  try {
+    w = nativeWriter(writer);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  const what = `read object ${path}`;
+  if (signal?.aborted) return Promise.reject(new KrsiError('EINTR', `${what}: the writer was killed; nothing was read`));
+  const tgid = Number.isInteger(writer.tgid) && writer.tgid > 0 ? writer.tgid : writer.pid;
+  const mine = readsOf.get(tgid) ?? 0;
+  const limits = objectReadLimits;
+  if (mine >= limits.perWriter) {
+    return Promise.reject(new KrsiError('EAGAIN',
+      `${what}: process ${tgid} already has ${mine} object reads in flight (at most ${limits.perWriter}); ` +
+        'the files of earlier ones are on a filesystem that has not answered yet'));
+  }
+  if (readsInFlight >= limits.total) {
+    return Promise.reject(new KrsiError('EAGAIN',
+      `${what}: ${readsInFlight} object reads are in flight (at most ${limits.total}); ` +
+        'the files of earlier ones are on filesystems that have not answered yet'));
+  }
+  const timeoutMs = opts.timeoutMs ?? limits.timeoutMs;
+  readsOf.set(tgid, mine + 1);
+  readsInFlight++;
+  const read = (native.readObject(w, path) as Promise<ReadResult>).finally(() => {
+    readsInFlight--;
+    const n = (readsOf.get(tgid) ?? 1) - 1;
+    if (n > 0) readsOf.set(tgid, n);
+    else readsOf.delete(tgid);
+  });
+  return new Promise<ReadResult>((resolve, reject) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onAbort = () => {
+      done();
+      reject(new KrsiError('EINTR', `${what}: the writer was killed while its object was being read; nothing was done`));
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new KrsiError('ETIMEDOUT',
+        `${what}: the filesystem holding ${path} did not answer in ${seconds(timeoutMs)}; nothing was done`,
+        { details: { object: path } }));
+    }, timeoutMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    read.then(
+      (r) => {
+        done();
+        resolve(r);
+      },
+      (e: unknown) => {
+        done();
+        reject(e);
+      },
+    );
+  });
 }
 
 /**

@@ -27,7 +27,8 @@ async function userNsOf(pid: number | 'self'): Promise<string> {
 }
 
 function field(status: string, key: string): string {
-  const m = new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(status);
+  // [ \t]*, not \s*: an empty value ("Groups:\t\n") must not take the next line
+  const m = new RegExp(`^${key}:[ \\t]*(.*)$`, 'm').exec(status);
   if (!m) throw new KrsiError('EIO', `/proc status has no ${key} line`);
   return m[1]!.trim();
 }
