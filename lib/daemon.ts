@@ -1,5 +1,6 @@
 // krsifs mount: resolve the catalogue against this kernel, adopt what earlier
-// daemons pinned, serve the files, unmount cleanly on SIGINT/SIGTERM (and with
+// daemons pinned, apply the policy directory (again on SIGHUP), serve the
+// files, unmount cleanly on SIGINT/SIGTERM (and with
 // --ephemeral, detach everything pinned). Attached programs live in bpffs pins,
 // not in this process: a crash or a restart leaves them attached.
 import { mkdir } from 'node:fs/promises';
@@ -80,7 +81,7 @@ export async function runMount(opts: MountOptions): Promise<number> {
   const policies = dir === null ? null : new PolicyService({
     dir, prune: !!opts.prune, strict: !!opts.policiesStrict, core, kernel: port, pinRoot: pins.root, mountpoint, log,
   });
-  // applied before the mount: once it is there (and READY=1 sent), the declared policy is
+  // before the mount: once the mount is there (and READY=1 sent), the declared policy is in force
   let applied: Report | null = null;
   try {
     applied = policies && (await policies.apply());

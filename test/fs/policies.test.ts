@@ -23,7 +23,10 @@ t.before(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'krsifs-policies-fs-'));
 });
 t.teardown(async () => {
-  for (const d of daemons) await cleanup(d);
+  for (const d of daemons) {
+    await cleanup(d);
+    await rm(reportPath(d.pinRoot), { force: true });
+  }
   await rm(tmp, { recursive: true, force: true });
 });
 
@@ -155,7 +158,7 @@ t.test("under the journal: no time= of the daemon's own, a priority prefix per l
   proc.kill('SIGTERM');
   t.equal(await exited, 0);
   const lines = (await readFile(logFile, 'utf8')).split('\n').filter(Boolean);
-  t.ok(lines.some((l) => l.startsWith('<6>level=info msg=mounted ')), lines.join('\n'));
+  t.ok(lines.some((l) => l.startsWith('<6>level=info msg=mounted ')), 'the mounted line at priority 6, without time=');
   t.ok(lines.some((l) => l.startsWith('<4>level=warn msg="probe: ')), 'warnings at priority 4');
   t.same(lines.filter((l) => !/^<[3467]>level=/.test(l)), [], 'every line: a priority, then level=, no time=');
 
