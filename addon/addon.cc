@@ -8,6 +8,7 @@ namespace krsi {
 void InitBpf(Napi::Env env, Napi::Object exports);
 void InitFuse(Napi::Env env, Napi::Object exports);
 void InitLock(Napi::Env env, Napi::Object exports);
+void InitNotify(Napi::Env env, Napi::Object exports);
 }  // namespace krsi
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -15,6 +16,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   krsi::InitBpf(env, exports);
   krsi::InitFuse(env, exports);
   krsi::InitLock(env, exports);
+  krsi::InitNotify(env, exports);
   return exports;
 }
 

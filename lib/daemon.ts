@@ -1,5 +1,6 @@
 // krsifs mount: resolve the catalogue against this kernel, adopt what earlier
-// daemons pinned, serve the files, unmount cleanly on SIGINT/SIGTERM (and with
+// daemons pinned, apply the policy directory (again on SIGHUP), serve the
+// files, unmount cleanly on SIGINT/SIGTERM (and with
 // --ephemeral, detach everything pinned). Attached programs live in bpffs pins,
 // not in this process: a crash or a restart leaves them attached.
 import { mkdir } from 'node:fs/promises';
@@ -15,6 +16,9 @@ import { detachStaleMount, mount } from './fuse/index.js';
 import { startLoopMonitor } from './loop-monitor.js';
 import { startEvents } from './events-daemon.js';
 import { lockMountpoint, lockPinRoot } from './daemon-lock.js';
+import { PolicyService, policyDir, strictFailure, summary } from './policies/service.js';
+import type { Report } from './policies/report.js';
+import { notifier } from './notify.js';
 
 export interface MountOptions {
   mountpoint: string;
@@ -23,6 +27,12 @@ export interface MountOptions {
   pinRoot?: string;
   /** Detach everything pinned when the daemon stops cleanly. */
   ephemeral?: boolean;
+  /** The policy directory (undefined: /etc/krsifs/policies.d when it exists; '': none). */
+  policies?: string;
+  /** A failed policy line makes the daemon exit 1 before mounting. */
+  policiesStrict?: boolean;
+  /** Detach what the policy directory does not declare. */
+  prune?: boolean;
   log: Logger;
 }
 
@@ -67,6 +77,20 @@ export async function runMount(opts: MountOptions): Promise<number> {
     const adopted = await core.adopt();
     if (adopted) log.info('adopted pinned programs', { count: adopted });
   }
+  const dir = await policyDir(opts.policies);
+  const policies = dir === null ? null : new PolicyService({
+    dir, prune: !!opts.prune, strict: !!opts.policiesStrict, core, kernel: port, pinRoot: pins.root, mountpoint, log,
+  });
+  // before the mount: once the mount is there (and READY=1 sent), the declared policy is in force
+  let applied: Report | null = null;
+  try {
+    applied = policies && (await policies.apply());
+    const fatal = applied && opts.policiesStrict ? strictFailure(applied) : null;
+    if (fatal) throw fatal;
+  } catch (e) {
+    events.close(); // its poll handle would keep the process alive
+    throw e;
+  }
   const handlers = new KrsiFsHandlers(core, { events: events.hub });
 
   if (detachStaleMount(mountpoint)) log.warn('detached a stale mount left by a dead daemon', { mountpoint });
@@ -87,12 +111,15 @@ export async function runMount(opts: MountOptions): Promise<number> {
     throw KrsiError.from(e, `mount ${mountpoint}`);
   });
   log.info('mounted', { mountpoint, files: handlers.fileNames.length });
+  const notify = notifier(log);
+  notify({ READY: 1, STATUS: summary(applied) });
   if (process.env.KRSIFS_LOOP_MONITOR === '1') startLoopMonitor(log);
 
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info('stopping', { signal });
+    notify({ STOPPING: 1 });
     m.unmount().then(
       async () => {
         log.info('unmounted', { mountpoint });
@@ -110,5 +137,16 @@ export async function runMount(opts: MountOptions): Promise<number> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGHUP', () => {
+    if (!policies) return log.info('SIGHUP: no policy directory to read again', {});
+    notify({ RELOADING: 1 });
+    policies.apply().then(
+      (r) => notify({ READY: 1, STATUS: summary((applied = r)) }),
+      (e: unknown) => {
+        log.error('reloading the policy directory failed', { error: (e as Error).message });
+        notify({ READY: 1 });
+      },
+    );
+  });
   return finished;
 }

@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 
 pkgs=(clang llvm make g++ python3 libbpf-dev bpftool libelf-dev zlib1g-dev libfuse3-dev util-linux kmod)
 if [ "${1:-}" = test ] || [ "${1:-}" = vm ]; then
-  pkgs+=(qemu-system-x86 busybox-static cpio)
+  # systemd: systemd-analyze verify checks the shipped unit (test/fs/service.test.ts);
+  # mmdebstrap: the Debian root the unit boots in under real systemd (test/vm/systemd.test.ts)
+  pkgs+=(qemu-system-x86 busybox-static cpio systemd mmdebstrap)
 fi
 
 missing=()

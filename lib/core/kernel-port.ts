@@ -161,9 +161,13 @@ export interface KernelPort {
   pinnedBehaviours(): Promise<string[]>;
   /** How many links the kernel holds on `hook` (LSM links and fentry/fexit on bpf_lsm_<hook>), anyone's. */
   linksOnHook(hook: string): Promise<number>;
-  /** Remember the object a link's program came from (for the listing). */
-  recordObject(linkId: number, object: string): Promise<void>;
-  /** Forget the object of link `linkId` (it was detached). */
+  /**
+   * Remember the object a link's program came from (for the listing) and,
+   * when given, the digest of its bytes and settings (lib/core/digest.ts: a
+   * declared policy attached from the same is kept as it is).
+   */
+  recordObject(linkId: number, object: string, digest?: string): Promise<void>;
+  /** Forget the object (and digest) of link `linkId` (it was detached). */
   forgetObject(linkId: number): Promise<void>;
   /** Forget the objects of links that are not in `live`. */
   pruneObjects(live: ReadonlySet<number>): Promise<void>;

@@ -10,6 +10,13 @@ import type { AttachedProgram, Credentials, KernelPort, LoadedProgramRef, Object
 import { Registry, committedPin, isTemporaryPin, programOfPin, temporaryPin, type Attached } from './registry.js';
 import { SerialQueue } from './serial-queue.js';
 import { escapeText } from '../text.js';
+import { digestOf, formatDigest } from './digest.js';
+
+/** Where a line came from when it is not a write: a policy file's line (FILE:N) and its text there. */
+export interface LineOrigin {
+  where: string;
+  line: string;
+}
 
 /**
  * BPF_MAX_TRAMP_LINKS on x86-64 (27 on s390x): the programs one hook takes,
@@ -63,7 +70,7 @@ export class Krsi {
    * KrsiError whose errno the writer gets. Lines for one behaviour run one
    * after another; behaviours do not wait for each other.
    */
-  async execute(behaviour: string, raw: Buffer | string, writer: Credentials, signal?: AbortSignal): Promise<void> {
+  async execute(behaviour: string, raw: Buffer | string, writer: Credentials, signal?: AbortSignal, origin?: LineOrigin): Promise<void> {
     const text = typeof raw === 'string' ? raw : decodeLine(raw);
     try {
       if (text instanceof KrsiError) throw text;
@@ -82,17 +89,26 @@ export class Krsi {
         return this.run(behaviour, cmd, object);
       });
     } catch (e) {
-      const err = KrsiError.from(e);
-      this.fail(behaviour, typeof text === 'string' ? text : lossy(raw), err);
+      let err = KrsiError.from(e);
+      if (origin) {
+        // a policy file's line: error_log names the file and line number
+        err = new KrsiError(err.errno, `${origin.where}: ${err.message}`, {
+          verifierLog: err.verifierLog,
+          details: { ...err.details, policy: origin.where },
+        });
+        this.fail(behaviour, origin.line, err, 'policy line failed');
+      } else {
+        this.fail(behaviour, typeof text === 'string' ? text : lossy(raw), err);
+      }
       throw err;
     }
   }
 
   /** Record a failed write that never reached execute (E2BIG, EPERM at open, …); returns `err`. */
-  fail(behaviour: string, line: string, err: KrsiError): KrsiError {
+  fail(behaviour: string, line: string, err: KrsiError, what = 'write failed'): KrsiError {
     this.errorLog.add(behaviour, line, err);
     const object = typeof err.details.object === 'string' ? err.details.object : undefined;
-    this.log.warn('write failed', { file: behaviour, line, code: err.code, error: err.message, object });
+    this.log.warn(what, { file: behaviour, line, code: err.code, error: err.message, object });
     return err;
   }
 
@@ -252,7 +268,7 @@ export class Krsi {
       if (err.code === 'E2BIG' && facts) err = await this.capacity(err, hook, facts);
       throw err;
     }
-    await this.pinAll(behaviour, hook, resolved, programs);
+    await this.pinAll(behaviour, hook, resolved, programs, formatDigest(digestOf(data, globals)));
   }
 
   /**
@@ -306,7 +322,7 @@ export class Krsi {
    * object, across a SIGKILL too. A failed pin detaches everything new. Then
    * the daemon lets go of its fds: the pins hold the programs.
    */
-  private async pinAll(behaviour: string, hook: string, object: string, programs: AttachedProgram[]): Promise<void> {
+  private async pinAll(behaviour: string, hook: string, object: string, programs: AttachedProgram[], digest?: string): Promise<void> {
     const pinnedAs = new Map<AttachedProgram, string>();
     const fail = async (e: unknown, what: string) => {
       const rest = programs.filter((p) => !pinnedAs.has(p) || pinnedAs.get(p) !== p.name);
@@ -319,7 +335,7 @@ export class Krsi {
     try {
       for (const p of programs) {
         if (p.pinned !== undefined) pinnedAs.set(p, p.pinned); // attachProgram pinned it as it attached
-        await this.kernel.recordObject(p.linkId, object);
+        await this.kernel.recordObject(p.linkId, object, digest);
         if (p.pinned !== undefined) continue;
         await this.kernel.pin(p.link, behaviour, temporaryPin(p.name));
         pinnedAs.set(p, temporaryPin(p.name));

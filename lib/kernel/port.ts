@@ -2,6 +2,7 @@
 //   <root>/<behaviour>/<program's full name>   a link pin per attached program
 //   <root>/<behaviour>/<name>-new, <name>-commit  an attach in flight (settled at start-up)
 //   <root>/link-objects/<link id>              symlink to the object the program came from
+//   <root>/link-digests/<link id>              symlink whose target is the digest of its bytes and settings
 // (bpffs refuses names with a dot; behaviour and program names never hold a
 // '-', so neither name can clash with theirs.)
 // Everything lives in bpffs, so it lives exactly as long as the pins: a
@@ -20,6 +21,7 @@ export const BPFFS = '/sys/fs/bpf';
 export const DEFAULT_PIN_ROOT = `${BPFFS}/krsi`;
 const BPF_FS_MAGIC = 0xcafe4a11;
 const OBJECTS = 'link-objects';
+const DIGESTS = 'link-digests';
 
 async function isBpffs(dir: string): Promise<boolean> {
   try {
@@ -198,24 +200,38 @@ export class BpffsKernelPort implements KernelPort {
     return n;
   }
 
-  async recordObject(linkId: number, object: string): Promise<void> {
-    const dir = path.join(this.root, OBJECTS);
+  async recordObject(linkId: number, object: string, digest?: string): Promise<void> {
+    // both records before the pin (as the pin protocol wants): a crash in
+    // between leaves records without a link, which adopt() prunes
+    await this.record(OBJECTS, linkId, object);
+    if (digest !== undefined) await this.record(DIGESTS, linkId, digest);
+  }
+
+  private async record(what: string, linkId: number, target: string): Promise<void> {
+    const dir = path.join(this.root, what);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     // symlink(2) cannot replace: make it aside, rename it in
     const tmp = path.join(dir, `${linkId}-${process.pid}`);
     await unlink(tmp).catch(() => {});
-    await symlink(object, tmp);
+    await symlink(target, tmp);
     await rename(tmp, path.join(dir, String(linkId)));
   }
 
+  /** The digest recorded for link `linkId` at its attach; null when none was (an older krsifs, a crash). */
+  async digestOf(linkId: number): Promise<string | null> {
+    return readlink(path.join(this.root, DIGESTS, String(linkId))).catch(() => null);
+  }
+
   async forgetObject(linkId: number): Promise<void> {
-    await unlink(path.join(this.root, OBJECTS, String(linkId))).catch(() => {});
+    for (const what of [OBJECTS, DIGESTS]) await unlink(path.join(this.root, what, String(linkId))).catch(() => {});
   }
 
   async pruneObjects(live: ReadonlySet<number>): Promise<void> {
-    const dir = path.join(this.root, OBJECTS);
-    const names = await readdir(dir).catch(() => [] as string[]);
-    for (const n of names) if (!live.has(Number(n))) await unlink(path.join(dir, n)).catch(() => {});
+    for (const what of [OBJECTS, DIGESTS]) {
+      const dir = path.join(this.root, what);
+      const names = await readdir(dir).catch(() => [] as string[]);
+      for (const n of names) if (!live.has(Number(n))) await unlink(path.join(dir, n)).catch(() => {});
+    }
   }
 
   /** A pin and what the kernel says about its link; the fd is closed again at once. */

@@ -5,7 +5,9 @@
 # Kernel command line (the kernel hands unknown key=value words to init as
 # environment): krsifs_nonce, krsifs_mode (cmd|shell), krsifs_mount (1|0).
 # The command itself comes through QEMU's fw_cfg (opt/krsifs/cmd), which has
-# no size limit and needs no per-run copy of this image.
+# no size limit and needs no per-run copy of this image; so does an optional
+# boot script (opt/krsifs/boot), sourced before the daemon starts, which may
+# set KRSIFS_MOUNT_ARGS.
 export PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root TERM=${TERM:-linux}
 P="krsifs-vm/${krsifs_nonce:-0}:"
 say() { echo "$P $*"; }
@@ -37,8 +39,8 @@ insmod /lib/modules/$kver/kernel/fs/fuse/fuse.ko || say "insmod fuse.ko failed"
 mkdir -p /mnt/krsi
 say booted
 
+insmod /lib/modules/$kver/kernel/drivers/firmware/qemu_fw_cfg.ko 2>/dev/null
 if [ "$krsifs_mode" = cmd ]; then
-	insmod /lib/modules/$kver/kernel/drivers/firmware/qemu_fw_cfg.ko 2>/dev/null
 	f=/sys/firmware/qemu_fw_cfg/by_name/opt/krsifs/cmd/raw
 	if ! cat $f >/run/krsifs-cmd 2>/dev/null; then
 		say "cannot read the command from fw_cfg ($f)"
@@ -46,10 +48,18 @@ if [ "$krsifs_mode" = cmd ]; then
 	fi
 fi
 
+KRSIFS_MOUNT_ARGS=
+boot=/sys/firmware/qemu_fw_cfg/by_name/opt/krsifs/boot/raw
+if [ -e $boot ]; then
+	cat $boot >/run/krsifs-boot
+	. /run/krsifs-boot
+fi
+
 cd /krsifs
 if [ "$krsifs_mount" = 1 ]; then
 	if [ -f dist/lib/cli.js ] && grep -q "mount" dist/lib/cli.js; then
-		setsid node dist/lib/cli.js mount /mnt/krsi >/tmp/krsifs.log 2>&1 </dev/null &
+		# shellcheck disable=SC2086 # word splitting of the arguments is the point
+		setsid node dist/lib/cli.js mount /mnt/krsi $KRSIFS_MOUNT_ARGS >/tmp/krsifs.log 2>&1 </dev/null &
 		pid=$!
 		i=0
 		while ! grep -q " /mnt/krsi fuse" /proc/mounts; do

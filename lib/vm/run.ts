@@ -25,6 +25,12 @@ export interface RunOptions {
   bootTimeoutSec?: number;
   /** Start the krsifs daemon on /mnt/krsi before the command; default true. */
   mount?: boolean;
+  /**
+   * Shell the guest's init sources before it starts the daemon: files to put
+   * in place (a policy directory), and KRSIFS_MOUNT_ARGS, more arguments for
+   * `krsifs mount`. As a boot script of a real machine would.
+   */
+  boot?: string;
   /** tcg (default; KVM hangs on the machines this was written on) or kvm. */
   accel?: string;
   /** Rebuild the image even when its inputs did not change. */
@@ -76,7 +82,7 @@ export function checkAccel(accel: string | undefined): Accel {
   return a as Accel;
 }
 
-export function qemuArgs(o: { accel: Accel; kernel: Kernel; image: Image; nonce: string; cmdFile?: string; mount: boolean }): string[] {
+export function qemuArgs(o: { accel: Accel; kernel: Kernel; image: Image; nonce: string; cmdFile?: string; bootFile?: string; mount: boolean }): string[] {
   const append = [
     'console=ttyS0', 'quiet', 'loglevel=3', 'lsm=lockdown,capability,bpf', 'panic=-1',
     `krsifs_nonce=${o.nonce}`, `krsifs_mode=${o.cmdFile ? 'cmd' : 'shell'}`, `krsifs_mount=${o.mount ? 1 : 0}`,
@@ -86,6 +92,7 @@ export function qemuArgs(o: { accel: Accel; kernel: Kernel; image: Image; nonce:
     '-smp', '2', '-m', '2048', '-nographic', '-no-reboot', '-nic', 'none',
     '-kernel', o.kernel.vmlinuz, '-initrd', o.image.path, '-append', append,
     ...(o.cmdFile ? ['-fw_cfg', `name=opt/krsifs/cmd,file=${o.cmdFile}`] : []),
+    ...(o.bootFile ? ['-fw_cfg', `name=opt/krsifs/boot,file=${o.bootFile}`] : []),
   ];
 }
 
@@ -199,7 +206,12 @@ export async function runInVm(opts: RunOptions): Promise<RunResult> {
       cmdFile = path.join(tmp, 'cmd');
       await writeFile(cmdFile, opts.command!);
     }
-    const args = qemuArgs({ accel, kernel, image, nonce, cmdFile, mount });
+    let bootFile: string | undefined;
+    if (opts.boot !== undefined) {
+      bootFile = path.join(tmp, 'boot');
+      await writeFile(bootFile, opts.boot);
+    }
+    const args = qemuArgs({ accel, kernel, image, nonce, cmdFile, bootFile, mount });
     return await boot(qemu, args, { ...opts, shell, nonce, progress, t0, prepareMs, kernel, image });
   } finally {
     await rm(tmp, { recursive: true, force: true });

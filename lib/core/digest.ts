@@ -1,0 +1,35 @@
+// What an attached program was made from: a digest of the object's bytes and
+// one of the settings (the KEY=VALUE globals) it was loaded with. Recorded
+// next to the pin at attach, so a declared policy that is already attached
+// from the same bytes with the same settings is recognised and kept as it is
+// (same link, no detach) by a later daemon.
+import { createHash } from 'node:crypto';
+
+export interface Digest {
+  /** sha256 of the object file's bytes, hex. */
+  object: string;
+  /** sha256 of the settings, canonical (keys sorted), hex. */
+  settings: string;
+}
+
+const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+export function digestOf(data: Buffer, globals: Readonly<Record<string, string>>): Digest {
+  const canonical = JSON.stringify(Object.keys(globals).sort().map((k) => [k, globals[k]]));
+  return { object: sha256(data), settings: sha256(canonical) };
+}
+
+/** The record's text (a bpffs symlink's target: any bytes but NUL). */
+export function formatDigest(d: Digest): string {
+  return `object=sha256:${d.object} settings=sha256:${d.settings}`;
+}
+
+/** null for a record this version cannot read (then the program counts as changed). */
+export function parseDigest(text: string): Digest | null {
+  const m = /^object=sha256:([0-9a-f]{64}) settings=sha256:([0-9a-f]{64})$/.exec(text);
+  return m ? { object: m[1]!, settings: m[2]! } : null;
+}
+
+export function sameDigest(a: Digest | null, b: Digest | null): boolean {
+  return !!a && !!b && a.object === b.object && a.settings === b.settings;
+}
