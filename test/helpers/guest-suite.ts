@@ -1,7 +1,7 @@
 // Run one guest suite (test/vm/fixtures/NAME.guest.ts, node:test) in the BPF
 // LSM VM and report it here: boot and step times as comments, one assertion
-// per guest step, and a failure when a step fails, is missing, or the guest
-// exits non-zero (then with the tail of its output).
+// per guest step, and a failure when a step fails, is skipped or TODO, is
+// missing, or the guest exits non-zero (then with the tail of its output).
 import type { Test } from 'tap';
 import { runInVm } from '../../lib/vm/index.js';
 import { durationMs, parseGuestTap } from './guest-tap.js';
@@ -42,7 +42,7 @@ export async function runGuestSuite(t: Test, s: GuestSuite): Promise<void> {
   for (const r of results) {
     t.comment(`step ${r.name.split('.')[0]}: ${durationMs(r) ?? '?'} ms`);
     if (r.ok) t.pass(r.name);
-    else t.fail(r.name, { diagnostic: true, guest: r.diag.join('\n') });
+    else t.fail(r.notPassed ? `${r.name} (${r.notPassed})` : r.name, { diagnostic: true, guest: r.diag });
   }
   t.equal(results.length, s.steps, `all ${s.steps} guest steps ran`);
   t.equal(run.exitCode, 0, 'the guest suite exited 0');
