@@ -12,7 +12,8 @@ const usage = `usage: krsifs <command> [options]
                                           outlive the daemon, unless --ephemeral (a clean stop detaches them)
   doctor [--json]                         can this machine run krsifs? each failed check with its fix
   hooks [--json] [--catalogue FILE]       every LSM hook this kernel offers, and the behaviour mapped to it
-  vm [--accel tcg|kvm] [-- COMMAND...]    run krsifs on a real BPF LSM kernel under QEMU
+  vm [--kernel 6.1|6.12|PACKAGE] [--accel tcg|kvm] [-- COMMAND...]
+                                          run krsifs on a real BPF LSM kernel under QEMU
 `;
 
 async function main(argv: string[]): Promise<number> {
