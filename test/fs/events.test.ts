@@ -10,7 +10,7 @@ t.test('events: 0400, blocks, a killed reader ends promptly, the daemon serves o
   const d = await startDaemon();
   t.teardown(() => cleanup(d));
   const ls = await bash(`ls -ln ${d.mountpoint}/events`);
-  t.match(ls.stdout, /^-r-------- 1 0 0 4096 /, 'mode 0400, root, a nominal size (a stream has none; 0 would end splicing readers)');
+  t.match(ls.stdout, /^-r-------- 1 0 0 65536 /, 'mode 0400, root, a nominal size (a stream has none; 0 would end splicing readers)');
   const start = Date.now();
   const r = await bash(`timeout -s KILL 1 cat ${d.mountpoint}/events; echo "status=$?"`);
   const took = Date.now() - start;
