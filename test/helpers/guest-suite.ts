@@ -6,6 +6,23 @@ import type { Test } from 'tap';
 import { runInVm } from '../../lib/vm/index.js';
 import { durationMs, parseGuestTap } from './guest-tap.js';
 
+/** The kernels `npm test` runs the VM suites on, unless $KRSIFS_TEST_KERNELS (comma-separated) says otherwise. */
+export const DEFAULT_TEST_KERNELS = ['6.1', '6.12'];
+
+/** `--kernel` values (6.1, 6.12, stock, a package name) from $KRSIFS_TEST_KERNELS, or DEFAULT_TEST_KERNELS. */
+export function testKernels(): string[] {
+  const env = (process.env.KRSIFS_TEST_KERNELS ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+  return env.length ? env : DEFAULT_TEST_KERNELS;
+}
+
+/**
+ * The one kernel the long hardening suite runs on: $KRSIFS_HARDENING_KERNEL,
+ * else the newest of testKernels() (the last one).
+ */
+export function hardeningKernel(): string {
+  return process.env.KRSIFS_HARDENING_KERNEL || testKernels().at(-1)!;
+}
+
 export interface GuestSuite {
   /** NAME of test/vm/fixtures/NAME.guest.ts. */
   name: string;
@@ -19,6 +36,8 @@ export interface GuestSuite {
   after?: string;
   /** Guest output lines to repeat here as comments (the first group, or the whole match). */
   notes?: RegExp;
+  /** `krsifs vm --kernel`: 6.1, 6.12, stock or a package name. */
+  kernel?: string;
 }
 
 export async function runGuestSuite(t: Test, s: GuestSuite): Promise<void> {
@@ -31,8 +50,9 @@ export async function runGuestSuite(t: Test, s: GuestSuite): Promise<void> {
     mount: s.mount ?? true,
     command: `cd /krsifs/bpf/obj && ${script}${s.after ? `; s=$?; ${s.after}; exit $s` : ''}`,
     timeoutSec: 600,
+    kernel: s.kernel,
   });
-  t.comment(`kernel ${run.kernel.version}; prepare ${run.prepareMs} ms; boot ${run.bootMs} ms; total ${run.totalMs} ms`);
+  t.comment(`${s.name} ran on kernel ${run.kernel.version} (--kernel ${s.kernel ?? 'stock'}); prepare ${run.prepareMs} ms; boot ${run.bootMs} ms; total ${run.totalMs} ms`);
   for (const m of run.messages) t.comment(`guest: ${m}`);
   if (s.notes) {
     const flags = s.notes.flags.includes('g') ? s.notes.flags : s.notes.flags + 'g';

@@ -16,6 +16,7 @@ function emptyCache(t: Test): string {
   });
   return dir;
 }
+import { aptOptions, BOOKWORM_BACKPORTS, newestFirst, parseKernelSpec, SERIES } from '../../lib/vm/kernel.js';
 
 t.test('a bad --accel is refused before anything is fetched or booted', async (t) => {
   const cache = emptyCache(t);
@@ -153,4 +154,48 @@ t.test("the guest's TAP: only steps that ran and passed count; SKIP, TODO and a 
   const bail = parseGuestTap('TAP version 13\nok 1 - 1. passes\nBail out! the daemon died\n');
   t.same(bail.map((x) => x.ok), [true, false], 'a bail-out is a failure');
   t.match(bail[1], { name: /bailed out: the daemon died/ });
+t.test('--kernel: the series, a package name, stock; anything else is refused naming what exists', async (t) => {
+  t.match(parseKernelSpec('6.1'), { kind: 'series', series: { name: '6.1' } });
+  t.match(parseKernelSpec('6.12'), { kind: 'series', series: { name: '6.12' } });
+  t.same(parseKernelSpec(undefined), { kind: 'stock' });
+  t.same(parseKernelSpec('stock'), { kind: 'stock' });
+  t.same(parseKernelSpec('linux-image-6.12.95+deb12-cloud-amd64'), { kind: 'package', pkg: 'linux-image-6.12.95+deb12-cloud-amd64' });
+  for (const bad of ['6.6', '6', 'linux-image-6.1.0-57-amd64', 'latest']) {
+    t.throws(() => parseKernelSpec(bad), { code: 'EINVAL', message: new RegExp(`unknown kernel '${bad.replace(/\./g, '\\.')}': the series are 6\\.1 .*6\\.12 `) }, bad);
+  }
+  t.throws(() => parseVmArgs(['--kernel', '5.10']), { code: 'EINVAL', message: /unknown kernel '5\.10'/ });
+  t.equal(parseVmArgs(['--kernel=6.12', '--lsm', 'lockdown,capability']).kernel, '6.12');
+  t.throws(() => parseVmArgs(['--lsm', 'bpf; reboot']), { code: 'EINVAL', message: /--lsm needs a comma-separated list/ });
+  const stderr: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((s: string) => (stderr.push(String(s)), true)) as typeof process.stderr.write;
+  let code: number;
+  try {
+    code = await vmMain(['--kernel', '6.6', '--', 'true']);
+  } finally {
+    process.stderr.write = write;
+  }
+  t.equal(code, 2, 'krsifs vm --kernel 6.6 is a usage error');
+  t.match(stderr.join(''), /unknown kernel '6\.6': the series are 6\.1 \(Debian 12's kernel \(bookworm\)\), 6\.12 \(bookworm-backports\)/);
+});
+
+t.test('the newest kernel of a series comes first, by the numbers of its version', async (t) => {
+  t.same(
+    newestFirst(['linux-image-6.12.90+deb12-cloud-amd64', 'linux-image-6.12.95+deb12-cloud-amd64', 'linux-image-6.12.90+deb12.1-cloud-amd64', 'linux-image-6.12.100+deb12-cloud-amd64']),
+    ['linux-image-6.12.100+deb12-cloud-amd64', 'linux-image-6.12.95+deb12-cloud-amd64', 'linux-image-6.12.90+deb12.1-cloud-amd64', 'linux-image-6.12.90+deb12-cloud-amd64'],
+  );
+  t.same(newestFirst(['linux-image-6.1.0-9-cloud-amd64', 'linux-image-6.1.0-57-cloud-amd64']), ['linux-image-6.1.0-57-cloud-amd64', 'linux-image-6.1.0-9-cloud-amd64']);
+  const s612 = SERIES.find((s) => s.name === '6.12')!;
+  t.ok(s612.pattern.test('linux-image-6.12.95+deb12-cloud-amd64'));
+  for (const no of ['linux-image-6.12.95+deb12-cloud-amd64-dbg', 'linux-image-6.12.95+deb12-cloud-amd64-unsigned', 'linux-image-6.1.0-57-cloud-amd64']) t.notOk(s612.pattern.test(no), no);
+  t.notOk(SERIES.find((s) => s.name === '6.1')!.pattern.test('linux-image-6.12.95+deb12-cloud-amd64'), '6.1 is not a prefix of 6.12');
+});
+
+t.test("the private apt source lives in the cache and reads none of the host's sources", async (t) => {
+  const o = aptOptions('/c', BOOKWORM_BACKPORTS).join(' ');
+  t.match(o, /Dir::Etc::SourceList=\/c\/apt\/bookworm-backports\/sources\.list/);
+  t.match(o, /Dir::Etc::SourceParts=\/dev\/null/);
+  t.match(o, /Dir::State::Lists=\/c\/apt\/bookworm-backports\/lists/);
+  t.match(BOOKWORM_BACKPORTS.lines.join('\n'), /^deb \[arch=amd64.*\] http:\/\/deb\.debian\.org\/debian bookworm-backports main$/);
+  t.notMatch(aptOptions('/c', 'host').join(' '), /Dir::/, 'the host source is apt as configured');
 });
