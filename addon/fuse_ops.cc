@@ -155,6 +155,20 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  // Every file is direct I/O (Open), so a read through the page cache comes
+  // only from splice(2)/sendfile(2) (or mmap): since Linux 6.5 FUSE splices a
+  // direct-I/O file from the page cache (filemap_splice_read), bounded by
+  // i_size, instead of through read_iter. Data put there would be cut at the
+  // size getattr gave and shared by every opener; refusing it makes
+  // sendfile fail with EINVAL, and busybox cat, uutils cat, Go and Rust copy
+  // loops then fall back to read(2), which comes here with the data. The
+  // kernel marks its direct reads with the reader's lock owner
+  // (FUSE_READ_LOCKOWNER, fuse_direct_io) and page-cache reads without one;
+  // libfuse passes the owner on and leaves it 0 when the flag is absent.
+  if (fi->lock_owner == 0) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
   Session* s = SessionOf(req);
   Args a(s);
   a.Set("ino", ino).Set("fh", fi->fh).Set("size", size).Set("offset", off);

@@ -19,7 +19,8 @@ const usage = `usage: krsifs <command> [options]
                                           install the built project, the objects and the systemd unit, and enable it
   doctor [--json]                         can this machine run krsifs? each failed check with its fix
   hooks [--json] [--catalogue FILE]       every LSM hook this kernel offers, and the behaviour mapped to it
-  vm [--accel tcg|kvm] [-- COMMAND...]    run krsifs on a real BPF LSM kernel under QEMU
+  vm [--kernel 6.1|6.12|PACKAGE] [--accel tcg|kvm] [-- COMMAND...]
+                                          run krsifs on a real BPF LSM kernel under QEMU
 `;
 
 async function main(argv: string[]): Promise<number> {

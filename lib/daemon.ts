@@ -7,6 +7,8 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { KrsiError } from './errors.js';
 import type { Logger } from './log.js';
+import type { KernelPort } from './core/kernel-port.js';
+import type { ProbeResult } from './kernel/index.js';
 import { loadCatalogue, resolveCatalogue } from './core/catalogue.js';
 import { Krsi } from './core/krsi.js';
 import { KrsiFsHandlers } from './fs/handlers.js';
@@ -70,7 +72,7 @@ export async function runMount(opts: MountOptions): Promise<number> {
   }
   const port = new BpffsKernelPort(pins);
   const events = startEvents(pins.error ? null : pins.root, resolved, log);
-  const core = new Krsi(events.wrap(port), resolved, { log });
+  const core = new Krsi(refuseWithoutBpfLsm(events.wrap(port), probe), resolved, { log });
   port.onForeign = (behaviour, err) => core.warn(behaviour, err);
   if (!pins.error) {
     for (const b of core.behaviours()) await port.ensurePinDir(b);
@@ -149,4 +151,32 @@ export async function runMount(opts: MountOptions): Promise<number> {
     );
   });
   return finished;
+}
+
+/**
+ * With the bpf LSM built in but not in the kernel's active list (lsm= without
+ * bpf), the kernel loads and attaches an LSM program without complaint and
+ * never calls it: the write would succeed, the file would list it, and
+ * nothing would be enforced or reported. So krsifs refuses every attach
+ * there itself, with the probe's errno (EOPNOTSUPP) and fix (the GRUB line);
+ * where the list is unreadable, the kernel decides.
+ */
+export function refuseWithoutBpfLsm<P extends KernelPort>(port: P, probe: ProbeResult): P {
+  const { lsm, bpfLsmActive } = probe.checks;
+  if (bpfLsmActive || lsm === null) return port;
+  const loadAndAttach: KernelPort['loadAndAttach'] = async (_data, hook) => {
+    throw new KrsiError(
+      probe.errno ?? 'EOPNOTSUPP',
+      `load: ${probe.reason}: the kernel would attach the program to ${hook} and never run it, so krsifs attaches nothing; ` +
+        `${(probe.fix ?? `add bpf to the kernel's lsm= list`).replace(/\s*\n\s*/g, ' ')} (see krsifs doctor)`,
+      { details: { hook, lsm: lsm.join(',') } },
+    );
+  };
+  return new Proxy(port, {
+    get(target, prop) {
+      if (prop === 'loadAndAttach') return loadAndAttach;
+      const v = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
 }

@@ -1,6 +1,7 @@
 // The mount as a table, one entry per file (like apparmorfs's AA_SFS_FILE_*):
-// its name, its mode, and which kind of file it is. Everything dynamic is
-// size 0 and opened with direct I/O, so `cat` reads what the handler returns.
+// its name, its mode, and which kind of file it is. Every file is opened with
+// direct I/O, so `cat` reads what the handler returns; its size is what a
+// read returns now or a nominal one (KrsiFsHandlers.size).
 export type FileKind = 'behaviour' | 'hooks' | 'error_log' | 'events';
 
 export interface FileEntry {

@@ -15,6 +15,14 @@ import { abortWhenKilled } from './signals.js';
 import type { FsHandlers, Stat } from '../fuse/index.js';
 import { POLL, POLL_ALWAYS } from '../fuse/requests.js';
 
+/**
+ * The size of a file whose length is not known without asking the kernel
+ * (a behaviour's listing) or that has none (events): more than a listing of
+ * 38 programs holds, so a reader that trusts st_size (Node's readFile) gets
+ * all of it, and above 0 (see size()).
+ */
+export const NOMINAL_SIZE = 65536;
+
 interface Handle {
   file: FileEntry;
   writable: boolean;
@@ -64,7 +72,24 @@ export class KrsiFsHandlers implements FsHandlers {
     }
     const f = this.file(p);
     const t = this.mtime(f);
-    return { mode: constants.S_IFREG | f.mode, size: 0, uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 1 };
+    return { mode: constants.S_IFREG | f.mode, size: this.size(f), uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 1 };
+  }
+
+  /**
+   * hooks and error_log: what a read from offset 0 returns now, in bytes (in
+   * memory, cheap). A behaviour's listing comes from the kernel, on the
+   * worker pool, behind any verifier run: stat must not wait for that, so
+   * behaviour files and events report NOMINAL_SIZE. Never 0 when there may
+   * be something to read: since Linux 6.5, sendfile(2) and splice(2) of a
+   * FUSE file end at its size without asking the daemon, and a size of 0 is
+   * an empty file to busybox cat and every other splicing reader (the addon
+   * refuses the page-cache read that a size above 0 leads to, and they fall
+   * back to read(2)).
+   */
+  private size(f: FileEntry): number {
+    if (f.kind === 'hooks') return Buffer.byteLength(this.core.hooksText());
+    if (f.kind === 'error_log') return Buffer.byteLength(this.core.errorLog.text());
+    return NOMINAL_SIZE;
   }
 
   readdir(p: string): string[] {

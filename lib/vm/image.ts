@@ -206,16 +206,21 @@ export async function manifest(kernel: Kernel, root: string, cache: string): Pro
 }
 
 /**
- * Build <cache>/initrd.cpio unless the one there was built from the same
- * inputs (names, sizes and mtimes of host files, contents of generated ones,
- * the init script, the kernel package). Concurrent callers wait for one build.
+ * Build <cache>/image/<kernel package>/initrd.cpio unless the one there was
+ * built from the same inputs (names, sizes and mtimes of host files, contents
+ * of generated ones, the init script, the kernel package). One image per
+ * kernel, so that a run alternating kernels does not rebuild each time.
+ * Concurrent callers wait for one build.
  *
  * Errors: ENOENT when busybox, bpftool, a library or a dependency is missing; EIO when ldd or npm fails.
  */
 export async function buildImage(kernel: Kernel, opts: ImageOptions): Promise<Image> {
-  const out = path.join(opts.cache, 'initrd.cpio');
+  const out = path.join(opts.cache, 'image', kernel.pkg, 'initrd.cpio');
   const hashFile = out + '.inputs';
   return withLock(path.join(opts.cache, 'image.lock'), async () => {
+    await mkdir(path.dirname(out), { recursive: true });
+    // the single image of before there was one per kernel
+    await rm(path.join(opts.cache, 'initrd.cpio'), { force: true });
     const { m, missing } = await manifest(kernel, opts.root, opts.cache);
     const hash = m.hash(kernel);
     const entries = [...m.entries.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

@@ -35,7 +35,10 @@ hostname krsifs-vm
 ip link set lo up 2>/dev/null
 ulimit -l unlimited 2>/dev/null
 kver=$(uname -r)
-insmod /lib/modules/$kver/kernel/fs/fuse/fuse.ko || say "insmod fuse.ko failed"
+# a module where the kernel has it as one (6.1); built in elsewhere (6.12)
+if ! grep -q '[[:space:]]fuse$' /proc/filesystems; then
+	insmod /lib/modules/$kver/kernel/fs/fuse/fuse.ko || say "insmod fuse.ko failed"
+fi
 mkdir -p /mnt/krsi
 say booted
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { KrsiError } from '../errors.js';
 import { buildImage, type Image } from './image.js';
-import { fetchKernel, type Kernel } from './kernel.js';
+import { fetchKernel, parseKernelSpec, type Kernel } from './kernel.js';
 import { cacheDir, projectRoot } from './paths.js';
 import { Progress, seconds } from './progress.js';
 
@@ -35,6 +35,10 @@ export interface RunOptions {
   accel?: string;
   /** Rebuild the image even when its inputs did not change. */
   rebuild?: boolean;
+  /** `--kernel`: 6.1, 6.12, a full package name, or stock; default $KRSIFS_VM_KERNEL, else stock. */
+  kernel?: string;
+  /** The kernel's `lsm=` list; default LSM_WITH_BPF. */
+  lsm?: string;
   /** Each piece of the command's output (stdout and stderr, merged by the console), as it arrives. */
   onOutput?: (chunk: Buffer) => void;
   /** Where step lines go; default none (the CLI passes stderr). */
@@ -82,13 +86,24 @@ export function checkAccel(accel: string | undefined): Accel {
   return a as Accel;
 }
 
-export function qemuArgs(o: { accel: Accel; kernel: Kernel; image: Image; nonce: string; cmdFile?: string; bootFile?: string; mount: boolean }): string[] {
+/** The guest's LSMs: BPF LSM active, nothing else that could refuse what a test expects to pass. */
+export const LSM_WITH_BPF = 'lockdown,capability,bpf';
+
+/**
+ * The CPU QEMU emulates under TCG. `max` offers 5-level paging and
+ * cmpxchg16b; 6.12 then crashes at boot (la57) or intermittently in slub's
+ * cmpxchg16b path under multi-threaded TCG (a double fault, "Fatal exception
+ * in interrupt"). Without both it boots 6.1 and 6.12 every time here.
+ */
+export const TCG_CPU = 'max,la57=off,cx16=off';
+
+export function qemuArgs(o: { accel: Accel; kernel: Kernel; image: Image; nonce: string; cmdFile?: string; bootFile?: string; mount: boolean; lsm?: string }): string[] {
   const append = [
-    'console=ttyS0', 'quiet', 'loglevel=3', 'lsm=lockdown,capability,bpf', 'panic=-1',
+    'console=ttyS0', 'quiet', 'loglevel=3', `lsm=${o.lsm ?? LSM_WITH_BPF}`, 'panic=-1',
     `krsifs_nonce=${o.nonce}`, `krsifs_mode=${o.cmdFile ? 'cmd' : 'shell'}`, `krsifs_mount=${o.mount ? 1 : 0}`,
   ].join(' ');
   return [
-    ...(o.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
+    ...(o.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', TCG_CPU]),
     '-smp', '2', '-m', '2048', '-nographic', '-no-reboot', '-nic', 'none',
     '-kernel', o.kernel.vmlinuz, '-initrd', o.image.path, '-append', append,
     ...(o.cmdFile ? ['-fw_cfg', `name=opt/krsifs/cmd,file=${o.cmdFile}`] : []),
@@ -167,10 +182,15 @@ export class ConsoleParser {
 }
 
 /** Kernel and image, fetched and built as needed, with step lines. */
-export async function prepareVm(o: { rebuild?: boolean; progress?: Progress | null } = {}): Promise<{ kernel: Kernel; image: Image }> {
+export async function prepareVm(o: { rebuild?: boolean; kernel?: string; progress?: Progress | null } = {}): Promise<{ kernel: Kernel; image: Image }> {
   const progress = o.progress ?? new Progress(null);
   const cache = cacheDir();
-  const kernel = await progress.step('fetch kernel', () => fetchKernel(cache), (k) => `kernel ${k.version} (${k.downloaded ? 'downloaded' : 'cached'})`);
+  const spec = parseKernelSpec(o.kernel ?? process.env.KRSIFS_VM_KERNEL);
+  const kernel = await progress.step(
+    'fetch kernel',
+    () => fetchKernel(cache, spec, (note) => progress.line(`note: ${note}`)),
+    (k) => `kernel ${k.version} (${k.downloaded ? 'downloaded' : 'cached'})`,
+  );
   const image = await progress.step(
     'build image',
     () => buildImage(kernel, { root: projectRoot(), cache, rebuild: o.rebuild ?? false }),
@@ -192,9 +212,10 @@ export async function prepareVm(o: { rebuild?: boolean; progress?: Progress | nu
 export async function runInVm(opts: RunOptions): Promise<RunResult> {
   const t0 = Date.now();
   const accel = checkAccel(opts.accel);
+  parseKernelSpec(opts.kernel ?? process.env.KRSIFS_VM_KERNEL);
   const qemu = findQemu();
   const progress = opts.progress ?? new Progress(null);
-  const { kernel, image } = await prepareVm({ rebuild: opts.rebuild ?? false, progress });
+  const { kernel, image } = await prepareVm({ rebuild: opts.rebuild ?? false, kernel: opts.kernel, progress });
   const prepareMs = Date.now() - t0;
   const nonce = randomBytes(6).toString('hex');
   const shell = opts.command === undefined;
@@ -211,7 +232,7 @@ export async function runInVm(opts: RunOptions): Promise<RunResult> {
       bootFile = path.join(tmp, 'boot');
       await writeFile(bootFile, opts.boot);
     }
-    const args = qemuArgs({ accel, kernel, image, nonce, cmdFile, bootFile, mount });
+    const args = qemuArgs({ accel, kernel, image, nonce, cmdFile, bootFile, mount, lsm: opts.lsm });
     return await boot(qemu, args, { ...opts, shell, nonce, progress, t0, prepareMs, kernel, image });
   } finally {
     await rm(tmp, { recursive: true, force: true });
@@ -221,7 +242,7 @@ export async function runInVm(opts: RunOptions): Promise<RunResult> {
 function boot(
   qemu: string,
   args: string[],
-  o: RunOptions & { shell: boolean; nonce: string; progress: Progress; t0: number; prepareMs: number; kernel: Kernel; image: Image },
+  o: Omit<RunOptions, 'kernel'> & { shell: boolean; nonce: string; progress: Progress; t0: number; prepareMs: number; kernel: Kernel; image: Image },
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const spawnedAt = Date.now();

@@ -5,24 +5,41 @@ import { open } from 'node:fs/promises';
 import { cleanup, objDir, startDaemon } from '../helpers/daemon.js';
 import { bash } from '../helpers/shell.js';
 
-const lastEntry = async (mp: string) => (await bash(`cat ${mp}/error_log`)).stdout.trimEnd().split('\n').filter((l) => !l.startsWith('    ')).at(-1) ?? '';
+const entries = async (mp: string) => (await bash(`cat ${mp}/error_log`)).stdout.trimEnd().split('\n').filter((l) => l && !l.startsWith('    '));
+const lastEntry = async (mp: string) => (await entries(mp)).at(-1) ?? '';
 
 t.test('a relative path resolves against the writer\'s cwd', async (t) => {
   const d = await startDaemon();
   t.teardown(() => cleanup(d));
-  // From the objects' folder the object is found (and reaches the kernel) ...
-  const here = await bash(`cd ${objDir} && echo deny_exec.o > ${d.mountpoint}/process_execution`);
-  t.notMatch(here.stderr, /No such file or directory/, 'found from the objects\' folder');
-  t.match(await lastEntry(d.mountpoint), /"deny_exec.o"/);
-  t.match(await lastEntry(d.mountpoint), `object ${objDir}/deny_exec.o`, 'error_log names the object as resolved in the writer\'s cwd');
-  t.match(d.log(), `object=${objDir}/deny_exec.o`, 'and so does the daemon\'s log');
+  // From the objects' folder the object is found, read and inspected: the
+  // socket filter in it is refused (EINVAL) on any kernel, nothing attaches ...
+  const here = await bash(`cd ${objDir}/fixtures && echo not_lsm.o > ${d.mountpoint}/process_execution`);
+  t.equal(here.exitCode, 1, 'the write fails ...');
+  t.match(here.stderr, 'write error: Invalid argument', '... with EINVAL: the object was found and read');
+  t.equal((await entries(d.mountpoint)).length, 1, 'one error_log entry');
+  t.match(await lastEntry(d.mountpoint), ` process_execution: "not_lsm.o": EINVAL (`, 'for this line');
+  t.match(await lastEntry(d.mountpoint), `attach ${objDir}/fixtures/not_lsm.o: `, 'naming the object as resolved in the writer\'s cwd');
   // ... from elsewhere it is not, although the daemon's own cwd has it
-  const there = await bash(`cd / && echo deny_exec.o > ${d.mountpoint}/process_execution`);
+  const there = await bash(`cd / && echo not_lsm.o > ${d.mountpoint}/process_execution`);
+  t.equal(there.exitCode, 1);
   t.match(there.stderr, 'write error: No such file or directory');
-  t.match(await lastEntry(d.mountpoint), /ENOENT/);
+  t.equal((await entries(d.mountpoint)).length, 2, 'a second error_log entry');
+  t.match(await lastEntry(d.mountpoint), ` process_execution: "not_lsm.o": ENOENT (`, 'for this line: ENOENT');
   // and a relative path into a subfolder works the same way
   const sub = await bash(`cd ${objDir}/.. && echo obj/fixtures/not_lsm.o > ${d.mountpoint}/process_execution`);
-  t.match(sub.stderr, 'Invalid argument', 'obj/fixtures/not_lsm.o found from bpf/');
+  t.match(sub.stderr, 'write error: Invalid argument', 'obj/fixtures/not_lsm.o found from bpf/');
+  t.match(await lastEntry(d.mountpoint), `"obj/fixtures/not_lsm.o": EINVAL (Invalid argument): attach ${objDir}/fixtures/not_lsm.o: `);
+});
+
+t.test('the daemon logs an object as resolved in the writer\'s cwd', async (t) => {
+  const d = await startDaemon();
+  t.teardown(() => cleanup(d));
+  // deny_exec.o reaches the kernel: refused here (EPERM), attached where BPF LSM works
+  const r = await bash(`cd ${objDir} && echo deny_exec.o target=/nonexistent/victim > ${d.mountpoint}/process_execution`);
+  t.notMatch(r.stderr, /No such file or directory/, 'found from the objects\' folder');
+  t.match(d.log(), `object=${objDir}/deny_exec.o`, 'the daemon\'s log names the resolved object');
+  if (r.exitCode === 0) t.equal((await bash(`echo '!deny_exec' > ${d.mountpoint}/process_execution`)).exitCode, 0, 'detached');
+  else t.match(await lastEntry(d.mountpoint), `"deny_exec.o target=/nonexistent/victim": EPERM (`, 'refused by this kernel');
 });
 
 t.test('a writer without CAP_MAC_ADMIN gets EPERM, and error_log says why', async (t) => {
@@ -33,6 +50,7 @@ t.test('a writer without CAP_MAC_ADMIN gets EPERM, and error_log says why', asyn
   );
   t.equal(r.exitCode, 1);
   t.match(r.stderr, /Operation not permitted/);
+  t.equal((await entries(d.mountpoint)).length, 1, 'one error_log entry');
   t.match(await lastEntry(d.mountpoint), /EPERM .*lacks CAP_MAC_ADMIN/);
   t.notMatch(await lastEntry(d.mountpoint), /nonexistent/, 'the line was never run');
   const read = await bash(`setpriv --inh-caps=-mac_admin --bounding-set=-mac_admin cat ${d.mountpoint}/process_execution`);

@@ -1,10 +1,27 @@
 // Run one guest suite (test/vm/fixtures/NAME.guest.ts, node:test) in the BPF
 // LSM VM and report it here: boot and step times as comments, one assertion
-// per guest step, and a failure when a step fails, is missing, or the guest
-// exits non-zero (then with the tail of its output).
+// per guest step, and a failure when a step fails, is skipped or TODO, is
+// missing, or the guest exits non-zero (then with the tail of its output).
 import type { Test } from 'tap';
 import { runInVm } from '../../lib/vm/index.js';
 import { durationMs, parseGuestTap } from './guest-tap.js';
+
+/** The kernels `npm test` runs the VM suites on, unless $KRSIFS_TEST_KERNELS (comma-separated) says otherwise. */
+export const DEFAULT_TEST_KERNELS = ['6.1', '6.12'];
+
+/** `--kernel` values (6.1, 6.12, stock, a package name) from $KRSIFS_TEST_KERNELS, or DEFAULT_TEST_KERNELS. */
+export function testKernels(): string[] {
+  const env = (process.env.KRSIFS_TEST_KERNELS ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+  return env.length ? env : DEFAULT_TEST_KERNELS;
+}
+
+/**
+ * The one kernel the long hardening suite runs on: $KRSIFS_HARDENING_KERNEL,
+ * else the newest of testKernels() (the last one).
+ */
+export function hardeningKernel(): string {
+  return process.env.KRSIFS_HARDENING_KERNEL || testKernels().at(-1)!;
+}
 
 export interface GuestSuite {
   /** NAME of test/vm/fixtures/NAME.guest.ts. */
@@ -19,6 +36,8 @@ export interface GuestSuite {
   after?: string;
   /** Guest output lines to repeat here as comments (the first group, or the whole match). */
   notes?: RegExp;
+  /** `krsifs vm --kernel`: 6.1, 6.12, stock or a package name. */
+  kernel?: string;
 }
 
 export async function runGuestSuite(t: Test, s: GuestSuite): Promise<void> {
@@ -31,8 +50,9 @@ export async function runGuestSuite(t: Test, s: GuestSuite): Promise<void> {
     mount: s.mount ?? true,
     command: `cd /krsifs/bpf/obj && ${script}${s.after ? `; s=$?; ${s.after}; exit $s` : ''}`,
     timeoutSec: 600,
+    kernel: s.kernel,
   });
-  t.comment(`kernel ${run.kernel.version}; prepare ${run.prepareMs} ms; boot ${run.bootMs} ms; total ${run.totalMs} ms`);
+  t.comment(`${s.name} ran on kernel ${run.kernel.version} (--kernel ${s.kernel ?? 'stock'}); prepare ${run.prepareMs} ms; boot ${run.bootMs} ms; total ${run.totalMs} ms`);
   for (const m of run.messages) t.comment(`guest: ${m}`);
   if (s.notes) {
     const flags = s.notes.flags.includes('g') ? s.notes.flags : s.notes.flags + 'g';
@@ -42,7 +62,7 @@ export async function runGuestSuite(t: Test, s: GuestSuite): Promise<void> {
   for (const r of results) {
     t.comment(`step ${r.name.split('.')[0]}: ${durationMs(r) ?? '?'} ms`);
     if (r.ok) t.pass(r.name);
-    else t.fail(r.name, { diagnostic: true, guest: r.diag.join('\n') });
+    else t.fail(r.notPassed ? `${r.name} (${r.notPassed})` : r.name, { diagnostic: true, guest: r.diag });
   }
   t.equal(results.length, s.steps, `all ${s.steps} guest steps ran`);
   t.equal(run.exitCode, 0, 'the guest suite exited 0');

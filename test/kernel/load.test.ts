@@ -1,12 +1,13 @@
 // loadAndAttach(): every refusal has its errno and words; where the kernel
-// allows BPF LSM (the VM), the success path; where it does not (this host),
-// the kernel's EPERM and the probe's explanation.
+// does not allow BPF LSM (this host), the kernel's EPERM and the probe's
+// explanation; where it does, the success path of ../vm/fixtures/kernel-steps.ts,
+// which the VM suite (test/vm/kernel.test.ts) runs on a real BPF LSM kernel.
 import t from 'tap';
-import { copyFile, readFile, stat } from 'node:fs/promises';
-import { spawnSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { linkInfo, loadAndAttach, openPinnedLink, probe, progInfo } from '../../lib/kernel/index.js';
+import { loadAndAttach, probe } from '../../lib/kernel/index.js';
 import { fileURLToPath } from 'node:url';
+import { kernelSteps } from '../vm/fixtures/kernel-steps.js';
 
 const objDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bpf/obj');
 /** The bytes of bpf/obj/<name>.o (name may be 'fixtures/x'). */
@@ -74,78 +75,28 @@ t.test('refusals before the kernel: EINVAL naming the problem', async (t) => {
 });
 
 t.test('the kernel\'s answer', async (t) => {
-  const dir = t.testdir();
-  if (!verdict.ok) {
-    // This host: everything valid reaches the kernel, which says EPERM.
-    for (const [name, hook, globals] of [
-      ['deny_exec', 'bprm_check_security', { target: '/usr/bin/true' }],
-      ['deny_exec_uid', 'bprm_check_security', { target: '/usr/bin/true', uid: '0x3e8' }],
-      ['deny_open', 'file_open', { target: '/etc/hostname' }],
-      ['deny_path', 'file_open', {}],
-      ['fixtures/verifier_reject', 'bprm_check_security', {}],
-      ['fixtures/non_gpl', 'bprm_check_security', {}],
-    ] as const) {
-      const prog = name.split('/').pop()!;
-      const e = await loadAndAttach(await obj(name), hook, { globals }).then(() => null, (e: unknown) => e);
-      t.match(e, {
-        code: 'EPERM',
-        message: `load program ${prog}: operation not permitted (BPF LSM programs are not permitted on this kernel, even for root: see \`krsifs doctor\`)`,
-        details: { program: prog, hook },
-      }, `${name} on ${hook}: EPERM, naming the program and the way out`);
-    }
+  if (verdict.ok) {
+    // A kernel that loads BPF LSM programs: the success side. These are the
+    // steps of the VM suite's kernel.guest.ts (test/vm/kernel.test.ts, part
+    // of `npm test`), which runs them on Debian's kernel whatever this host does.
+    for (const s of kernelSteps) await t.resolves(s.run(), s.name);
     return;
   }
-
-  // A kernel with BPF LSM (the VM suite runs this side).
-  const exe = path.join(dir, 'true-copy');
-  await copyFile('/usr/bin/true', exe);
-  const before = spawnSync(exe);
-  t.equal(before.status, 0, 'the copy runs before attach');
-  const attached = await loadAndAttach(await obj('deny_exec'), 'bprm_check_security', { globals: { target: exe } });
-  t.equal(attached.length, 1, 'one program attached');
-  const [a] = attached;
-  t.equal(a!.name, 'deny_exec', 'its full name');
-  t.ok(a!.progId > 0 && a!.linkId > 0, 'with kernel ids');
-  t.equal(a!.link.id, a!.linkId, 'the Link knows its id');
-  t.equal(a!.link.attached, true, 'and is attached');
-  t.match(await linkInfo(a!.linkId), { id: a!.linkId, progId: a!.progId, type: 'tracing', attachType: 'lsm_mac', hook: 'bprm_check_security' }, 'the kernel agrees: an LSM link on bprm_check_security');
-  t.match(await progInfo(a!.progId), { id: a!.progId, name: 'deny_exec', type: 'lsm', hook: 'bprm_check_security', gplCompatible: true }, 'and the program is ours');
-  const denied = spawnSync(exe);
-  t.match(denied.error, { code: 'EPERM' }, 'exec of the target is denied');
-  t.equal(spawnSync('/usr/bin/true').status, 0, 'other programs still run');
-  await a!.link.detach();
-  t.equal(a!.link.attached, false, 'detached');
-  await a!.link.detach();
-  t.pass('detach twice is a no-op');
-  t.equal(spawnSync(exe).status, 0, 'the target runs again');
-  await t.rejects(linkInfo(a!.linkId), { code: 'ENOENT' }, 'the link is gone from the kernel');
-
-  const e = await loadAndAttach(await obj('fixtures/verifier_reject'), 'bprm_check_security').then(() => null, (e: unknown) => e as { errno: number; message: string; verifierLog?: string[] });
-  t.ok(e && (e.errno === 13 || e.errno === 22), 'the verifier refuses with EACCES or EINVAL');
-  t.match(e?.message, /^load program verifier_reject: .*invalid mem access/, 'the message quotes the log');
-  t.ok((e?.verifierLog?.length ?? 0) > 1, 'the whole verifier log is there');
-  const g = await loadAndAttach(await obj('fixtures/non_gpl'), 'bprm_check_security').then(() => null, (e: unknown) => e as { errno: number; message: string });
-  t.match(g, { message: /^load program non_gpl: / }, 'a non-GPL LSM program is refused');
-
-  const open = await loadAndAttach(await obj('deny_path'), 'file_open', { globals: { target: path.join(dir, 'secret') } });
-  t.equal(open.length, 1, 'the hook-agnostic deny_path attaches to file_open');
-  t.match(await linkInfo(open[0]!.linkId), { hook: 'file_open' }, 'on file_open');
-
-  // a pin keeps the link; openPinnedLink adopts it; detach unpins and detaches
-  const bpffs = await stat('/sys/fs/bpf').then(() => true, () => false);
-  if (bpffs) {
-    const pin = `/sys/fs/bpf/krsifs-test-${process.pid}-${Date.now()}`;
-    await open[0]!.link.pin(pin);
-    t.equal(open[0]!.link.pinPath, pin, 'pinned');
-    await open[0]!.link.close();
-    t.match(await linkInfo(open[0]!.linkId), { id: open[0]!.linkId }, 'closing our fd leaves a pinned link attached');
-    const adopted = await openPinnedLink(pin);
-    t.equal(adopted.id, open[0]!.linkId, 'openPinnedLink finds the same link');
-    t.equal(adopted.name, 'deny_path', 'with the kernel\'s name for the program');
-    await adopted.detach();
-    t.equal(await stat(pin).then(() => true, () => false), false, 'detach removed the pin');
-    await t.rejects(linkInfo(open[0]!.linkId), { code: 'ENOENT' }, 'and the kernel dropped the link');
-  } else {
-    await open[0]!.link.detach();
+  // This host: everything valid reaches the kernel, which says EPERM.
+  for (const [name, hook, globals] of [
+    ['deny_exec', 'bprm_check_security', { target: '/usr/bin/true' }],
+    ['deny_exec_uid', 'bprm_check_security', { target: '/usr/bin/true', uid: '0x3e8' }],
+    ['deny_open', 'file_open', { target: '/etc/hostname' }],
+    ['deny_path', 'file_open', {}],
+    ['fixtures/verifier_reject', 'bprm_check_security', {}],
+    ['fixtures/non_gpl', 'bprm_check_security', {}],
+  ] as const) {
+    const prog = name.split('/').pop()!;
+    const e = await loadAndAttach(await obj(name), hook, { globals }).then(() => null, (e: unknown) => e);
+    t.match(e, {
+      code: 'EPERM',
+      message: `load program ${prog}: operation not permitted (BPF LSM programs are not permitted on this kernel, even for root: see \`krsifs doctor\`)`,
+      details: { program: prog, hook },
+    }, `${name} on ${hook}: EPERM, naming the program and the way out`);
   }
 });

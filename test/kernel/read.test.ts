@@ -21,7 +21,7 @@ t.test('absolute path of this process', async (t) => {
 });
 
 t.test('a relative path resolves against the writer\'s cwd', async (t) => {
-  const child = spawn('sleep', ['5'], { cwd: objDir, stdio: 'ignore' });
+  const child = spawn('sleep', ['300'], { cwd: objDir, stdio: 'ignore' }); // killed below; alive for the whole test however slow the host
   t.teardown(() => void child.kill());
   await new Promise((resolve) => child.once('spawn', resolve));
   const r = await readObject(await credentialsOf(child.pid!), 'deny_exec.o');

@@ -2,7 +2,7 @@
 // active, has node, bpftool and fuse, and hands the command's exit status back.
 // Then the failure paths that need the cached image but no real boot.
 import t, { type Test } from 'tap';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { runInVm } from '../../lib/vm/index.js';
 
@@ -58,10 +58,23 @@ t.test('qemu dying before the marker is an error with the console tail', async (
 });
 
 t.test('a guest that never boots is killed at the boot timeout', async (t) => {
-  fakeQemu(t, 'exec sleep 60');
-  const t0 = Date.now();
+  // a QEMU that would end by itself after 60 s, and then write "slept"
+  const f = fakeQemu(t, 'd="$(dirname "$0")"; echo $$ > "$d/pid"; sleep 60 >/dev/null 2>&1 </dev/null & echo $! > "$d/sleep"; wait; echo slept > "$d/slept"');
+  const dir = path.dirname(f);
+  t.teardown(() => {
+    try {
+      process.kill(Number(readFileSync(path.join(dir, 'sleep'), 'utf8')), 'SIGKILL');
+    } catch {
+      // gone
+    }
+  });
   await t.rejects(runInVm({ command: 'true', bootTimeoutSec: 2 }), { code: 'ETIMEDOUT', message: /did not boot in 2 s[^]*fake kernel line/ });
-  t.ok(Date.now() - t0 < 15_000, 'and nothing hangs');
+  // nothing hangs: by the time runInVm has answered, QEMU is gone and was
+  // killed, not waited out (it never got to write "slept")
+  const pid = Number(readFileSync(path.join(dir, 'pid'), 'utf8'));
+  t.ok(pid > 0, `the fake QEMU ran (pid ${pid})`);
+  t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'it is gone');
+  t.notOk(existsSync(path.join(dir, 'slept')), 'killed: it did not end by itself');
 });
 
 t.test('a command that never ends is killed at the overall timeout', async (t) => {

@@ -1,9 +1,11 @@
-// The end-to-end suite on a real BPF LSM kernel: boot Debian's stock kernel
-// under QEMU (krsifs vm), run the guest steps there (fixtures/e2e.guest.ts),
-// and fail here if any step fails there.
+// The end-to-end suite on a real BPF LSM kernel: boot each test kernel (6.1,
+// 6.12: testKernels()) under QEMU (krsifs vm --kernel), run the guest steps
+// there (fixtures/e2e.guest.ts), and fail here if any step fails there.
 import t from 'tap';
-import { runGuestSuite } from '../helpers/guest-suite.js';
+import { runGuestSuite, testKernels } from '../helpers/guest-suite.js';
 
-t.test('krsifs on a real BPF LSM kernel: attach, enforce, list, replace, detach, refuse', (t) =>
-  runGuestSuite(t, { name: 'e2e', steps: 10 }),
-);
+for (const kernel of testKernels()) {
+  t.test(`krsifs on a real BPF LSM kernel (${kernel}): attach, enforce, list, replace, detach, refuse`, (t) =>
+    runGuestSuite(t, { name: 'e2e', steps: 10, kernel }),
+  );
+}

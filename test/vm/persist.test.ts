@@ -2,8 +2,10 @@
 // a daemon, let the guest script start, SIGKILL, restart and stop its own
 // (fixtures/persist.guest.ts), and fail here if any step fails there.
 import t from 'tap';
-import { runGuestSuite } from '../helpers/guest-suite.js';
+import { runGuestSuite, testKernels } from '../helpers/guest-suite.js';
 
-t.test('pinning, adoption after SIGKILL and restart, rm of a pin, the hook limit, a changed catalogue, --ephemeral', (t) =>
-  runGuestSuite(t, { name: 'persist', steps: 8, mount: false, notes: /# (measured limit: \d+)/ }),
-);
+for (const kernel of testKernels()) {
+  t.test(`pinning, adoption after SIGKILL and restart, rm of a pin, the hook limit, a changed catalogue, --ephemeral (${kernel})`, (t) =>
+    runGuestSuite(t, { name: 'persist', steps: 8, mount: false, notes: /# (measured limit: \d+)/, kernel }),
+  );
+}

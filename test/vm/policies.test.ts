@@ -1,13 +1,16 @@
 // The seed policies and the events stream on a real BPF LSM kernel: run the
 // guest steps (fixtures/policies.guest.ts) there, fail here if any fails there.
 import t from 'tap';
-import { runGuestSuite } from '../helpers/guest-suite.js';
+import { runGuestSuite, testKernels } from '../helpers/guest-suite.js';
 
-t.test('seed policies and events on a real BPF LSM kernel', (t) =>
-  runGuestSuite(t, {
-    name: 'policies',
-    steps: 8,
-    after: 'echo "# daemon log:"; sed "s/^/#   /" /tmp/krsifs.log | tail -40',
-    notes: /burst: .*/,
-  }),
-);
+for (const kernel of testKernels()) {
+  t.test(`seed policies and events on a real BPF LSM kernel (${kernel})`, (t) =>
+    runGuestSuite(t, {
+      name: 'policies',
+      steps: 8,
+      after: 'echo "# daemon log:"; sed "s/^/#   /" /tmp/krsifs.log | tail -40',
+      notes: /burst: .*/,
+      kernel,
+    }),
+  );
+}
