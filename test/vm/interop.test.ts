@@ -3,8 +3,10 @@
 // by id, a writer's own fd, a wrong hook, .bss settings; exec really denied,
 // bpftool agrees; adoption after SIGKILL.
 import t from 'tap';
-import { runGuestSuite } from '../helpers/guest-suite.js';
+import { runGuestSuite, testKernels } from '../helpers/guest-suite.js';
 
-t.test('pinned programs, id:N, /proc/self/fd/N, a wrong hook, .bss/.data globals', (t) =>
-  runGuestSuite(t, { name: 'interop', steps: 5, mount: false }),
-);
+for (const kernel of testKernels()) {
+  t.test(`pinned programs, id:N, /proc/self/fd/N, a wrong hook, .bss/.data globals (${kernel})`, (t) =>
+    runGuestSuite(t, { name: 'interop', steps: 5, mount: false, kernel }),
+  );
+}
