@@ -154,6 +154,8 @@ t.test("the guest's TAP: only steps that ran and passed count; SKIP, TODO and a 
   const bail = parseGuestTap('TAP version 13\nok 1 - 1. passes\nBail out! the daemon died\n');
   t.same(bail.map((x) => x.ok), [true, false], 'a bail-out is a failure');
   t.match(bail[1], { name: /bailed out: the daemon died/ });
+});
+
 t.test('--kernel: the series, a package name, stock; anything else is refused naming what exists', async (t) => {
   t.match(parseKernelSpec('6.1'), { kind: 'series', series: { name: '6.1' } });
   t.match(parseKernelSpec('6.12'), { kind: 'series', series: { name: '6.12' } });

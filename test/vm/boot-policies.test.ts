@@ -43,7 +43,7 @@ t.test('boot 1: the first command is refused; status, restart and upgrade with n
   for (const r of results) {
     t.comment(`step ${r.name.split('.')[0]}: ${durationMs(r) ?? '?'} ms`);
     if (r.ok) t.pass(r.name);
-    else t.fail(r.name, { diagnostic: true, guest: r.diag.join('\n') });
+    else t.fail(r.notPassed ? `${r.name} (${r.notPassed})` : r.name, { diagnostic: true, guest: r.diag });
   }
   t.equal(results.length, 6, 'all 6 guest steps ran');
   t.equal(run.exitCode, 0, 'the guest suite exited 0');
