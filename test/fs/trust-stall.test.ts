@@ -12,7 +12,10 @@ import { execa } from 'execa';
 import { cleanup, objDir, root, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { bash } from '../helpers/shell.js';
 
-const TIMEOUT_MS = 4000;
+// Long enough that everything the test does while the writes stall fits in it
+// on a loaded machine; the checks below are by state (the stalled writers
+// have not answered yet), the clock only guards against hangs.
+const TIMEOUT_MS = 10_000;
 const reachedKernel = /EPERM \(Operation not permitted\): load program/;
 
 async function startStalledMount(t: { teardown(fn: () => unknown): void }): Promise<{ mnt: string; fixture: ChildProcess }> {
@@ -43,10 +46,10 @@ async function entries(d: Daemon): Promise<string[]> {
   return text.split('\n').filter((l) => /^\d{4}-\d\d-\d\dT/.test(l));
 }
 
-/** A command that must answer promptly: its run time, bounded at 5 s. */
+/** A command that must answer while the writes stall: its run time (a hang is cut at TIMEOUT_MS). */
 async function timed(cmd: string): Promise<{ ms: number; exitCode: number; stdout: string; stderr: string }> {
   const start = Date.now();
-  const r = await bash(cmd, { timeout: 5000 });
+  const r = await bash(cmd, { timeout: TIMEOUT_MS });
   return { ms: Date.now() - start, ...r };
 }
 
@@ -75,7 +78,10 @@ t.test('writes naming a stalled file cost only their writers', async (t) => {
   const procs = targets.map(([name, file]) =>
     execa('bash', ['-c', `echo ${mnt}/${name} > ${M}/${file}`], { reject: false, timeout: 30000 }),
   );
-  const writers = procs.map((p, i) => p.then((r) => ({ name: targets[i]![0], ms: Date.now() - started, exitCode: r.exitCode, stderr: String(r.stderr) })));
+  let answered = 0;
+  const writers = procs.map((p, i) =>
+    p.then((r) => (answered++, { name: targets[i]![0], ms: Date.now() - started, exitCode: r.exitCode, stderr: String(r.stderr) })),
+  );
   // every writer is waiting in its write for krsifs's answer
   for (const p of procs) {
     while ((await readFile(`/proc/${p.pid}/wchan`, 'utf8').catch(() => 'gone')) !== 'request_wait_answer') {
@@ -107,25 +113,25 @@ except BlockingIOError:
   ];
   for (const [what, cmd, ok] of checks) {
     const r = await timed(cmd);
-    t.ok(ok(r) && r.ms < 2500, `${what}: answered in ${r.ms} ms (exit ${r.exitCode})`);
+    t.ok(ok(r), `${what}: answered in ${r.ms} ms (exit ${r.exitCode})`);
   }
-  t.ok(Date.now() - started < TIMEOUT_MS, 'all of that while the stalled writes were still waiting');
+  t.equal(answered, 0, 'all of that while the stalled writes were still waiting (none has its answer yet)');
   t.ok((await entries(d)).some((l) => reachedKernel.test(l) && l.includes('file_open')), 'the readable object reached the kernel');
   // a second writer to a stalled writer's file waits in the kernel for the line ahead of it, within the bound
   const second = Date.now();
   const behind = await bash(`echo ${objDir}/deny_exec.o > ${M}/process_execution`, { timeout: 30000 });
   t.match(behind.stderr, 'Operation not permitted', "a writer queued behind a stalled line of the same file gets its own answer");
-  t.ok(Date.now() - started < TIMEOUT_MS + 3000, `once the stalled line has timed out (${Date.now() - second} ms later)`);
+  t.ok(answered > 0, `once the stalled line ahead of it had its answer (${Date.now() - second} ms later)`);
 
   // the stalled writes end, each with its errno, within the bound
   for (const w of await Promise.all(writers)) {
     t.equal(w.exitCode, 1, `${w.name}: the write failed`);
     t.match(w.stderr, 'write error: Connection timed out', `${w.name}: ETIMEDOUT`);
-    t.ok(w.ms >= TIMEOUT_MS - 500 && w.ms < TIMEOUT_MS + 3000, `${w.name}: after the bound (${w.ms} ms)`);
+    t.ok(w.ms >= TIMEOUT_MS - 500, `${w.name}: not before the bound (${w.ms} ms)`);
   }
   const timedOut = (await entries(d)).filter((l) => /ETIMEDOUT/.test(l));
   t.equal(timedOut.length, targets.length, 'one error_log entry each');
-  t.match(timedOut[0], new RegExp(`ETIMEDOUT .*the filesystem holding ${mnt}/\\S+ did not answer in 4 s`), 'saying which file did not answer');
+  t.match(timedOut[0], new RegExp(`ETIMEDOUT .*the filesystem holding ${mnt}/\\S+ did not answer in ${TIMEOUT_MS / 1000} s`), 'saying which file did not answer');
 
   // the abandoned reads are still stuck in the stalled mount: the daemon still works
   t.equal((await timed(`cat ${M}/file_open`)).exitCode, 0, 'listings still answer after the timeouts');
@@ -140,7 +146,10 @@ t.test('a writer killed while its object read is stalled ends', async (t) => {
   t.teardown(() => cleanup(d));
   const { mnt } = await startStalledMount(t);
   const writer = execa('bash', ['-c', `echo ${mnt}/k.o > ${d.mountpoint}/process_execution`], { reject: false });
-  await new Promise((r) => setTimeout(r, 800));
+  // waiting in its write for krsifs's answer, which waits for the stalled read
+  while ((await readFile(`/proc/${writer.pid}/wchan`, 'utf8').catch(() => 'gone')) !== 'request_wait_answer') {
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const state = (await readFile(`/proc/${writer.pid}/stat`, 'utf8')).split(') ')[1]?.[0];
   t.comment(`writer state before the kill: ${state}`);
   const killedAt = Date.now();
@@ -148,8 +157,10 @@ t.test('a writer killed while its object read is stalled ends', async (t) => {
   const r = await writer;
   const ms = Date.now() - killedAt;
   t.equal(r.signal, 'SIGKILL', 'the writer died of SIGKILL');
-  t.ok(ms < TIMEOUT_MS + 2000, `and ended ${ms} ms after the kill, within the bound`);
-  t.comment(ms < 1000 ? 'ended at once: interrupts for writes are forwarded' : 'ended when the read timed out');
+  t.comment(`ended ${ms} ms after the kill`);
+  const log = (await entries(d)).join('\n');
+  t.match(log, /EINTR .*killed/, 'its line ended with EINTR: the kill was forwarded (FUSE interrupt)');
+  t.notMatch(log, /ETIMEDOUT/, 'not by the read timing out');
   t.equal((await timed(`cat ${d.mountpoint}/process_execution`)).exitCode, 0, 'the daemon answers');
 });
 
