@@ -1,9 +1,15 @@
 import { constants } from 'node:os';
 
-// Where two names share a number (EAGAIN/EWOULDBLOCK, ENOTSUP/EOPNOTSUPP),
-// the first, which is the one the man pages use, wins.
+// Where two names share a number, the one glibc's strerrorname_np gives
+// (what strace and the man pages print): EAGAIN, not EWOULDBLOCK; EOPNOTSUPP,
+// not ENOTSUP; EDEADLK, not EDEADLOCK.
+const PREFERRED = ['EAGAIN', 'EOPNOTSUPP', 'EDEADLK'];
 const codeOf = new Map<number, string>();
 for (const [code, n] of Object.entries(constants.errno)) if (!codeOf.has(n)) codeOf.set(n, code);
+for (const code of PREFERRED) {
+  const n = (constants.errno as Record<string, number | undefined>)[code];
+  if (n !== undefined) codeOf.set(n, code);
+}
 
 /** The errno value for a code such as 'EPERM'. */
 export function errnoOf(code: string): number {
