@@ -269,12 +269,29 @@ async function resolveStock(cache: string): Promise<Resolved> {
   throw new KrsiError('EIO', `fetch kernel: ${why}; the VM needs Debian's archive`, { details: { meta: KERNEL_META } });
 }
 
+/**
+ * The newest package of the series that the host's apt knows, kept until
+ * apt's lists change (apt-cache reads them all: most of a second here).
+ */
+async function newestOnHostMemo(cache: string, series: Series): Promise<string | undefined> {
+  const lists = await stat('/var/lib/apt/lists').then((s) => String(s.mtimeMs)).catch(() => '');
+  const memo = path.join(cache, 'kernel', `series-${series.name}.json`);
+  const old = JSON.parse(await readFile(memo, 'utf8').catch(() => '{}')) as { lists?: string; pkg?: string };
+  if (lists && old.lists === lists && old.pkg) return old.pkg;
+  const pkg = newestFirst(await packageNames(cache, 'host', series.pattern))[0];
+  if (pkg && lists) {
+    await mkdir(path.dirname(memo), { recursive: true });
+    await writeFile(memo, JSON.stringify({ lists, pkg }));
+  }
+  return pkg;
+}
+
 async function resolveSeries(cache: string, series: Series): Promise<Resolved> {
   const whys: string[] = [];
   for (const src of series.sources) {
     const stale = src === 'host' ? null : await refreshPrivate(cache, src);
     if (stale) whys.push(stale);
-    const pkg = newestFirst(await packageNames(cache, src, series.pattern))[0];
+    const pkg = src === 'host' ? await newestOnHostMemo(cache, series) : newestFirst(await packageNames(cache, src, series.pattern))[0];
     if (pkg) return { pkg, source: src, ...(stale ? { note: `${stale}; using the lists from before` } : {}) };
     if (!stale) whys.push(`${src === 'host' ? "the host's apt" : `apt (${src.name})`} knows no package matching ${series.pattern.source}`);
   }
