@@ -7,19 +7,14 @@
 // asked the kernel: error_log then says "load program … EPERM".
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { copyFile, chmod, mkdir, mkdtemp, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, chmod, mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { cleanup, objDir, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { cleanup, objDir, startDaemon, type Daemon, errorLogEntries as entries } from '../helpers/daemon.js';
 import { bash } from '../helpers/shell.js';
 
 const obj = path.join(objDir, 'deny_exec.o');
 const reachedKernel = /EPERM \(Operation not permitted\): load program deny_exec/;
-
-async function entries(d: Daemon): Promise<string[]> {
-  const text = await readFile(path.join(d.mountpoint, 'error_log'), 'utf8');
-  return text.split('\n').filter((l) => /^\d{4}-\d\d-\d\dT/.test(l));
-}
 
 /** Run `cmd` (which writes one line to $M/process_execution); the write's error and the entry it left. */
 async function attempt(d: Daemon, cmd: string): Promise<{ stderr: string; entry: string }> {

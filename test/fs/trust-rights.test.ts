@@ -4,10 +4,10 @@
 // Issue 11, point 5. On this host the kernel refuses LSM loads, so "got in"
 // means the daemon asked the kernel (error_log: "load program … EPERM").
 import t from 'tap';
-import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { cleanup, objDir, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { cleanup, objDir, startDaemon, type Daemon, errorLogEntries as entries } from '../helpers/daemon.js';
 import { bash } from '../helpers/shell.js';
 
 const obj = path.join(objDir, 'deny_exec.o');
@@ -22,11 +22,6 @@ const rootReadSearch = 'setpriv --reuid=0 --inh-caps=-all --bounding-set=-dac_ov
 /** An ordinary user granted CAP_MAC_ADMIN and nothing else. */
 const userMacAdmin = (groups: string) =>
   `setpriv --reuid=${USER} --regid=${USER} ${groups} --inh-caps=+mac_admin --ambient-caps=+mac_admin`;
-
-async function entries(d: Daemon): Promise<string[]> {
-  const text = await readFile(path.join(d.mountpoint, 'error_log'), 'utf8');
-  return text.split('\n').filter((l) => /^\d{4}-\d\d-\d\dT/.test(l));
-}
 
 interface Outcome {
   /** What the writer could do itself with the file: cat's answer. */

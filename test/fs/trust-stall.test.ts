@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rmdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { cleanup, objDir, root, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { cleanup, objDir, root, startDaemon, errorLogEntries as entries } from '../helpers/daemon.js';
 import { bash } from '../helpers/shell.js';
 
 // Long enough that everything the test does while the writes stall fits in it
@@ -39,11 +39,6 @@ async function startStalledMount(t: { teardown(fn: () => unknown): void }): Prom
   });
   fixture.kill('SIGSTOP');
   return { mnt, fixture };
-}
-
-async function entries(d: Daemon): Promise<string[]> {
-  const text = await readFile(path.join(d.mountpoint, 'error_log'), 'utf8');
-  return text.split('\n').filter((l) => /^\d{4}-\d\d-\d\dT/.test(l));
 }
 
 /** A command that must answer while the writes stall: its run time (a hang is cut at TIMEOUT_MS). */

@@ -6,17 +6,12 @@ import t from 'tap';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { cleanup, objDir, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { cleanup, objDir, startDaemon, type Daemon, errorLogEntries as entries } from '../helpers/daemon.js';
 import { bash } from '../helpers/shell.js';
 
 const obj = path.join(objDir, 'deny_exec.o');
 /** The words error_log has when a line reached the kernel (which refuses LSM programs here). */
 const reachedKernel = /load|kernel|BPF LSM|verifier/i;
-
-async function entries(d: Daemon): Promise<string[]> {
-  const text = await readFile(path.join(d.mountpoint, 'error_log'), 'utf8');
-  return text.split('\n').filter((l) => /^\d{4}-\d\d-\d\dT/.test(l));
-}
 
 /** Put a marker entry in error_log, so "cleared" and "new entry" can be told apart. */
 async function mark(d: Daemon, marker: string): Promise<void> {

@@ -75,3 +75,9 @@ export async function cleanup(d: Daemon): Promise<void> {
   await rmdir(d.mountpoint).catch(() => {});
   if (d.pinRoot.startsWith('/sys/fs/bpf/krsifs-test-')) await rm(d.pinRoot, { recursive: true, force: true });
 }
+
+/** The daemon's error_log entries (their first lines: verifier tails are left out). */
+export async function errorLogEntries(d: Daemon): Promise<string[]> {
+  const text = await readFile(path.join(d.mountpoint, 'error_log'), 'utf8');
+  return text.split('\n').filter((l) => /^\d{4}-\d\d-\d\dT/.test(l));
+}

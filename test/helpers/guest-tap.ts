@@ -44,3 +44,15 @@ export function parseGuestTap(output: string): GuestResult[] {
 export function durationMs(r: GuestResult): number | undefined {
   return r.timeMs === undefined ? undefined : Math.round(r.timeMs);
 }
+
+/** A guest script's output cut at its `@@section NAME` lines: NAME → what followed it. */
+export function sections(out: string): Map<string, string> {
+  const m = new Map<string, string>();
+  let name = '';
+  for (const line of out.split('\n')) {
+    const s = /^@@section (\S+)$/.exec(line);
+    if (s) name = s[1]!;
+    else if (name) m.set(name, (m.get(name) ?? '') + line + '\n');
+  }
+  return m;
+}

@@ -8,6 +8,7 @@
 // alternative taken where the first candidate is missing, and a behaviour
 // with no hook absent from the mount with the reason in `hooks`.
 import t from 'tap';
+import { sections } from '../helpers/guest-tap.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { runInVm } from '../../lib/vm/index.js';
@@ -48,17 +49,6 @@ sec testfiles; ls -1 /mnt/k2
 sec testhooksfile; cat /mnt/k2/hooks
 sec end
 `;
-
-function sections(out: string): Map<string, string> {
-  const m = new Map<string, string>();
-  let name = '';
-  for (const line of out.split('\n')) {
-    const s = /^@@section (\S+)$/.exec(line);
-    if (s) name = s[1]!;
-    else if (name) m.set(name, (m.get(name) ?? '') + line + '\n');
-  }
-  return m;
-}
 
 interface Seen {
   version: string;

@@ -6,6 +6,7 @@
 // every attach must fail (EOPNOTSUPP) with error_log saying why and what to
 // do, leaving no link in the kernel.
 import t from 'tap';
+import { sections } from '../helpers/guest-tap.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { runInVm } from '../../lib/vm/index.js';
@@ -34,17 +35,6 @@ sec links; bpftool link show -j
 sec errorlog; cat /mnt/krsi/error_log
 sec end
 `;
-
-function sections(out: string): Map<string, string> {
-  const m = new Map<string, string>();
-  let name = '';
-  for (const line of out.split('\n')) {
-    const s = /^@@section (\S+)$/.exec(line);
-    if (s) name = s[1]!;
-    else if (name) m.set(name, (m.get(name) ?? '') + line + '\n');
-  }
-  return m;
-}
 
 t.test(`${kernel} with lsm=${LSM}: mounts, doctor fails with the GRUB fix, every attach is refused and explained`, async (t) => {
   const r = await runInVm({ command: script, kernel, lsm: LSM, timeoutSec: 300 });
