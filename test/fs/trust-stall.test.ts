@@ -141,10 +141,12 @@ t.test('a writer killed while its object read is stalled ends', async (t) => {
   t.teardown(() => cleanup(d));
   const { mnt } = await startStalledMount(t);
   const writer = execa('bash', ['-c', `echo ${mnt}/k.o > ${d.mountpoint}/process_execution`], { reject: false });
-  // waiting in its write for krsifs's answer, which waits for the stalled read
-  while ((await readFile(`/proc/${writer.pid}/wchan`, 'utf8').catch(() => 'gone')) !== 'request_wait_answer') {
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  // waiting in its write(2) (syscall 1; not in the open before it) for
+  // krsifs's answer, which waits for the stalled read
+  const inWrite = async () =>
+    (await readFile(`/proc/${writer.pid}/wchan`, 'utf8').catch(() => '')) === 'request_wait_answer' &&
+    (await readFile(`/proc/${writer.pid}/syscall`, 'utf8').catch(() => '')).startsWith('1 ');
+  while (!(await inWrite())) await new Promise((r) => setTimeout(r, 50));
   const state = (await readFile(`/proc/${writer.pid}/stat`, 'utf8')).split(') ')[1]?.[0];
   t.comment(`writer state before the kill: ${state}`);
   const killedAt = Date.now();
@@ -153,7 +155,13 @@ t.test('a writer killed while its object read is stalled ends', async (t) => {
   const ms = Date.now() - killedAt;
   t.equal(r.signal, 'SIGKILL', 'the writer died of SIGKILL');
   t.comment(`ended ${ms} ms after the kill`);
-  const log = (await entries(d)).join('\n');
+  // the entry is recorded as the line's work ends, which may come just after
+  // the writer had its answer: wait for it (the bound only guards a hang)
+  let log = '';
+  for (const until = Date.now() + TIMEOUT_MS; Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
+    log = (await entries(d)).join('\n');
+    if (/EINTR|ETIMEDOUT/.test(log)) break;
+  }
   t.match(log, /EINTR .*killed/, 'its line ended with EINTR: the kill was forwarded (FUSE interrupt)');
   t.notMatch(log, /ETIMEDOUT/, 'not by the read timing out');
   t.equal((await timed(`cat ${d.mountpoint}/process_execution`)).exitCode, 0, 'the daemon answers');
