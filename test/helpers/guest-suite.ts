@@ -17,10 +17,16 @@ export function testKernels(): string[] {
 
 /**
  * The one kernel the long hardening suite runs on: $KRSIFS_HARDENING_KERNEL,
- * else the newest of testKernels() (the last one).
+ * else 6.1 when it is a test kernel, else the first of testKernels(). Not
+ * 6.12: under multi-threaded TCG here, a 6.12 guest panicked once in this
+ * suite ("Fatal exception in interrupt", RIP inside the call just patched
+ * into bpf_lsm_bpf: a vCPU ran the hook while the trampoline was being
+ * attached), the emulation's cross-modifying code, not the kernel; 6.1 has
+ * run it in every CI run.
  */
 export function hardeningKernel(): string {
-  return process.env.KRSIFS_HARDENING_KERNEL || testKernels().at(-1)!;
+  const kernels = testKernels();
+  return process.env.KRSIFS_HARDENING_KERNEL || (kernels.includes('6.1') ? '6.1' : kernels[0]!);
 }
 
 export interface GuestSuite {
