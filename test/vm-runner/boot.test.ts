@@ -1,38 +1,11 @@
-// One real boot of the VM: the guest runs Debian's cloud kernel with BPF LSM
+// The runner's failure paths that need the cached kernel and image but no
+// real boot. The real boots, one per test kernel, are test/vm/kernels.test.ts:
+// it checks there that the guest runs the kernel asked for with BPF LSM
 // active, has node, bpftool and fuse, and hands the command's exit status back.
-// Then the failure paths that need the cached image but no real boot.
 import t, { type Test } from 'tap';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { runInVm } from '../../lib/vm/index.js';
-
-const script = String.raw`
-echo "lsm=$(cat /sys/kernel/security/lsm)"
-echo "uname=$(uname -r)"
-echo "node=$(node -e 'console.log(process.version)')"
-echo "bpftool=$(bpftool version | head -1)"
-grep -q '^nodev[[:space:]]fuse$' /proc/filesystems && echo fuse=loaded
-echo "cwd=$(pwd)"
-exit 3
-`;
-
-t.test('a command runs in the guest and its exit status comes back', async (t) => {
-  const chunks: Buffer[] = [];
-  const r = await runInVm({ command: script, mount: false, timeoutSec: 100, onOutput: (b) => chunks.push(b) });
-  const facts = Object.fromEntries(
-    r.output.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-  );
-  t.equal(r.exitCode, 3, 'exit 3 in the guest is exitCode 3');
-  t.match(facts.lsm, /(^|,)bpf(,|$)/, 'BPF LSM is active (/sys/kernel/security/lsm)');
-  t.equal(facts.uname, r.kernel.version, 'the guest runs the downloaded kernel');
-  t.equal(facts.node, process.version, 'node runs, the host binary');
-  t.match(facts.bpftool, /^bpftool v\d/, 'bpftool runs');
-  t.equal(facts.fuse, 'loaded', 'fuse.ko is loaded');
-  t.equal(facts.cwd, '/krsifs', 'the command runs in the project');
-  t.equal(Buffer.concat(chunks).toString(), r.output, 'onOutput saw the output as it came');
-  t.ok(r.bootMs > 0 && r.bootMs < 120_000, `booted in ${r.bootMs} ms`);
-  t.ok(r.totalMs >= r.bootMs, 'total includes boot');
-});
 
 /** A fake QEMU: a script that prints something and then behaves as told. */
 function fakeQemu(t: Test, body: string): string {

@@ -1,4 +1,6 @@
-// The RFC's indirection, checked across the kernels a fleet runs: boot each
+// The RFC's indirection, checked across the kernels a fleet runs (and the VM
+// runner's basics on each of them: the kernel asked for, BPF LSM active, node,
+// bpftool, fuse, the exit status handed back): boot each
 // test kernel once (6.1, 6.12: testKernels()) and ask it, with krsifs mounted,
 // which hooks it offers (`krsifs hooks --json`) and which files the mount
 // has. Every behaviour of the default catalogue must resolve on every kernel
@@ -37,7 +39,13 @@ sec() { echo "@@section $1"; }
 cat > /tmp/test-catalogue.json <<'EOF'
 ${JSON.stringify(TEST_CATALOGUE)}
 EOF
-sec uname; uname -r
+sec facts
+echo "lsm=$(cat /sys/kernel/security/lsm)"
+echo "uname=$(uname -r)"
+echo "node=$(node -e 'console.log(process.version)')"
+echo "bpftool=$(bpftool version | head -1)"
+grep -q '[[:space:]]fuse$' /proc/filesystems && echo fuse=loaded
+echo "cwd=$(pwd)"
 sec hooks; node dist/lib/cli.js hooks --json
 sec files; ls -1 /mnt/krsi
 sec hooksfile; cat /mnt/krsi/hooks
@@ -48,6 +56,7 @@ i=0; while ! grep -q ' /mnt/k2 fuse' /proc/mounts && [ $i -lt 150 ]; do i=$((i+1
 sec testfiles; ls -1 /mnt/k2
 sec testhooksfile; cat /mnt/k2/hooks
 sec end
+exit 3
 `;
 
 interface Seen {
@@ -59,16 +68,31 @@ const seen = new Map<string, Seen>();
 
 for (const kernel of testKernels()) {
   t.test(`the default catalogue resolves on ${kernel}; a behaviour without its hooks is absent, with the reason`, async (t) => {
-    const r = await runInVm({ command: script, kernel, timeoutSec: 300 });
+    const chunks: Buffer[] = [];
+    const r = await runInVm({ command: script, kernel, timeoutSec: 300, onOutput: (b) => chunks.push(b) });
     t.comment(`ran on kernel ${r.kernel.version} (--kernel ${kernel}); boot ${r.bootMs} ms; total ${r.totalMs} ms`);
-    t.equal(r.exitCode, 0, 'the guest script ran');
     const s = sections(r.output);
     if (!s.has('end')) t.fail('the guest script did not finish', { output: r.output.slice(-4000) });
+
+    // the runner itself, on this kernel
+    const facts = Object.fromEntries(
+      (s.get('facts') ?? '').split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+    t.equal(r.exitCode, 3, 'exit 3 in the guest is exitCode 3');
+    t.match(facts.lsm, /(^|,)bpf(,|$)/, `BPF LSM is active: ${facts.lsm}`);
+    t.equal(facts.uname, r.kernel.version, 'the guest runs the kernel asked for');
+    t.equal(facts.node, process.version, 'node runs, the host binary');
+    t.match(facts.bpftool, /^bpftool v\d/, 'bpftool runs');
+    t.equal(facts.fuse, 'loaded', 'fuse is there (a module on 6.1, built in on 6.12)');
+    t.equal(facts.cwd, '/krsifs', 'the command runs in the project');
+    t.equal(Buffer.concat(chunks).toString(), r.output, 'onOutput saw the output as it came');
+    t.ok(r.bootMs > 0 && r.bootMs < 120_000 && r.totalMs >= r.bootMs, `booted in ${r.bootMs} ms`);
+
     const hooks = JSON.parse(s.get('hooks') ?? '{}') as HooksJson;
     const test = JSON.parse(s.get('testhooks') ?? '{}') as HooksJson;
     const offered = new Set(hooks.hooks.map((h) => h.hook));
     t.ok(offered.size > 200, `krsifs hooks --json lists the kernel's ${offered.size} LSM hooks`);
-    seen.set(kernel, { version: s.get('uname')!.trim(), hooks, test });
+    seen.set(kernel, { version: facts.uname ?? kernel, hooks, test });
 
     const files = new Set((s.get('files') ?? '').split('\n').filter(Boolean));
     for (const [behaviour, candidates] of Object.entries(defaultCatalogue)) {
