@@ -4,10 +4,10 @@
 // Issue 11, point 5. On this host the kernel refuses LSM loads, so "got in"
 // means the daemon asked the kernel (error_log: "load program … EPERM").
 import t from 'tap';
-import { chmod, chown, copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { cleanup, objDir, startDaemon, type Daemon, errorLogEntries as entries } from '../helpers/daemon.js';
+import { cleanup, objDir, startDaemon, type Daemon, errorLogEntries as entries, ownedCopy } from '../helpers/daemon.js';
 import { bash } from '../helpers/shell.js';
 
 const obj = path.join(objDir, 'deny_exec.o');
@@ -55,11 +55,7 @@ t.test('files the writer may not read are not read for it', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'krsifs-rights-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   await chmod(dir, 0o755);
-  const put = async (name: string, mode: number, uid: number, gid: number) => {
-    await copyFile(obj, path.join(dir, name));
-    await chown(path.join(dir, name), uid, gid);
-    await chmod(path.join(dir, name), mode);
-  };
+  const put = (name: string, mode: number, uid: number, gid: number) => ownedCopy(obj, dir, name, mode, uid, gid);
   await put('users.o', 0o600, USER, USER); // another user's private file (for root)
   await put('roots.o', 0o600, 0, 0); // root's private file (for the user)
   await put('group.o', 0o640, 0, GROUP); // readable by group GROUP

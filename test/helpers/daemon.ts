@@ -2,7 +2,7 @@
 // does, and take it down again. Clients then talk to the mount through real
 // processes: the test process never serves the mount it reads.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, rmdir } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdtemp, readFile, rm, rmdir } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -80,4 +80,13 @@ export async function cleanup(d: Daemon): Promise<void> {
 export async function errorLogEntries(d: Daemon): Promise<string[]> {
   const text = await readFile(path.join(d.mountpoint, 'error_log'), 'utf8');
   return text.split('\n').filter((l) => /^\d{4}-\d\d-\d\dT/.test(l));
+}
+
+/** A copy of `from` at dir/name with the owner and mode given (for tests of the writer's rights). */
+export async function ownedCopy(from: string, dir: string, name: string, mode: number, uid: number, gid: number): Promise<string> {
+  const p = path.join(dir, name);
+  await copyFile(from, p);
+  await chown(p, uid, gid);
+  await chmod(p, mode);
+  return p;
 }

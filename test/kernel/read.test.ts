@@ -1,8 +1,9 @@
 // readObject(): the object's bytes, from the path as the writer sees it,
 // read with the writer's rights, on a thread of its own, within a bound.
 import t from 'tap';
+import { ownedCopy } from '../helpers/daemon.js';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, rm, rmdir, truncate, writeFile, symlink } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, rmdir, truncate, writeFile, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { objectReadLimits, objectReadsInFlight, readObject } from '../../lib/kernel/index.js';
@@ -80,12 +81,7 @@ t.test("the writer's file access rights, not the daemon's", async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'krsifs-read-rights-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   await chmod(dir, 0o755);
-  const put = async (name: string, mode: number, uid: number, gid: number) => {
-    await copyFile(obj, path.join(dir, name));
-    await chown(path.join(dir, name), uid, gid);
-    await chmod(path.join(dir, name), mode);
-    return path.join(dir, name);
-  };
+  const put = (name: string, mode: number, uid: number, gid: number) => ownedCopy(obj, dir, name, mode, uid, gid);
   const users = await put('users.o', 0o600, 1000, 1000);
   const roots = await put('roots.o', 0o600, 0, 0);
   const group = await put('group.o', 0o640, 0, 4242);
