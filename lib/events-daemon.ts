@@ -9,6 +9,7 @@ import { KrsiError } from './errors.js';
 import type { Logger } from './log.js';
 import type { ResolvedBehaviour } from './core/catalogue.js';
 import { EventHub, decodeRecord, formatRecord } from './core/events.js';
+import { behaviourId } from './core/behaviour-id.js';
 import type { KernelPort } from './core/kernel-port.js';
 import * as kernel from './kernel/index.js';
 import { eventsOpen, openEventReader, type EventReader } from './kernel/events.js';
@@ -18,6 +19,9 @@ export const RING_BYTES = 4 << 20;
 export const RING_MAP = 'krsi_events';
 export const LOST_MAP = 'krsi_lost';
 export const BEHAVIOUR_GLOBAL = 'krsi_behaviour';
+/** bpf/krsi_verdict.h: the hook the object is attached to, and the behaviour's id (lib/core/behaviour-id.ts). */
+export const HOOK_GLOBAL = 'krsi_hook';
+export const BEHAVIOUR_ID_GLOBAL = 'krsi_behaviour_id';
 
 export interface EventsService {
   hub: EventHub;
@@ -77,9 +81,11 @@ export function startEvents(
         const info = await kernel.inspect(data, o.objectName);
         if (!info.maps.some((m) => m.name === RING_MAP)) return port.loadAndAttach(data, hook, o);
         const globals = { ...o.globals };
-        if (info.globals.some((g) => g.name === BEHAVIOUR_GLOBAL && g.section.startsWith('.rodata'))) {
-          globals[BEHAVIOUR_GLOBAL] = behaviourOf.get(hook) ?? hook;
-        }
+        const declares = (name: string) => info.globals.some((g) => g.name === name && g.section.startsWith('.rodata'));
+        const behaviour = behaviourOf.get(hook) ?? hook;
+        if (declares(BEHAVIOUR_GLOBAL)) globals[BEHAVIOUR_GLOBAL] = behaviour;
+        if (declares(HOOK_GLOBAL)) globals[HOOK_GLOBAL] = hook;
+        if (declares(BEHAVIOUR_ID_GLOBAL)) globals[BEHAVIOUR_ID_GLOBAL] = behaviourId(behaviour).toString();
         const withRing = { ...o, globals, reuseMaps };
         return port.loadAndAttach(data, hook, withRing);
       };

@@ -10,6 +10,10 @@ flock 9
 
 step() { printf 'build: %s\n' "$*" >&2; }
 
+# A fresh clone has neither the Debian packages nor node_modules: set up what
+# is missing first (a second run of setup does nothing).
+bash scripts/setup.sh
+
 step "bpf objects (make -C bpf)"
 make -s -C bpf
 
