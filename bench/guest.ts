@@ -21,6 +21,7 @@ const LOG = '/tmp/krsifs-bench.log';
 const HOOK = 'bprm_check_security';
 const FILE = 'process_execution';
 const LSM = '/sys/kernel/security/lsm';
+const OBSERVER_PIN = `/sys/fs/bpf/krsi/link-observers/${FILE}`;
 const DENY = `${OBJ}/deny_exec.o`;
 // deny_exec's target: a path nothing executes, so every exec runs the
 // program's whole comparison and is allowed
@@ -32,6 +33,8 @@ const SINGLES = 48;
 
 /** Repetitions; --quick divides them, for developing the harness. */
 const quick = process.argv.includes('--quick');
+/** Refused execs per burst: under and over one events reader's queue of 4096 lines. */
+const BURSTS = quick ? [500] : [1000, 4000];
 const REPS = quick
   ? { attach: 4, catRounds: 2, cat: 25, reads: 300, execRounds: 2, execs: 100, verify: 2, scaleCat: 20, scaleReads: 100 }
   : { attach: 30, catRounds: 6, cat: 50, reads: 2000, execRounds: 20, execs: 100, verify: 4, scaleCat: 60, scaleReads: 500 };
@@ -283,6 +286,8 @@ async function benchHotPath() {
   const times: Record<string, number[]> = { none: [], loader: [], krsifs: [] };
   const configs = ['none', 'loader', 'krsifs'] as const;
   const execs = () => runLoop(REPS.execs, ['/bin/true']);
+  // krsifs attaches its observer with a behaviour's first program; the C loader attaches none
+  let observed = false;
   for (let r = 0; r < REPS.execRounds; r++) {
     for (let k = 0; k < configs.length; k++) {
       const c = configs[(k + r) % configs.length]!;
@@ -290,6 +295,7 @@ async function benchHotPath() {
         times.none!.push(...execs());
       } else if (c === 'krsifs') {
         f.write(`${DENY} ${TARGET}`);
+        observed ||= existsSync(OBSERVER_PIN);
         times.krsifs!.push(...execs());
         f.write('!deny_exec');
       } else {
@@ -306,7 +312,56 @@ async function benchHotPath() {
     }
   }
   f.close();
-  result.hotPath = { none: stats(times.none!), loader: stats(times.loader!), krsifs: stats(times.krsifs!) };
+  result.hotPath = { none: stats(times.none!), loader: stats(times.loader!), krsifs: stats(times.krsifs!), observer: observed };
+}
+
+/**
+ * A burst of refused execs (the C loader's execv loop, no fork between them)
+ * while `cat` reads `events`: how fast the refusals came, and whether each one
+ * reached the reader as a record or was accounted for in a lost= line.
+ */
+async function benchDenials() {
+  const victim = '/tmp/krsifs-bench-denied';
+  writeFileSync(victim, '#!/bin/sh\necho "krsifs-bench: this exec was not refused" >&2\nexit 3\n', { mode: 0o755 });
+  const f = new BehaviourFile(FILE);
+  const out: Record<string, unknown>[] = [];
+  f.write(`${DENY} target=${victim}`);
+  try {
+    for (const n of BURSTS) {
+      say(`denials: a burst of ${n} refused execs while cat reads events`);
+      const reader = spawn('cat', [`${MNT}/events`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      reader.stdout!.on('data', (b: Buffer) => (text += b.toString('utf8')));
+      await sleep(1000); // the reader's open reaches the daemon before the first refusal
+      const burst = JSON.parse(loader(['deny', String(n), victim]).at(-1)!) as { ns: number; eperm: number };
+      const t0 = hr();
+      const count = () => {
+        const lines = text.split('\n');
+        return {
+          records: lines.filter((l) => l.includes(' program=deny_exec ') && l.includes('action=denied')).length,
+          lost: lines.reduce((sum, l) => sum + Number(/ lost=(\d+)/.exec(l)?.[1] ?? 0), 0),
+        };
+      };
+      // wait for the stream to drain: every refusal seen, or 3 s without a new line (30 s at most)
+      let last = -1;
+      let still = hr();
+      while (hr() - t0 < 30_000) {
+        const c = count();
+        if (c.records + c.lost >= n) break;
+        if (c.records + c.lost !== last) [last, still] = [c.records + c.lost, hr()];
+        else if (hr() - still > 3000) break;
+        await sleep(100);
+      }
+      const drainMs = hr() - t0;
+      reader.kill();
+      const c = count();
+      out.push({ n, refused: burst.eperm, seconds: burst.ns / 1e9, perSecond: burst.eperm / (burst.ns / 1e9), ...c, drainMs });
+    }
+  } finally {
+    f.write('!deny_exec');
+    f.close();
+  }
+  result.denials = out;
 }
 
 /** Attach one-program objects to f until a write fails; the count of programs listed then and each attach's ms. */
@@ -469,6 +524,7 @@ async function main() {
     if (want('attach')) benchAttach();
     if (want('read')) benchRead();
     if (want('hot')) await benchHotPath();
+    if (want('denials')) await benchDenials();
     if (want('scale')) benchScale();
     if (want('loop')) {
       await stopDaemon();

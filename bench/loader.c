@@ -17,6 +17,13 @@
  *   loader run [-k] N PROG [ARG...]
  *       fork+execv PROG N times (stdout and stderr to /dev/null unless -k),
  *       waiting for each; print each iteration's ns.
+ *   loader deny N PROG [ARG...]
+ *       execv PROG N times in this process, as fast as it can, each expected
+ *       to be refused with EPERM (a refused exec returns and the process goes
+ *       on); print {"ns": whole loop, "eperm": refusals}. A burst of denials
+ *       for the events benchmark, without fork's cost between them. An exec
+ *       that is not refused replaces the loader with PROG: give a PROG that
+ *       says so and fails.
  *   loader read N FILE
  *       open+read to EOF+close FILE N times; print each iteration's ns.
  *   loader handover HOOK OBJ FILE [KEY=VALUE...]
@@ -306,6 +313,28 @@ static int cmd_run(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_deny(int argc, char **argv)
+{
+	int n = argc > 1 ? atoi(argv[0]) : 0;
+	int eperm = 0;
+	long long t0;
+
+	if (n <= 0)
+		return -EINVAL;
+	t0 = now_ns();
+	for (int i = 0; i < n; i++) {
+		execv(argv[1], argv + 1);
+		if (errno != EPERM) {
+			/* not refused (or refused otherwise): the burst is not what it claims */
+			fprintf(stderr, "deny %s: iteration %d: %s\n", argv[1], i, strerror(errno));
+			return -ECHILD;
+		}
+		eperm++;
+	}
+	printf("{\"ns\":%lld,\"eperm\":%d}\n", now_ns() - t0, eperm);
+	return 0;
+}
+
 static int cmd_read(int argc, char **argv)
 {
 	static char buf[1 << 16];
@@ -378,7 +407,7 @@ int main(int argc, char **argv)
 
 	libbpf_set_print(quiet_print);
 	if (argc < 2) {
-		fprintf(stderr, "usage: loader attach|verify|fill|run|read|handover ...\n");
+		fprintf(stderr, "usage: loader attach|verify|fill|run|deny|read|handover ...\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "attach") == 0)
@@ -391,6 +420,8 @@ int main(int argc, char **argv)
 		err = cmd_run(argc - 2, argv + 2);
 	else if (strcmp(argv[1], "read") == 0)
 		err = cmd_read(argc - 2, argv + 2);
+	else if (strcmp(argv[1], "deny") == 0)
+		err = cmd_deny(argc - 2, argv + 2);
 	else if (strcmp(argv[1], "handover") == 0)
 		err = cmd_handover(argc - 2, argv + 2);
 	else

@@ -8,14 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
 bash scripts/build.sh
 
-echo "bench: C loader (build/bench/loader)" >&2
-mkdir -p build/bench
-if [ ! build/bench/loader -nt bench/loader.c ]; then
-  # static when Debian's libbpf.a, libelf.a and libz.a link; the guest has the shared libraries anyway
-  cc -O2 -Wall -static bench/loader.c -lbpf -lelf -lz -o build/bench/loader.tmp 2>/dev/null ||
-    cc -O2 -Wall bench/loader.c -lbpf -lelf -lz -o build/bench/loader.tmp
-  mv build/bench/loader.tmp build/bench/loader
-fi
+# build.sh made the C loader (build/bench/loader), the baseline
 
 echo "bench: one-program objects (bpf/obj/bench/bench_NN.o)" >&2
 mkdir -p bpf/obj/bench
