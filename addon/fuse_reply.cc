@@ -114,15 +114,31 @@ std::string Answer(Request* r, Napi::Value data) {
       e.attr.st_ino = e.ino;
       e.generation = 0;
       e.attr_timeout = 0.0;
-      e.entry_timeout = 0.0;
+      // The directory's names are fixed for the mount's life (the catalogue
+      // resolved at start): no LOOKUP round trip on every open of a file.
+      e.entry_timeout = 3600.0;
       fuse_reply_entry(Take(r), &e);
       return "";
     }
     case ReplyKind::kOpen: {
-      if (!data.IsUndefined() && !data.IsNull() && !data.IsNumber()) return "open: the file handle must be a number";
-      double fh = data.IsNumber() ? data.As<Napi::Number>().DoubleValue() : 0;
+      // the fh, or { fh, cache: true } for a file whose content never changes
+      // while mounted and whose getattr size is exact: page cache, no direct I/O
+      Napi::Value fhv = data;
+      bool cache = false;
+      if (data.IsObject()) {
+        Napi::Object o = data.As<Napi::Object>();
+        fhv = o.Get("fh");
+        cache = o.Get("cache").ToBoolean().Value();
+      }
+      if (!fhv.IsUndefined() && !fhv.IsNull() && !fhv.IsNumber()) return "open: the file handle must be a number";
+      double fh = fhv.IsNumber() ? fhv.As<Napi::Number>().DoubleValue() : 0;
       if (fh < 0 || !std::isfinite(fh)) return "open: the file handle must be a non-negative integer";
       r->fi.fh = static_cast<uint64_t>(fh);
+      if (cache) {
+        r->fi.direct_io = 0;
+        r->fi.keep_cache = 1;
+        if (r->session != nullptr) r->session->MarkCached(r->ino);
+      }
       fuse_file_info fi = r->fi;
       fuse_reply_open(Take(r), &fi);
       return "";

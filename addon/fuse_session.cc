@@ -36,8 +36,9 @@ Session::Session(Napi::Env env, std::string mountpoint, Napi::Function dispatch,
 }
 
 Session::~Session() {
-  // Only reached once nothing references the session; a live mount holds self_.
-  if (se_ != nullptr) Close(false, false);
+  // Only reached once nothing references the session (a live mount holds
+  // self_), so no shared_from_this here: it would abort on an expired owner.
+  if (se_ != nullptr) Teardown(false, false);
 }
 
 int Session::Mount(const std::vector<std::string>& options, std::string* message) {
@@ -206,6 +207,10 @@ void Session::Close(bool lost, bool notify) {
     return;
   }
   auto keep = shared_from_this();  // self_ may be the last owner
+  Teardown(lost, notify);
+}
+
+void Session::Teardown(bool lost, bool notify) {
   if (poll_ != nullptr) {
     uv_poll_stop(poll_);
     poll_->data = nullptr;

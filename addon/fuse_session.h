@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace krsi::fuse {
@@ -33,6 +34,7 @@ struct Request {
   Session* session = nullptr;  // null once answered
   ReplyKind kind = ReplyKind::kErrOnly;
   fuse_file_info fi{};          // copy: libfuse's is on its stack
+  fuse_ino_t ino = 0;           // open: the file being opened
   size_t size = 0;              // read/readdir: the most the kernel takes
   off_t offset = 0;             // readdir: index of the first entry wanted
   // read, write, flush, setattr: the object JS got; its onInterrupt, if JS
@@ -53,6 +55,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // Idempotent. `lost`: the kernel side went away first (umount -l, abort).
   void Close(bool lost, bool notify);
   bool mounted() const { return se_ != nullptr; }
+  // Files JS opened for the page cache (static content, exact size): reads
+  // without a lock owner (the page cache's) are theirs, not splice's.
+  void MarkCached(fuse_ino_t ino) { cached_.insert(ino); }
+  bool cached(fuse_ino_t ino) const { return cached_.count(ino) != 0; }
   const std::string& mountpoint() const { return mountpoint_; }
 
   // Used by the op callbacks (fuse_ops.cc), on the JS thread.
@@ -67,6 +73,8 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   static void OnPoll(uv_poll_t* handle, int status, int events);
   void Drain();
+  // Close's work; `notify` calls onUnmounted. The caller keeps the session alive.
+  void Teardown(bool lost, bool notify);
 
   Napi::Env env_;
   std::string mountpoint_;
@@ -80,6 +88,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closeRequested_ = false;
   std::shared_ptr<Session> self_;  // keeps a live mount alive without a JS handle
   std::unordered_map<Request*, std::shared_ptr<Request>> pending_;
+  std::unordered_set<fuse_ino_t> cached_;
 };
 
 // A poll handle (what the kernel gave with a FUSE_POLL asking to be told

@@ -11,6 +11,7 @@ import { SerialQueue } from '../core/serial-queue.js';
 import { MAX_LINE } from '../core/grammar.js';
 import type { EventHub, EventStream } from '../core/events.js';
 import { fileTable, type FileEntry } from './files.js';
+import type { OpenReply } from '../fuse/index.js';
 import { abortWhenKilled } from './signals.js';
 import type { FsHandlers, Stat } from '../fuse/index.js';
 import { POLL, POLL_ALWAYS } from '../fuse/requests.js';
@@ -97,7 +98,7 @@ export class KrsiFsHandlers implements FsHandlers {
     return this.fileNames;
   }
 
-  async open(p: string, flags: number, caller: Caller): Promise<number> {
+  async open(p: string, flags: number, caller: Caller): Promise<OpenReply> {
     const f = this.file(p);
     const acc = flags & 3; // O_ACCMODE
     const writable = acc === constants.O_WRONLY || acc === constants.O_RDWR;
@@ -115,7 +116,9 @@ export class KrsiFsHandlers implements FsHandlers {
       stream: f.kind === 'events' ? this.events?.open() : undefined,
       nonblock: (flags & constants.O_NONBLOCK) !== 0,
     });
-    return fh;
+    // hooks is fixed for the mount's life (the catalogue resolved at start), and
+    // its size is exact: the page cache may serve it
+    return f.kind === 'hooks' ? { fh, cache: true } : fh;
   }
 
   /** A snapshot taken at offset 0 (a behaviour's listing is read from the kernel then), served by offset. */

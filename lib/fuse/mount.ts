@@ -27,13 +27,20 @@ export interface Stat {
  * errors (with a code such as 'ENOENT') work too; anything else is EIO and
  * goes to onError.
  */
+export type OpenReply = number | { fh: number; cache: true };
+
 export interface FsHandlers {
   /** Also answers lookups: throw ENOENT for a name that does not exist. */
   getattr(path: string): Promise<Stat> | Stat;
   /** Names in a directory, without '.' and '..'. Read once per opendir. */
   readdir(path: string): Promise<string[]> | string[];
-  /** Returns the fh the other calls get. The file is opened with direct_io. */
-  open(path: string, flags: number, caller: Caller): Promise<number> | number;
+  /**
+   * Returns the fh the other calls get. The file is opened with direct_io,
+   * unless the answer is `{ fh, cache: true }`: a file whose content never
+   * changes while mounted and whose getattr size is exact, read through the
+   * page cache (no round trip once cached).
+   */
+  open(path: string, flags: number, caller: Caller): Promise<OpenReply> | OpenReply;
   /**
    * Up to size bytes at offset; fewer (or none) means end of file. A read may
    * wait (a stream).

@@ -59,8 +59,8 @@ export interface NativeRequests {
   /** Reply with every entry; the addon serves the kernel's offset (an index) from it. */
   readdir: [Base & { ino: number; fh: number; offset: number; size: number }, NativeDirent[]];
   releasedir: [Base & { ino: number; fh: number }, undefined];
-  /** The reply is the fh; the file is always opened with direct_io. */
-  open: [Base & { ino: number; flags: number }, number];
+  /** The reply is the fh (direct_io), or { fh, cache: true } (page cache: static content, exact size). */
+  open: [Base & { ino: number; flags: number }, number | { fh: number; cache: true }];
   /** The reply is cut to size. */
   read: [Base & Interruptible & { ino: number; fh: number; size: number; offset: number }, Buffer | Uint8Array | string];
   /** data is a copy; the reply is the count accepted (0..data.length). */
