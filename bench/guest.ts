@@ -21,6 +21,7 @@ const LOG = '/tmp/krsifs-bench.log';
 const HOOK = 'bprm_check_security';
 const FILE = 'process_execution';
 const LSM = '/sys/kernel/security/lsm';
+const BPFTOOL = spawnSync('sh', ['-c', 'command -v bpftool'], { encoding: 'utf8' }).stdout.trim() || '/usr/sbin/bpftool';
 const OBSERVER_PIN = `/sys/fs/bpf/krsi/link-observers/${FILE}`;
 const DENY = `${OBJ}/deny_exec.o`;
 // deny_exec's target: a path nothing executes, so every exec runs the
@@ -258,11 +259,14 @@ function benchRead() {
     say(`read with ${listed} programs: ${REPS.catRounds} x ${REPS.cat} cats of each, ${REPS.reads} reads of each`);
     const cat: number[] = [];
     const base: number[] = [];
+    // what an operator runs without krsifs to see what is attached
+    const bpftool: number[] = [];
     for (let r = 0; r < REPS.catRounds; r++) {
       const a = () => cat.push(...runLoop(REPS.cat, ['/bin/cat', `${MNT}/${FILE}`]));
       const b = () => base.push(...runLoop(REPS.cat, ['/bin/cat', LSM]));
-      if (r % 2) (a(), b());
-      else (b(), a());
+      const c = () => bpftool.push(...runLoop(REPS.cat, [BPFTOOL, 'link', 'show']));
+      if (r % 2) (a(), b(), c());
+      else (c(), b(), a());
     }
     const half = Math.round(readsFor(`${MNT}/${FILE}`, REPS.reads) / 2);
     const reads = [...readLoop(half, `${MNT}/${FILE}`)];
@@ -272,7 +276,7 @@ function benchRead() {
     reads.push(...readLoop(half, `${MNT}/${FILE}`));
     baseReads.push(...readLoop(half, LSM));
     hooksReads.push(...readLoop(half, `${MNT}/hooks`));
-    out[label] = { listed, cat: stats(cat), catLsm: stats(base), read: stats(reads), readLsm: stats(baseReads), readHooks: stats(hooksReads) };
+    out[label] = { listed, cat: stats(cat), catLsm: stats(base), bpftoolLinkShow: stats(bpftool), read: stats(reads), readLsm: stats(baseReads), readHooks: stats(hooksReads) };
     f.write('!*');
   }
   f.close();
