@@ -46,6 +46,12 @@ struct krsi_event {
 	char payload[KRSI_EVENT_PAYLOAD];
 };
 
+/* No padding anywhere: krsifs reads the record by these offsets
+ * (lib/core/events.ts RECORD; test/kernel/record-layout.test.ts compares them
+ * with this struct's BTF). */
+_Static_assert(__builtin_offsetof(struct krsi_event, comm) == 24, "krsi_event: header is 24 bytes");
+_Static_assert(sizeof(struct krsi_event) == 104 + KRSI_EVENT_PAYLOAD, "krsi_event: no padding");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20); /* replaced by the daemon's ring */

@@ -21,25 +21,11 @@
 // on signal_generate would work but puts a program on every signal of the
 // machine for a rare case. A read of /proc/PID/status costs tens of
 // microseconds; ten a second per Ctrl-Z'd reader is nothing.
-import { readFile } from 'node:fs/promises';
 import { answeredSignal } from '../fuse/requests.js';
+import { fatalSignalPending } from '../kernel/proc.js';
 
-const SIGKILL_BIT = 1n << 8n; // signal 9
 /** How soon a kill that follows a harmless signal is noticed. */
 export const RECHECK_MS = 100;
-
-export async function fatalSignalPending(pid: number): Promise<boolean> {
-  try {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    for (const key of ['SigPnd', 'ShdPnd']) {
-      const m = new RegExp(`^${key}:\\s*([0-9a-f]+)$`, 'm').exec(status);
-      if (m && (BigInt('0x' + m[1]) & SIGKILL_BIT) !== 0n) return true;
-    }
-    return false;
-  } catch {
-    return true; // gone already: nobody is waiting for the answer
-  }
-}
 
 interface Watch {
   pid: number;

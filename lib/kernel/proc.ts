@@ -71,3 +71,19 @@ export async function credentialsOf(pid: number): Promise<Credentials> {
 export function holds(c: Credentials, cap: number): boolean {
   return c.inDaemonUserNs && ((c.capEff >> BigInt(cap)) & 1n) === 1n;
 }
+
+const SIGKILL_BIT = 1n << 8n; // signal 9
+
+/**
+ * Is task `pid` being killed (SIGKILL pending for it or its thread group: how
+ * every fatal signal shows, lib/fs/signals.ts says why)? A task that is gone
+ * counts as killed: nobody waits for the answer.
+ */
+export async function fatalSignalPending(pid: number): Promise<boolean> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    return ['SigPnd', 'ShdPnd'].some((key) => (BigInt('0x' + (field(status, key) || '0')) & SIGKILL_BIT) !== 0n);
+  } catch {
+    return true;
+  }
+}
