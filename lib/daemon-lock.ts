@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { KrsiError } from './errors.js';
-import { native } from './kernel/native.js';
+import { native } from './addon.js';
 
 export const LOCK_DIR = '/run/krsifs';
 

@@ -3,7 +3,7 @@
 // READY=1 around a SIGHUP's reconcile, STOPPING=1, and a STATUS= line
 // `systemctl status` shows. Without $NOTIFY_SOCKET it does nothing.
 import { KrsiError } from './errors.js';
-import { native } from './kernel/native.js';
+import { native } from './addon.js';
 
 /** Send `fields` (KEY=VALUE lines) to $NOTIFY_SOCKET. False when there is none; KrsiError when the send fails. */
 export function sdNotify(fields: Record<string, string | number>, socket = process.env.NOTIFY_SOCKET): boolean {

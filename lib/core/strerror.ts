@@ -1,6 +1,6 @@
 // The C library's words for an errno, as the shell prints them: operators
 // compare error_log with what `echo` said.
-import { native } from '../kernel/native.js';
+import { native } from '../addon.js';
 
 export function strerror(errno: number): string {
   return native.strerror(errno) as string;

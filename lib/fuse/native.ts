@@ -1,6 +1,6 @@
 // The FUSE half of the addon (addon/fuse_*.cc), typed exactly. Only
 // lib/fuse/ uses it; everyone else goes through mount().
-import { native } from '../kernel/native.js';
+import { native } from '../addon.js';
 
 /** The process whose system call caused a request (fuse_req_ctx). pid 0: the kernel itself. */
 export interface Caller {

@@ -1,7 +1,7 @@
 // The events ring's kernel side (addon/bpf_events.cc), typed: the one
 // BPF_MAP_TYPE_RINGBUF every policy writes to (bpf/krsi_events.h), pinned in
 // bpffs, and a reader that drains it on the event loop without blocking it.
-import { native } from './native.js';
+import { native } from '../addon.js';
 
 export interface EventsOpenResult {
   /** True when this call created (and pinned) the ring; false when it was pinned already. */

@@ -2,7 +2,7 @@
 // (addon/bpf_*.cc). Every function returns a Promise: the work runs on a
 // libuv thread (readObject: on a thread of its own), never on the event loop.
 // Failures are KrsiError (errno, code, message, verifierLog for loads, details).
-import { native } from './native.js';
+import { native } from '../addon.js';
 import type {
   AttachedLoaded,
   AttachedProgram,

@@ -1,11 +1,11 @@
-// The one module that loads the .node file, and turns a failure to load it
-// into one message that says what to do.
+// The one module that loads the .node file (the kernel and FUSE layers both
+// use it), and turns a failure to load it into one message that says what to do.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { KrsiError } from '../errors.js';
+import { KrsiError } from './errors.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const addonPath = path.join(root, 'build', 'Release', 'krsifs.node');
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
