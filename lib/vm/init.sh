@@ -14,6 +14,10 @@ say() { echo "$P $*"; }
 finish() {
 	say "exit $1"
 	sync
+	# poweroff -f stops the machine at once: the exit line may still be in
+	# the console's tty buffer, not yet through the UART (the host then sees
+	# QEMU exit "before the command finished"; it happened under load)
+	sleep 1
 	poweroff -f
 	echo o >/proc/sysrq-trigger
 	sleep 10
