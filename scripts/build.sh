@@ -35,6 +35,14 @@ if [ ! build/bench/loader -nt bench/loader.c ]; then
   mv build/bench/loader.tmp build/bench/loader
 fi
 
+step "memprobe (build/test/memprobe: the VM signals suite's tracer and victim)"
+mkdir -p build/test
+if [ ! build/test/memprobe -nt test/vm/fixtures/memprobe.c ]; then
+  # static: the guest's libc need not match this host's
+  cc -O2 -Wall -static test/vm/fixtures/memprobe.c -o build/test/memprobe.tmp
+  mv build/test/memprobe.tmp build/test/memprobe
+fi
+
 step "typescript (tsc)"
 npx --no-install tsc -p .
 chmod +x dist/lib/cli.js 2>/dev/null || true
