@@ -132,21 +132,22 @@ int BPF_PROG(mem_write, struct task_struct *child, unsigned int mode, int ret)
 	if (how == HOW_NONE)
 		return 0;
 
+	/* e is tested once, and krsi_refuse gets either NULL or a pointer known
+	 * good: 6.1's verifier does not carry "not NULL" across a second test of
+	 * a ring buffer record, and would see a path leaking it */
 	struct krsi_event *e = krsi_event_begin("mem_write");
-	if (e) {
-		char comm[KRSI_EVENT_COMM];
+	if (!e)
+		return deny ? krsi_refuse(NULL, KRSI_EPERM) : 0;
 
-		BPF_CORE_READ_STR_INTO(&comm, child, comm);
-		krsi_event_u64(e, "target", BPF_CORE_READ(child, tgid));
-		krsi_event_str(e, "target_comm", comm);
-		krsi_event_str(e, "how", how == HOW_PTRACE ? ptrace : how == HOW_MEM ? mem : vm_writev);
-	}
+	char comm[KRSI_EVENT_COMM];
+	BPF_CORE_READ_STR_INTO(&comm, child, comm);
+	krsi_event_u64(e, "target", BPF_CORE_READ(child, tgid));
+	krsi_event_str(e, "target_comm", comm);
+	krsi_event_str(e, "how", how == HOW_PTRACE ? ptrace : how == HOW_MEM ? mem : vm_writev);
 	if (deny)
 		return krsi_refuse(e, KRSI_EPERM);
-	if (e) {
-		krsi_event_str(e, "action", reported);
-		krsi_event_submit(e);
-	}
+	krsi_event_str(e, "action", reported);
+	krsi_event_submit(e);
 	return 0;
 }
 
