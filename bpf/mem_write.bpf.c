@@ -30,6 +30,10 @@
  * reach the hook too and are left alone. The same thread group never reaches
  * it (the kernel allows that before asking the LSMs).
  *
+ * What the caller sees when refused: EPERM from ptrace(2) and
+ * process_vm_writev(2); EACCES from the open of /proc/PID/mem, because the
+ * kernel turns any refused check there into EACCES (mm_access).
+ *
  * Globals:
  *   deny  0 (default): report only; 1: also refuse with EPERM (through
  *         krsi_refuse: counted, and mode=monitor reports would-deny)
