@@ -21,12 +21,13 @@
  * when its access mode is not O_RDONLY; process_vm_writev is a write,
  * process_vm_readv is not. Nothing else is reported or refused.
  *
- * Limits: x86-64 only (syscall numbers; 32-bit callers are told apart by
- * TS_COMPAT and use the i386 numbers, not proven in the VM suite: no 32-bit
- * toolchain there). A /proc/PID/mem opened through io_uring, or opened
- * before the policy was attached (or handed over by another process), is not
- * seen: the check is made at open, not at each write. A tracer attached
- * before is not seen either. pidfd_getfd(2), perf_event_open(2) and kcmp(2)
+ * Limits: x86 only (syscall numbers). 32-bit callers are told apart by
+ * TS_COMPAT and use the i386 numbers, x32 callers by their syscall bit:
+ * neither is proven in the VM suite (no 32-bit or x32 toolchain there).
+ * A /proc/PID/mem opened through io_uring, or opened before the policy was
+ * attached (or handed over by another process), is not seen: the check is
+ * made at open, not at each write. A tracer attached before is not seen
+ * either. pidfd_getfd(2), perf_event_open(2) and kcmp(2)
  * reach the hook too and are left alone. The same thread group never reaches
  * it (the kernel allows that before asking the LSMs).
  *
@@ -63,6 +64,11 @@
 #define NR32_OPENAT 295
 #define NR32_PROCESS_VM_WRITEV 348
 #define NR_OPENAT2 437 /* the same in both tables */
+/* x32 callers (where the kernel allows them): the x86-64 numbers with this
+ * bit, except for the calls with x32 entries of their own */
+#define X32_SYSCALL_BIT 0x40000000
+#define NRX32_PTRACE 521
+#define NRX32_PROCESS_VM_WRITEV 540
 
 const volatile __u32 deny = 0;
 
@@ -104,6 +110,13 @@ static __always_inline enum how classify(struct task_struct *task)
 		else
 			return HOW_NONE;
 	} else {
+		if (nr & X32_SYSCALL_BIT) {
+			nr &= ~X32_SYSCALL_BIT;
+			if (nr == NRX32_PTRACE)
+				return HOW_PTRACE;
+			if (nr == NRX32_PROCESS_VM_WRITEV)
+				return HOW_VM_WRITEV;
+		}
 		if (nr == NR64_PTRACE)
 			return HOW_PTRACE;
 		if (nr == NR64_PROCESS_VM_WRITEV)
