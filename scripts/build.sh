@@ -35,6 +35,14 @@ if [ ! build/bench/loader -nt bench/loader.c ]; then
   mv build/bench/loader.tmp build/bench/loader
 fi
 
+step "memprobe (the VM signals suite's tracer and victim, next to its guest script in dist/)"
+# dist/ goes into the VM image whole (lib/vm/image.ts); static: the guest has no libc of its own
+mkdir -p dist/test/vm/fixtures
+if [ ! dist/test/vm/fixtures/memprobe -nt test/vm/fixtures/memprobe.c ]; then
+  cc -O2 -Wall -static test/vm/fixtures/memprobe.c -o dist/test/vm/fixtures/memprobe.tmp
+  mv dist/test/vm/fixtures/memprobe.tmp dist/test/vm/fixtures/memprobe
+fi
+
 step "typescript (tsc)"
 npx --no-install tsc -p .
 chmod +x dist/lib/cli.js 2>/dev/null || true
