@@ -153,7 +153,9 @@ class LoadAttachWorker : public PromiseWorker {
       }
     }
     if (count == 0) {
-      failure_.set(EINVAL, "load object: no LSM program in the object (companions need one for the hook)");
+      bool companions = bpf_object__next_program(obj, nullptr) != nullptr;
+      failure_.set(EINVAL, companions ? "load object: no LSM program in the object (its fentry/fexit companions need one)"
+                                      : "load object: no program in the object");
       return false;
     }
     if (!SetGlobals(obj, globals_, &failure_)) return false;
