@@ -45,8 +45,9 @@ int BPF_PROG(hidden_module_init, struct module *mod, int ret)
 	if (next && next != self)
 		bpf_probe_read_kernel(&back, sizeof(back), &next->prev);
 	bool from_proc = back != self;
-	/* kobject_del clears state_in_sysfs: /sys/module/NAME is gone */
-	bool from_sysfs = BPF_CORE_READ_BITFIELD_PROBED(&mod->mkobj.kobj, state_in_sysfs) == 0;
+	/* kobject_del removes /sys/module/NAME and with it the kobject's
+	 * directory node (sysfs_remove_dir sets sd to NULL) */
+	bool from_sysfs = BPF_CORE_READ(mod, mkobj.kobj.sd) == NULL;
 	if (!from_proc && !from_sysfs)
 		return 0;
 
