@@ -394,6 +394,8 @@ export class Krsi {
    * hook took `on hook now + i` links.
    */
   private async capacity(err: KrsiError, hook: string, facts: ObjectFacts): Promise<KrsiError> {
+    // a companion's own function was full: the addon's message names it, the hook's count says nothing
+    if (facts.programs.some((p) => p.name === err.details.program && companionOf(p) !== null)) return err;
     const onHook = await this.kernel.linksOnHook(hook).catch(() => null);
     let ours = 0;
     for (const dir of await this.kernel.pinnedBehaviours().catch(() => [] as string[])) {

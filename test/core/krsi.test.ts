@@ -98,9 +98,9 @@ class FakeKernel implements KernelPort {
     for (const p of this.objects.get(path)!.programs) {
       // a companion runs on the function its section names, in a trampoline of its own
       const on = companionOf(p) ?? hook;
-      if (on === hook && (await this.linksOnHook(hook)) >= this.limit) {
+      if ((await this.linksOnHook(on)) >= this.limit) {
         for (const a of out) await a.link.detach();
-        throw new KrsiError('E2BIG', `attach program ${p.name} to ${hook}: argument list too long`, { details: { program: p.name, hook } });
+        throw new KrsiError('E2BIG', `attach program ${p.name} to ${on}: argument list too long`, { details: { program: p.name, hook } });
       }
       const progId = this.nextId++;
       const id = progId + 1000;
@@ -332,6 +332,12 @@ t.test('a companion takes no slot of the hook: E2BIG counts and measures LSM pro
     message: /hook kernel_read_file already has 2 programs attached \(krsifs: 2 of them\) and this object has 2; the kernel allows 3 per hook/,
   });
   t.equal((await core.registry.list('module_load')).length, 4, 'all or nothing');
+  // a full function: said as the kernel's attach said it, not as the hook's count
+  k.mixed('more.o', ['z'], [['z1', 'fexit/do_init_module'], ['z2', 'fexit/do_init_module'], ['z3', 'fexit/do_init_module']]);
+  await t.rejects(core.execute('module_load', 'more.o', caller), {
+    code: 'E2BIG', message: 'attach program z3 to fexit:do_init_module: argument list too long',
+  });
+  t.equal((await core.registry.list('module_load')).length, 4, 'all or nothing again');
 });
 
 t.test('!NAME detaches one, !* all, an unknown name is ENOENT', async (t) => {
