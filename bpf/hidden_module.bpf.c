@@ -34,17 +34,22 @@ int BPF_PROG(hidden_module_init, struct module *mod, int ret)
 {
 	static const char both[] = "proc_modules,sysfs", proc[] = "proc_modules", sysfs[] = "sysfs";
 	struct list_head *self = &mod->list;
-	struct list_head *next, *back = NULL;
+	struct list_head *next, *prev, *next_back = NULL, *prev_fwd = NULL;
 
 	if (ret != 0)
 		return 0; /* init failed: the kernel freed the module */
-	/* Still in the module list when its successor points back at it.
-	 * list_del leaves LIST_POISON1 in next (the read faults: hidden),
-	 * list_del_init leaves next == self. */
+	/* Still in the module list when a neighbour points at it. list_del
+	 * leaves LIST_POISON1/2 in next/prev (the reads fault), list_del_init
+	 * leaves both == self, an unlink by hand leaves neighbours that skip
+	 * it. Both sides are asked: an rmmod of one neighbour meanwhile (one
+	 * at a time, under module_mutex) poisons only that side. */
 	next = BPF_CORE_READ(mod, list.next);
+	prev = BPF_CORE_READ(mod, list.prev);
 	if (next && next != self)
-		bpf_probe_read_kernel(&back, sizeof(back), &next->prev);
-	bool from_proc = back != self;
+		bpf_probe_read_kernel(&next_back, sizeof(next_back), &next->prev);
+	if (prev && prev != self)
+		bpf_probe_read_kernel(&prev_fwd, sizeof(prev_fwd), &prev->next);
+	bool from_proc = next_back != self && prev_fwd != self;
 	/* kobject_del removes /sys/module/NAME and with it the kobject's
 	 * directory node (sysfs_remove_dir sets sd to NULL) */
 	bool from_sysfs = BPF_CORE_READ(mod, mkobj.kobj.sd) == NULL;
