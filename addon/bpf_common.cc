@@ -236,6 +236,47 @@ std::string HookOfSection(const char* sec) {
   return "";
 }
 
+std::string CompanionOfSection(const char* sec) {
+  std::string s = sec ? sec : "";
+  for (const char* kind : {"fentry", "fexit"}) {
+    std::string prefix = std::string(kind) + "/";
+    if (s.rfind(prefix, 0) == 0 && IsIdentifier(s.substr(prefix.size()))) return kind + (":" + s.substr(prefix.size()));
+  }
+  return "";
+}
+
+std::string CompanionOfLink(const bpf_link_info& info) {
+  if (info.type != BPF_LINK_TYPE_TRACING) return "";
+  const char* kind = info.tracing.attach_type == BPF_TRACE_FENTRY  ? "fentry"
+                     : info.tracing.attach_type == BPF_TRACE_FEXIT ? "fexit"
+                                                                   : nullptr;
+  if (kind == nullptr) return "";
+  int err = 0;
+  const btf* vmlinux = VmlinuxBtf(&err);
+  if (vmlinux == nullptr) return std::string(kind) + ":?";
+  // target_obj_id names the BTF object the target is in: vmlinux's, or a
+  // module's (split BTF on top of vmlinux's, loaded for this one lookup)
+  BtfPtr module;
+  const btf* b = vmlinux;
+  UniqueFd fd(bpf_btf_get_fd_by_id(info.tracing.target_obj_id));
+  if (fd.valid()) {
+    char name[64] = "";
+    bpf_btf_info bi = {};
+    bi.name = reinterpret_cast<uintptr_t>(name);
+    bi.name_len = sizeof(name);
+    uint32_t len = sizeof(bi);
+    if (bpf_obj_get_info_by_fd(fd.get(), &bi, &len) == 0 && strcmp(name, "vmlinux") != 0) {
+      module.reset(btf__load_from_kernel_by_id_split(info.tracing.target_obj_id, const_cast<btf*>(vmlinux)));
+      if (!module) return std::string(kind) + ":?";
+      b = module.get();
+    }
+  }
+  uint32_t id = info.tracing.target_btf_id;
+  const btf_type* t = id != 0 && id < btf__type_cnt(b) ? btf__type_by_id(b, id) : nullptr;
+  const char* fn = t && btf_is_func(t) ? btf__name_by_offset(b, t->name_off) : nullptr;
+  return std::string(kind) + ":" + (fn ? fn : "?");
+}
+
 bool IsSleepableSection(const char* sec) {
   std::string s = sec ? sec : "";
   return s == "lsm.s" || s.rfind("lsm.s/", 0) == 0;

@@ -99,6 +99,13 @@ ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, 
 
 // Section name → hook: "lsm/file_open" → "file_open", "lsm" → "".
 std::string HookOfSection(const char* sec);
+// A companion program's section: "fentry/FUNC" / "fexit/FUNC" → "fentry:FUNC" /
+// "fexit:FUNC" (as the listing's HOOK column shows it), "" for anything else
+// (fmod_ret, sleepable and bare sections included).
+std::string CompanionOfSection(const char* sec);
+// What an fentry/fexit link runs on, "fentry:FUNC" / "fexit:FUNC" (FUNC from
+// vmlinux's or the target module's BTF); "" for any other link.
+std::string CompanionOfLink(const bpf_link_info& info);
 bool IsSleepableSection(const char* sec);
 
 // Copy a JS Buffer (or Uint8Array) into a vector; false (and a pending

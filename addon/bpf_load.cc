@@ -1,5 +1,6 @@
 // loadAndAttach(data, hook, opts): open an object from its bytes, point every
-// LSM program at `hook`, set const volatile globals, load, attach. All or
+// LSM program at `hook`, set const volatile globals, load, attach. Its
+// fentry/fexit companions attach to the function their section names. All or
 // nothing: on any failure every link and the object this call made are closed.
 #include <string.h>
 
@@ -121,14 +122,17 @@ class LoadAttachWorker : public PromiseWorker {
     size_t count = 0;
     bpf_program* p;
     bpf_object__for_each_program(p, obj) {
-      count++;
       std::string name = bpf_program__name(p);
       std::string sec = bpf_program__section_name(p);
       bpf_prog_type t = bpf_program__type(p);
+      // fentry/fexit companions keep the target their section names (libbpf resolves it at load)
+      if (t == BPF_PROG_TYPE_TRACING && !CompanionOfSection(sec.c_str()).empty()) continue;
+      count++;
       if (t != BPF_PROG_TYPE_LSM) {
         const char* ts = libbpf_bpf_prog_type_str(t);
         failure_.set(EINVAL, "load object: program " + name + " is a " + (ts ? ts : "non-LSM") + " program (SEC(\"" +
-                                 sec + "\")): an object attached to a hook may hold only LSM programs");
+                                 sec + "\")): an object attached to a hook may hold only LSM programs and " +
+                                 "fentry/fexit companions");
         failure_.detailsJson = "{" + details + ",\"program\":" + JsonString(name) + "}";
         return false;
       }
@@ -149,7 +153,9 @@ class LoadAttachWorker : public PromiseWorker {
       }
     }
     if (count == 0) {
-      failure_.set(EINVAL, "load object: no program in the object");
+      bool companions = bpf_object__next_program(obj, nullptr) != nullptr;
+      failure_.set(EINVAL, companions ? "load object: no LSM program in the object (its fentry/fexit companions need one)"
+                                      : "load object: no program in the object");
       return false;
     }
     if (!SetGlobals(obj, globals_, &failure_)) return false;
@@ -180,13 +186,16 @@ class LoadAttachWorker : public PromiseWorker {
     std::vector<Attached> links;
     bpf_object__for_each_program(p, obj) {
       std::string name = bpf_program__name(p);
+      std::string companion = CompanionOfSection(bpf_program__section_name(p));
       errno = 0;
-      bpf_link* l = bpf_program__attach_lsm(p);
+      bpf_link* l = companion.empty() ? bpf_program__attach_lsm(p) : bpf_program__attach_trace(p);
       if (l == nullptr) {
         int err = errno ? errno : EINVAL;
         std::string cause = ErrText(err);
-        if (err == E2BIG) cause += " (the kernel's limit of programs on one hook is reached)";
-        failure_.set(err, "attach program " + name + " to " + hook_ + ": " + cause);
+        if (err == E2BIG)
+          cause += companion.empty() ? " (the kernel's limit of programs on one hook is reached)"
+                                     : " (the kernel's limit of programs on one function is reached)";
+        failure_.set(err, "attach program " + name + " to " + (companion.empty() ? hook_ : companion) + ": " + cause);
         failure_.detailsJson = "{" + details + ",\"program\":" + JsonString(name) + "}";
         return false;  // links and holder go out of scope: everything detached, object closed
       }

@@ -20,8 +20,8 @@ struct Pinned {
   std::string hook;
   std::string object;
   bool hasObject = false;
-  // Why this pin is not an LSM link ("a map", "a program", "a cgroup_skb
-  // link", …); empty for an LSM link. Such pins are someone else's: listed
+  // Why this pin is not an LSM link or a companion ("a map", "a program", "a
+  // cgroup_skb link", …); empty for those. Such pins are someone else's: listed
   // apart, never managed.
   std::string foreign;
 };
@@ -66,8 +66,11 @@ class PinnedLinksWorker : public PromiseWorker {
       if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) continue;
       p.linkId = info.id;
       p.progId = info.prog_id;
-      if (info.type != BPF_LINK_TYPE_TRACING || info.tracing.attach_type != BPF_LSM_MAC) {
-        p.foreign = "a link that is not an LSM link (link id " + std::to_string(info.id) + ")";
+      std::string companion = CompanionOfLink(info);
+      if (!companion.empty()) {
+        p.hook = companion;  // an object's fentry/fexit program, pinned with its LSM programs
+      } else if (info.type != BPF_LINK_TYPE_TRACING || info.tracing.attach_type != BPF_LSM_MAC) {
+        p.foreign = "a link that is neither an LSM link nor an fentry/fexit companion (link id " + std::to_string(info.id) + ")";
       } else {
         int err = 0;
         const btf* b = VmlinuxBtf(&err);

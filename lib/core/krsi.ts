@@ -9,6 +9,7 @@ import { parseLine, type Command } from './grammar.js';
 import type { AttachedProgram, Credentials, KernelPort, LoadedProgramRef, ObjectFacts } from './kernel-port.js';
 import { Registry, committedPin, isTemporaryPin, programOfPin, temporaryPin, type Attached } from './registry.js';
 import { SerialQueue } from './serial-queue.js';
+import { companionOf, isCompanionHook } from './companion.js';
 import { escapeText } from '../text.js';
 import { digestOf, formatDigest } from './digest.js';
 
@@ -160,7 +161,7 @@ export class Krsi {
           this.warn(dir, new KrsiError('ESTALE',
             `${dir}: pinned program ${p.name} runs on hook ${p.hook ?? '?'} but ${dir} has no file here (${why}); ` +
               `it stays attached; remove it with: rm ${where}`), fields);
-        } else if (p.hook !== hook) {
+        } else if (p.hook !== hook && !isCompanionHook(p.hook)) {
           this.warn(dir, new KrsiError('ESTALE',
             `${dir}: pinned program ${p.name} runs on hook ${p.hook ?? '?'} but the catalogue now maps the behaviour to ` +
               `${hook}; it stays attached on ${p.hook ?? '?'}; detach it with '!${p.name}'`), fields);
@@ -393,15 +394,19 @@ export class Krsi {
    * hook took `on hook now + i` links.
    */
   private async capacity(err: KrsiError, hook: string, facts: ObjectFacts): Promise<KrsiError> {
+    // a companion's own function was full: the addon's message names it, the hook's count says nothing
+    if (facts.programs.some((p) => p.name === err.details.program && companionOf(p) !== null)) return err;
     const onHook = await this.kernel.linksOnHook(hook).catch(() => null);
     let ours = 0;
     for (const dir of await this.kernel.pinnedBehaviours().catch(() => [] as string[])) {
       const pins = await this.kernel.pins(dir).catch(() => []);
       ours += pins.filter((p) => p.hook === hook).length;
     }
-    const failed = typeof err.details.program === 'string' ? facts.programs.findIndex((p) => p.name === err.details.program) : -1;
+    // companions run on their own functions: they take none of the hook's slots
+    const onThisHook = facts.programs.filter((p) => companionOf(p) === null);
+    const failed = typeof err.details.program === 'string' ? onThisHook.findIndex((p) => p.name === err.details.program) : -1;
     const limit = onHook !== null && failed >= 0 ? onHook + failed : MAX_LINKS_PER_HOOK;
-    const n = facts.programs.length;
+    const n = onThisHook.length;
     const msg =
       `${err.message}: hook ${hook} already has ${onHook ?? '?'} programs attached (krsifs: ${ours} of them)` +
       (n > 1 ? ` and this object has ${n}` : '') +
@@ -422,11 +427,20 @@ export class Krsi {
   ): void {
     const einval = (msg: string) => new KrsiError('EINVAL', msg, { details: { object, behaviour, hook } });
     if (facts.programs.length === 0) throw einval(`attach ${object}: the object has no program`);
+    const companions = facts.programs.filter((p) => companionOf(p) !== null);
+    if (companions.length === facts.programs.length) {
+      throw einval(
+        `attach ${object}: the object has only fentry/fexit programs (${companions.map((p) => p.name).join(', ')}); ` +
+          `companions attach with an LSM program for ${hook} (SEC("lsm")), and this object has none`,
+      );
+    }
     for (const p of facts.programs) {
+      if (companionOf(p) !== null) continue;
       if (!p.isLsm) {
         throw einval(
           `attach ${object}: program ${p.name} is a ${p.type} program (SEC("${p.section}")); ` +
-            `a behaviour file takes only LSM programs (SEC("lsm"), SEC("lsm.s") or SEC("lsm/${hook}"))`,
+            `a behaviour file takes LSM programs (SEC("lsm"), SEC("lsm.s") or SEC("lsm/${hook}")) and, next to them, ` +
+            `fentry/fexit companions (SEC("fentry/FUNC"), SEC("fexit/FUNC"))`,
         );
       }
       if (p.hook !== null && p.hook !== hook) {

@@ -182,10 +182,10 @@ export interface PinnedLinkInfo {
   progId: number;
   /** The kernel's copy of the program name (15 characters at most). */
   progName: string;
-  /** The LSM hook the link runs on, or null. */
+  /** The LSM hook the link runs on, 'fentry:FUNC'/'fexit:FUNC' for a companion's link, or null. */
   hook: string | null;
   /** The target of the object symlink, or null. */
   object: string | null;
-  /** Set when the pin is no LSM link (a map, a program, another link type): why. */
+  /** Set when the pin is neither an LSM link nor a companion's (a map, a program, another link type): why. */
   foreign?: string;
 }

@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import type { Krsi } from '../core/krsi.js';
 import type { Credentials, KernelPort, PinnedLink } from '../core/kernel-port.js';
 import { isTemporaryPin } from '../core/registry.js';
+import { isCompanionHook } from '../core/companion.js';
 import { digestOf, parseDigest, sameDigest, type Digest } from '../core/digest.js';
 import { lineOf, where, type Declaration, type PolicySet } from './parse.js';
 import { checkTrusted } from './trust.js';
@@ -54,7 +55,8 @@ export async function stateOf(plan: Plan, hook: string | undefined, pins: Pinned
     }
     links.push(pin);
     const recorded = parseDigest((await kernel.digestOf(pin.linkId)) ?? '');
-    if (pin.hook !== hook) whys.push(`${name} runs on hook ${pin.hook ?? '?'}, not ${hook ?? '(none here)'}`);
+    // a companion runs on the function its section names: the digest covers that
+    if (pin.hook !== hook && !isCompanionHook(pin.hook)) whys.push(`${name} runs on hook ${pin.hook ?? '?'}, not ${hook ?? '(none here)'}`);
     else if (!recorded) whys.push(`${name} (link ${pin.linkId}) has no digest record (attached by an older krsifs, or lost)`);
     else if (recorded.object !== plan.digest.object) whys.push(`${name} (link ${pin.linkId}) was attached from other object bytes`);
     else if (!sameDigest(recorded, plan.digest)) whys.push(`${name} (link ${pin.linkId}) was attached with other settings`);

@@ -184,6 +184,11 @@ export async function manifest(kernel: Kernel, root: string, cache: string): Pro
   for (const lib of await sharedLibraries([...bins, ...extra])) await m.file(lib.slice(1), lib);
 
   for (const [rel, src] of Object.entries(kernel.modules)) await m.file(`lib/modules/${kernel.version}/${rel}`, src);
+  // modules built for this kernel by the tests (test/helpers/test-modules.ts)
+  const built = path.join(kernel.dir, 'extra');
+  for (const f of (await readdir(built).catch(() => [] as string[])).filter((n) => n.endsWith('.ko')).sort()) {
+    await m.file(`lib/modules/${kernel.version}/extra/${f}`, path.join(built, f));
+  }
 
   // The project at /krsifs: what runs, not what builds it.
   await m.file('krsifs/package.json', path.join(root, 'package.json'));

@@ -6,6 +6,7 @@ import { Krsi } from '../../lib/core/krsi.js';
 import { KrsiError } from '../../lib/errors.js';
 import type { AttachedProgram, Credentials, KernelPort, LoadedProgramFacts, ObjectFacts, PinnedLink } from '../../lib/core/kernel-port.js';
 import type { ResolvedBehaviour } from '../../lib/core/catalogue.js';
+import { companionOf } from '../../lib/core/companion.js';
 
 const caller: Credentials = {
   pid: process.pid, tgid: process.pid, uid: 0, gid: 0, fsuid: 0, fsgid: 0, groups: [],
@@ -14,6 +15,7 @@ const caller: Credentials = {
 const catalogue: ResolvedBehaviour[] = [
   { behaviour: 'process_execution', candidates: ['bprm_check_security'], hook: 'bprm_check_security', reason: '' },
   { behaviour: 'file_open', candidates: ['file_open'], hook: 'file_open', reason: '' },
+  { behaviour: 'module_load', candidates: ['kernel_read_file'], hook: 'kernel_read_file', reason: '' },
   { behaviour: 'gone', candidates: ['nope'], hook: null, reason: 'none' },
 ];
 
@@ -53,6 +55,14 @@ class FakeKernel implements KernelPort {
     });
   }
 
+  /** An object with LSM programs and companions (SEC: 'fexit/do_init_module', 'fmod_ret/x', …). */
+  mixed(path: string, lsm: string[], others: [name: string, section: string][]) {
+    this.lsm(path, lsm);
+    for (const [name, section] of others) {
+      this.objects.get(path)!.programs.push({ name, section, type: 'tracing', isLsm: false, hook: null, sleepable: false });
+    }
+  }
+
   private put(id: number) {
     const l = this.links.get(id)!;
     if (--l.refs === 0) {
@@ -86,14 +96,16 @@ class FakeKernel implements KernelPort {
     }
     const out: AttachedProgram[] = [];
     for (const p of this.objects.get(path)!.programs) {
-      if ((await this.linksOnHook(hook)) >= this.limit) {
+      // a companion runs on the function its section names, in a trampoline of its own
+      const on = companionOf(p) ?? hook;
+      if ((await this.linksOnHook(on)) >= this.limit) {
         for (const a of out) await a.link.detach();
-        throw new KrsiError('E2BIG', `attach program ${p.name} to ${hook}: argument list too long`, { details: { program: p.name, hook } });
+        throw new KrsiError('E2BIG', `attach program ${p.name} to ${on}: argument list too long`, { details: { program: p.name, hook } });
       }
       const progId = this.nextId++;
       const id = progId + 1000;
-      this.links.set(id, { id, progId, name: p.name, hook, refs: 1 });
-      this.events.push(`attach ${p.name} ${progId} ${hook}`);
+      this.links.set(id, { id, progId, name: p.name, hook: on, refs: 1 });
+      this.events.push(`attach ${p.name} ${progId} ${on}`);
       let open = true;
       const close = async () => {
         if (open) this.put(id);
@@ -202,7 +214,7 @@ function setup(k = new FakeKernel(), cat = catalogue) {
 
 t.test('files exist only for behaviours that resolved', async (t) => {
   const { core } = setup();
-  t.same(core.behaviours(), ['process_execution', 'file_open']);
+  t.same(core.behaviours(), ['process_execution', 'file_open', 'module_load']);
   t.match(core.hooksText(), /^process_execution\tbprm_check_security\tavailable\n/);
   t.match(core.hooksText(), /gone\t-\tunavailable: none\n/);
 });
@@ -269,6 +281,63 @@ t.test('objects the file cannot take are EINVAL before the kernel sees them', as
   t.equal(core.errorLog.list().length, 5, 'one entry per failed write');
   await core.execute('file_open', 'open.o', caller);
   t.match(await core.listing('file_open'), /^deny_open\tfile_open\t/);
+});
+
+t.test('companions: fentry/fexit programs go with an LSM program; alone, fmod_ret or sleepable they are EINVAL', async (t) => {
+  const { k, core } = setup();
+  k.mixed('alone.o', [], [['init_exit', 'fexit/do_init_module']]);
+  k.mixed('fmodret.o', ['allow'], [['ret', 'fmod_ret/security_file_open']]);
+  k.mixed('sleepy.o', ['allow'], [['s', 'fentry.s/do_init_module']]);
+  k.mixed('bare.o', ['allow'], [['b', 'fentry']]);
+  await t.rejects(core.execute('module_load', 'alone.o', caller), {
+    code: 'EINVAL',
+    message: /only fentry\/fexit programs \(init_exit\); companions attach with an LSM program for kernel_read_file \(SEC\("lsm"\)\), and this object has none/,
+  });
+  for (const [o, what] of [['fmodret.o', 'ret is a tracing program \\(SEC\\("fmod_ret/security_file_open"\\)\\)'], ['sleepy.o', 's is a tracing'], ['bare.o', 'b is a tracing']]) {
+    await t.rejects(core.execute('module_load', o!, caller), {
+      code: 'EINVAL', message: new RegExp(`program ${what}.*fentry/fexit companions \\(SEC\\("fentry/FUNC"\\), SEC\\("fexit/FUNC"\\)\\)`),
+    }, `${o}: refused`);
+  }
+  t.same(k.events, [], 'the kernel was never asked');
+
+  k.mixed('hide.o', ['hidden_module_load'], [['hidden_module_init', 'fexit/do_init_module'], ['entry', 'fentry/do_init_module']]);
+  await core.execute('module_load', 'hide.o', caller);
+  t.same(k.events, ['attach hidden_module_load 100 kernel_read_file', 'attach hidden_module_init 101 fexit:do_init_module', 'attach entry 102 fentry:do_init_module'], 'the kernel was asked for all three');
+  t.equal(await core.listing('module_load'),
+    'hidden_module_load\tkernel_read_file\tprog_id=100\tlink_id=1100\tobject=/abs/hide.o\n' +
+    'hidden_module_init\tfexit:do_init_module\tprog_id=101\tlink_id=1101\tobject=/abs/hide.o\n' +
+    'entry\tfentry:do_init_module\tprog_id=102\tlink_id=1102\tobject=/abs/hide.o\n', 'HOOK is where each link runs');
+  await core.execute('module_load', '!entry', caller);
+  t.match(await core.listing('module_load'), /^hidden_module_load\t.*\nhidden_module_init\t.*\n$/, '!NAME detaches a companion');
+  const again = setup(k).core;
+  t.equal(await again.adopt(), 2, 'a new daemon adopts the LSM program and its companion');
+  t.equal(again.errorLog.text(), '', 'a companion on its own function is not a hook that changed');
+  await again.execute('module_load', '!*', caller);
+  t.equal(await again.listing('module_load'), '');
+  t.equal(k.links.size, 0, 'all detached');
+});
+
+t.test('a companion takes no slot of the hook: E2BIG counts and measures LSM programs only', async (t) => {
+  const { k, core } = setup();
+  k.limit = 3;
+  k.lsm('two.o', ['a', 'b']);
+  k.mixed('hide.o', ['c'], [['c_init', 'fexit/do_init_module'], ['c_entry', 'fentry/do_init_module']]);
+  k.mixed('big.o', ['x', 'y'], [['x_init', 'fexit/do_init_module']]);
+  await core.execute('module_load', 'two.o', caller);
+  await core.execute('module_load', 'hide.o', caller);
+  t.equal((await core.registry.list('module_load')).length, 5, 'three LSM programs fill the hook; the companions fit beside them');
+  await core.execute('module_load', '!c', caller);
+  await t.rejects(core.execute('module_load', 'big.o', caller), {
+    code: 'E2BIG',
+    message: /hook kernel_read_file already has 2 programs attached \(krsifs: 2 of them\) and this object has 2; the kernel allows 3 per hook/,
+  });
+  t.equal((await core.registry.list('module_load')).length, 4, 'all or nothing');
+  // a full function: said as the kernel's attach said it, not as the hook's count
+  k.mixed('more.o', ['z'], [['z1', 'fexit/do_init_module'], ['z2', 'fexit/do_init_module'], ['z3', 'fexit/do_init_module']]);
+  await t.rejects(core.execute('module_load', 'more.o', caller), {
+    code: 'E2BIG', message: 'attach program z3 to fexit:do_init_module: argument list too long',
+  });
+  t.equal((await core.registry.list('module_load')).length, 4, 'all or nothing again');
 });
 
 t.test('!NAME detaches one, !* all, an unknown name is ENOENT', async (t) => {

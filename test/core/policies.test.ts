@@ -15,7 +15,7 @@ import { digestOf, formatDigest, parseDigest } from '../../lib/core/digest.js';
 import type { AttachedProgram, Credentials, KernelLink, KernelPort, ObjectFacts, PinnedLink } from '../../lib/core/kernel-port.js';
 import type { ResolvedBehaviour } from '../../lib/core/catalogue.js';
 import { lineOf, parseDeclaration, readPolicyDir, token, type BehaviourNames } from '../../lib/policies/parse.js';
-import { reconcile } from '../../lib/policies/reconcile.js';
+import { reconcile, stateOf } from '../../lib/policies/reconcile.js';
 import { checkTrusted } from '../../lib/policies/trust.js';
 import { silentLogger } from '../../lib/log.js';
 
@@ -325,4 +325,15 @@ t.test('digest records: a changed format or garbage counts as changed', async (t
   t.not(digestOf(Buffer.from('x'), { a: '1', b: '3' }).settings, d.settings);
   t.equal(parseDigest('object=sha256:zz settings=sha256:00'), null);
   t.equal(parseDigest(''), null);
+});
+
+t.test('a declared object with a companion is in force: the companion runs on its own function, not the hook', async (t) => {
+  const digest = digestOf(Buffer.from('hide'), {});
+  const pin = (name: string, linkId: number, hook: string): PinnedLink => ({ name, linkId, progId: linkId - 1000, progName: name.slice(0, 15), hook, object: '/abs/hide.o' });
+  const kernel = { digestOf: async () => formatDigest(digest) };
+  const plan = { digest, programs: ['hidden_module_load', 'hidden_module_init'] };
+  const pins = [pin('hidden_module_load', 1001, 'kernel_read_file'), pin('hidden_module_init', 1002, 'fexit:do_init_module')];
+  t.same(await stateOf(plan, 'kernel_read_file', pins, kernel), { inForce: true, links: pins });
+  const moved = [pin('hidden_module_load', 1001, 'kernel_module_from_file'), pins[1]!];
+  t.match(await stateOf(plan, 'kernel_read_file', moved, kernel), { inForce: false, why: 'hidden_module_load runs on hook kernel_module_from_file, not kernel_read_file' }, 'the LSM program still must be on the hook');
 });

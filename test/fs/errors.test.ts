@@ -34,6 +34,8 @@ t.test('each bad line: its errno, one error_log entry, nothing attached, daemon 
     ['/bin/true', 'process_execution', 'ENOEXEC', /not a BPF object/],
     [path.join(tmp, 'fifo'), 'process_execution', 'ENOEXEC', /not a regular file/],
     ['fixtures/not_lsm.o', 'process_execution', 'EINVAL', /is a socket_filter program/],
+    ['fixtures/companion_only.o', 'module_load', 'EINVAL', /only fentry\/fexit programs \(lone_init_exit\); companions attach with an LSM program/],
+    ['fixtures/fmod_ret.o', 'module_load', 'EINVAL', /program change_verdict is a tracing program \(SEC\("fmod_ret\/security_kernel_read_file"\)\)/],
     ['deny_open.o', 'process_execution', 'EINVAL', /for hook file_open .*write it to file_open instead/],
     ['deny_exec.o nope=1', 'process_execution', 'EINVAL', /no global named nope .*target/],
     ['deny_exec.o target', 'process_execution', 'EINVAL', /"target" is not KEY=VALUE/],
@@ -81,6 +83,24 @@ t.test('a valid object meets the kernel: refused with EPERM here, error_log says
     t.match(log, /krsifs doctor/, 'error_log points at krsifs doctor');
     t.equal((await bash(`cat ${d.mountpoint}/process_execution`)).stdout, '', 'nothing listed');
     t.match(d.log(), /msg="probe: this kernel refuses BPF LSM programs/, 'the daemon said so at start');
+  }
+});
+
+t.test('an LSM program with its fexit companion passes the checks and meets the kernel', async (t) => {
+  const verdict = await probe();
+  const d = await startDaemon();
+  t.teardown(() => cleanup(d));
+  const r = await bash(`cd ${objDir} && echo hidden_module.o > ${d.mountpoint}/module_load`);
+  const log = (await bash(`cat ${d.mountpoint}/error_log`)).stdout;
+  if (verdict.ok) {
+    // the VM suite proves what it does: test/vm/fixtures/modules.guest.ts
+    t.equal(r.exitCode, 0, 'attached');
+    t.match((await bash(`cat ${d.mountpoint}/module_load`)).stdout, /^hidden_module_load\t\S+\t.*\nhidden_module_init\tfexit:do_init_module\tprog_id=\d+\tlink_id=\d+\tobject=\S+\/hidden_module\.o\n$/);
+    t.equal((await bash(`echo '!*' > ${d.mountpoint}/module_load`)).exitCode, 0, 'detached');
+  } else {
+    t.equal(r.exitCode, 1);
+    t.match(log, /module_load: "hidden_module.o": EPERM \(Operation not permitted\): load program hidden_module_load/, 'the kernel refused the LSM program, not krsifs the object');
+    t.equal((await bash(`cat ${d.mountpoint}/module_load`)).stdout, '', 'nothing listed');
   }
 });
 

@@ -43,6 +43,12 @@ t.test('refusals before the kernel: EINVAL naming the problem', async (t) => {
   await t.rejects(loadAndAttach(await obj('fixtures/not_lsm'), 'bprm_check_security'), {
     code: 'EINVAL', message: /program count_packets is a socket_filter program/,
   }, 'a non-LSM program in the object');
+  await t.rejects(loadAndAttach(await obj('fixtures/companion_only'), 'kernel_read_file'), {
+    code: 'EINVAL', message: 'load object: no LSM program in the object (its fentry/fexit companions need one)',
+  }, 'companions without an LSM program');
+  await t.rejects(loadAndAttach(await obj('fixtures/fmod_ret'), 'kernel_read_file'), {
+    code: 'EINVAL', message: /program change_verdict is a tracing program \(SEC\("fmod_ret\/security_kernel_read_file"\)\): .*only LSM programs and fentry\/fexit companions/,
+  }, 'fmod_ret is no companion');
   await t.rejects(loadAndAttach(await obj('fixtures/no_program'), 'bprm_check_security'), {
     code: 'EINVAL', message: 'load object: no program in the object',
   }, 'no program');
