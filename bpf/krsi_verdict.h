@@ -3,10 +3,16 @@
  * switch it to monitor mode.
  *
  *   #include "krsi_verdict.h"
- *   struct krsi_event *e = krsi_event_begin("my_prog");   // may be NULL
- *   if (e)
- *       krsi_event_str(e, "file", name);                  // the policy's own fields
+ *   struct krsi_event *e = krsi_event_begin("my_prog");   // NULL: the ring is full
+ *   if (!e)
+ *       return krsi_refuse(NULL, KRSI_EPERM);             // still counted
+ *   krsi_event_str(e, "file", name);                      // the policy's own fields
  *   return krsi_refuse(e, KRSI_EPERM);                    // sends e; -EPERM or 0
+ *
+ * Test e for NULL once, as above: `if (e) ...; return krsi_refuse(e, ...)`
+ * tests it twice, and the 6.1 verifier then follows a path on which the
+ * reserved record is never submitted and refuses the program ("Unreleased
+ * reference").
  *
  * krsi_refuse appends action=denied (enforce) or action=would-deny (monitor),
  * error=EPERM, uid=N and hook=HOOK to the record, sends it, and counts it in
