@@ -28,4 +28,6 @@ bash scripts/build.sh
 echo "test: host suites" >&2
 npx --no-install tap "${args[@]}" dist/test/core dist/test/kernel dist/test/fuse dist/test/fs dist/test/vm-runner/host.test.js
 echo "test: VM suites on ${KRSIFS_TEST_KERNELS:-6.1,6.12} (Debian's cloud kernels with BPF LSM, under QEMU); hardening on ${KRSIFS_HARDENING_KERNEL:-6.1}" >&2
-npx --no-install tap --jobs 1 "${args[@]}" dist/test/vm-runner/boot.test.js dist/test/vm
+# A VM suite file boots one guest per kernel, each bounded by its own timeout
+# (runInVm); tap's 300 s per file would cut a two-kernel suite on a busy machine.
+npx --no-install tap --jobs 1 --timeout 1800 "${args[@]}" dist/test/vm-runner/boot.test.js dist/test/vm
