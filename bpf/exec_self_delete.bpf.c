@@ -11,20 +11,21 @@
  * Globals:
  *   deny  0 (default): report only; 1: also refuse the unlink with EPERM
  *
- * Event: file=NAME ino=N action=reported|denied   (NAME: the unlinked link's
- * last component) */
+ * Event: file=NAME ino=N action=reported (deny=0), or with deny=1
+ * file=NAME ino=N action=denied|would-deny error=EPERM uid=N hook=HOOK
+ * (NAME: the unlinked link's last component) */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include "krsi_events.h"
+#include "krsi_verdict.h"
 
 const volatile __u32 deny = 0;
 
 SEC("lsm")
 int BPF_PROG(exec_self_delete, void *dir, struct dentry *dentry, int ret)
 {
-	static const char reported[] = "reported", denied[] = "denied";
+	static const char reported[] = "reported";
 
 	if (ret != 0)
 		return ret;
@@ -38,10 +39,14 @@ int BPF_PROG(exec_self_delete, void *dir, struct dentry *dentry, int ret)
 	if (e) {
 		krsi_event_str(e, "file", BPF_CORE_READ(dentry, d_name.name));
 		krsi_event_u64(e, "ino", BPF_CORE_READ(victim, i_ino));
-		krsi_event_str(e, "action", deny ? denied : reported);
+	}
+	if (deny)
+		return krsi_refuse(e, KRSI_EPERM);
+	if (e) {
+		krsi_event_str(e, "action", reported);
 		krsi_event_submit(e);
 	}
-	return deny ? -1 /* EPERM */ : 0;
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -6,6 +6,7 @@ import { Krsi } from '../../lib/core/krsi.js';
 import { KrsiError } from '../../lib/errors.js';
 import type { AttachedProgram, Credentials, KernelPort, LoadedProgramFacts, ObjectFacts, PinnedLink } from '../../lib/core/kernel-port.js';
 import type { ResolvedBehaviour } from '../../lib/core/catalogue.js';
+import type { Mode } from '../../lib/core/grammar.js';
 
 const caller: Credentials = {
   pid: process.pid, tgid: process.pid, uid: 0, gid: 0, fsuid: 0, fsgid: 0, groups: [],
@@ -43,6 +44,9 @@ class FakeKernel implements KernelPort {
   links = new Map<number, FakeLink>();
   dirs = new Map<string, Map<string, number>>();
   objectOf = new Map<number, string>();
+  modeOf = new Map<number, Mode>();
+  /** The globals each load was given, in order. */
+  loadGlobals: Record<string, string | number>[] = [];
   private nextId = 100;
 
   lsm(path: string, names: string[], hook: string | null = null, globals: string[] = []) {
@@ -75,8 +79,9 @@ class FakeKernel implements KernelPort {
     return this.objects.get(data.toString())!;
   }
 
-  async loadAndAttach(data: Buffer, hook: string): Promise<AttachedProgram[]> {
+  async loadAndAttach(data: Buffer, hook: string, opts: { globals?: Record<string, string | number> } = {}): Promise<AttachedProgram[]> {
     const path = data.toString();
+    this.loadGlobals.push({ ...opts.globals });
     const d = this.delay.get(path);
     if (d) await new Promise((r) => setTimeout(r, d));
     const fail = this.failLoad.get(path);
@@ -167,7 +172,7 @@ class FakeKernel implements KernelPort {
 
   private read(behaviour: string, name: string): PinnedLink {
     const l = this.links.get(this.dirs.get(behaviour)!.get(name)!)!;
-    return { name, linkId: l.id, progId: l.progId, progName: l.name.slice(0, 15), hook: l.hook, object: this.objectOf.get(l.id) ?? null };
+    return { name, linkId: l.id, progId: l.progId, progName: l.name.slice(0, 15), hook: l.hook, object: this.objectOf.get(l.id) ?? null, mode: this.modeOf.get(l.id) ?? 'enforce' };
   }
 
   async pins(behaviour: string) {
@@ -182,12 +187,14 @@ class FakeKernel implements KernelPort {
     return [...this.links.values()].filter((l) => l.hook === hook).length;
   }
 
-  async recordObject(linkId: number, object: string) {
+  async recordObject(linkId: number, object: string, mode: Mode) {
     this.objectOf.set(linkId, object);
+    this.modeOf.set(linkId, mode);
   }
 
   async forgetObject(linkId: number) {
     this.objectOf.delete(linkId);
+    this.modeOf.delete(linkId);
   }
 
   async pruneObjects(live: ReadonlySet<number>) {

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Krsi } from '../../lib/core/krsi.js';
 import { KrsiError } from '../../lib/errors.js';
-import { parseLine } from '../../lib/core/grammar.js';
+import { parseLine, type Mode } from '../../lib/core/grammar.js';
 import { digestOf, formatDigest, parseDigest } from '../../lib/core/digest.js';
 import type { AttachedProgram, Credentials, KernelLink, KernelPort, ObjectFacts, PinnedLink } from '../../lib/core/kernel-port.js';
 import type { ResolvedBehaviour } from '../../lib/core/catalogue.js';
@@ -43,6 +43,7 @@ class Kernel implements KernelPort {
   files = new Map<string, string>();
   dirs = new Map<string, Map<string, { linkId: number; progId: number; hook: string }>>();
   objects = new Map<number, string>();
+  modes = new Map<number, Mode>();
   digests = new Map<number, string>();
   loads: string[] = [];
   refuse = new Map<string, KrsiError>();
@@ -85,7 +86,7 @@ class Kernel implements KernelPort {
   }
   private read(b: string, name: string): PinnedLink {
     const p = this.dirs.get(b)!.get(name)!;
-    return { name, linkId: p.linkId, progId: p.progId, progName: name, hook: p.hook, object: this.objects.get(p.linkId) ?? null };
+    return { name, linkId: p.linkId, progId: p.progId, progName: name, hook: p.hook, object: this.objects.get(p.linkId) ?? null, mode: this.modes.get(p.linkId) ?? 'enforce' };
   }
   async renamePin(b: string, from: string, to: string) {
     const dir = this.dirs.get(b)!;
@@ -108,8 +109,9 @@ class Kernel implements KernelPort {
   async linksOnHook() {
     return 0;
   }
-  async recordObject(linkId: number, object: string, digest?: string) {
+  async recordObject(linkId: number, object: string, mode: Mode, digest?: string) {
     this.objects.set(linkId, object);
+    this.modes.set(linkId, mode);
     if (digest !== undefined) this.digests.set(linkId, digest);
   }
   async forgetObject(linkId: number) {
@@ -173,8 +175,9 @@ t.test('a declaration: BEHAVIOUR then the line one would write; relative paths a
 
 t.test('lineOf reads back through the write grammar whatever the path and values hold', async (t) => {
   for (const p of ['/plain/x.o', '/with space/x.o', "/q'uote/x.o", '/d"q/x.o', '/back\\slash/x.o', '/!bang.o', '/#hash.o']) {
-    const d = { conf: '/c', lineNo: 1, text: '', behaviour: 'file_open', path: p, globals: { target: 'a b"c\'d\\e', x: '' } };
-    t.same(parseLine(lineOf(d)), { kind: 'attach', path: p, globals: d.globals }, p);
+    const d = { conf: '/c', lineNo: 1, text: '', behaviour: 'file_open', path: p, globals: { target: 'a b"c\'d\\e', x: '' }, mode: 'monitor' as const };
+    t.same(parseLine(lineOf(d)), { kind: 'attach', path: p, globals: d.globals, mode: 'monitor' }, p);
+    t.same(parseLine(lineOf({ ...d, mode: 'enforce' })), { kind: 'attach', path: p, globals: d.globals, mode: 'enforce' }, p);
   }
   t.equal(token('plain'), 'plain');
 });
