@@ -57,7 +57,8 @@ class Kernel implements KernelPort {
   }
   async inspect(data: Buffer): Promise<ObjectFacts> {
     const progs = data.toString().split('\n')[0]!.split(',');
-    return { license: 'GPL', globals: [{ name: 'target', size: 256, section: '.rodata' }], programs: progs.map((name) => ({ name, section: 'lsm', type: 'lsm', isLsm: true, hook: null, sleepable: false })) };
+    const globals = [{ name: 'target', size: 256, section: '.rodata' }, { name: 'krsi_monitor', size: 4, section: '.rodata' }];
+    return { license: 'GPL', globals, programs: progs.map((name) => ({ name, section: 'lsm', type: 'lsm', isLsm: true, hook: null, sleepable: false })) };
   }
   // programs other loaders loaded: not used by the policy directory's tests
   async programInfo(id: number): Promise<never> {
@@ -326,6 +327,23 @@ t.test('digest records: a changed format or garbage counts as changed', async (t
   t.same(parseDigest(formatDigest(d)), d);
   t.same(digestOf(Buffer.from('x'), { a: '1', b: '2' }), d, 'key order does not matter');
   t.not(digestOf(Buffer.from('x'), { a: '1', b: '3' }).settings, d.settings);
+  t.same(digestOf(Buffer.from('x'), { a: '1', b: '2' }, 'enforce'), d, 'enforce is the digest of a line without mode= (links attached before modes existed)');
+  t.not(digestOf(Buffer.from('x'), { a: '1', b: '2' }, 'monitor').settings, d.settings, 'the mode is a setting');
   t.equal(parseDigest('object=sha256:zz settings=sha256:00'), null);
   t.equal(parseDigest(''), null);
+});
+
+t.test('reconcile: mode= is part of a declaration; a link in the other mode is replaced, not kept', async (t) => {
+  const { k, core, run } = setup();
+  k.files.set('/o/a.o', 'deny_a\nv1');
+  const dir = await policyDir({ '10.conf': 'process_execution /o/a.o target=/x mode=monitor\n' });
+  t.same((await run(dir)).results.map((r) => r.outcome), ['attached']);
+  t.match(await core.listing('process_execution'), /^deny_a\t.*\tmode=monitor\n$/);
+  t.same((await run(dir)).results.map((r) => r.outcome), ['kept'], 'same mode: kept');
+  await writeFile(path.join(dir, '10.conf'), 'process_execution /o/a.o target=/x\n');
+  t.same((await run(dir)).results.map((r) => r.outcome), ['replaced'], 'enforce now: replaced');
+  t.match(await core.listing('process_execution'), /\tmode=enforce\n$/);
+  await writeFile(path.join(dir, '10.conf'), 'process_execution /o/a.o target=/x mode=enforce\n');
+  t.same((await run(dir)).results.map((r) => r.outcome), ['kept'], 'mode=enforce is the default: kept');
+  t.equal(core.errorLog.list().length, 0);
 });
