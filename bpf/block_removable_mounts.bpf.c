@@ -57,11 +57,12 @@ int BPF_PROG(block_removable_mounts, const char *dev_name, const struct path *pa
 		      (d[0] && krsi_in_list(d, str_len(d, sizeof(d)), devs, true, false));
 	if (!refuse)
 		return 0;
+	/* one NULL test of the record: see krsi_deny in deny.h */
 	struct krsi_event *e = krsi_event_begin("block_removable_mounts");
-	if (e) {
-		krsi_event_str(e, "type", t);
-		krsi_event_str(e, "dev", d);
-	}
+	if (!e)
+		return krsi_refuse(NULL, KRSI_EPERM);
+	krsi_event_str(e, "type", t);
+	krsi_event_str(e, "dev", d);
 	return krsi_refuse(e, KRSI_EPERM);
 }
 

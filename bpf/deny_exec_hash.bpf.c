@@ -54,11 +54,12 @@ int BPF_PROG(deny_exec_hash, struct linux_binprm *bprm, int ret)
 		if (sha256[2 * i] != hex[digest[i] >> 4] || sha256[2 * i + 1] != hex[digest[i] & 15])
 			return 0;
 	}
+	/* one NULL test of the record: see krsi_deny in deny.h */
 	struct krsi_event *e = krsi_event_begin("deny_exec_hash");
-	if (e) {
-		krsi_event_str(e, "sha256", (const char *)sha256);
-		krsi_event_str(e, "file", BPF_CORE_READ(bprm, filename));
-	}
+	if (!e)
+		return krsi_refuse(NULL, KRSI_EPERM);
+	krsi_event_str(e, "sha256", (const char *)sha256);
+	krsi_event_str(e, "file", BPF_CORE_READ(bprm, filename));
 	return krsi_refuse(e, KRSI_EPERM);
 }
 

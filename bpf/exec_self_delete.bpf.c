@@ -35,17 +35,16 @@ int BPF_PROG(exec_self_delete, void *dir, struct dentry *dentry, int ret)
 	if (!exe || exe != victim)
 		return 0;
 
+	/* one NULL test of the record: see krsi_deny in deny.h */
 	struct krsi_event *e = krsi_event_begin("exec_self_delete");
-	if (e) {
-		krsi_event_str(e, "file", BPF_CORE_READ(dentry, d_name.name));
-		krsi_event_u64(e, "ino", BPF_CORE_READ(victim, i_ino));
-	}
+	if (!e)
+		return deny ? krsi_refuse(NULL, KRSI_EPERM) : 0;
+	krsi_event_str(e, "file", BPF_CORE_READ(dentry, d_name.name));
+	krsi_event_u64(e, "ino", BPF_CORE_READ(victim, i_ino));
 	if (deny)
 		return krsi_refuse(e, KRSI_EPERM);
-	if (e) {
-		krsi_event_str(e, "action", reported);
-		krsi_event_submit(e);
-	}
+	krsi_event_str(e, "action", reported);
+	krsi_event_submit(e);
 	return 0;
 }
 

@@ -46,15 +46,15 @@ int BPF_PROG(module_allowlist, struct file *file, enum kernel_read_file_id id, b
 	name[len & 63] = '\0';
 	bool ok = krsi_in_list(name, len, allow, false, true);
 
+	/* one NULL test of the record: see krsi_deny in deny.h */
 	struct krsi_event *e = krsi_event_begin("module_allowlist");
-	if (e)
-		krsi_event_str(e, "module", name);
+	if (!e)
+		return ok ? 0 : krsi_refuse(NULL, KRSI_EPERM);
+	krsi_event_str(e, "module", name);
 	if (!ok)
 		return krsi_refuse(e, KRSI_EPERM);
-	if (e) {
-		krsi_event_str(e, "action", allowed);
-		krsi_event_submit(e);
-	}
+	krsi_event_str(e, "action", allowed);
+	krsi_event_submit(e);
 	return 0;
 }
 

@@ -18,9 +18,11 @@ int BPF_PROG(module_deny_blob, enum kernel_load_data_id id, bool contents, int r
 		return ret;
 	if (id != LOADING_MODULE)
 		return 0;
+	/* one NULL test of the record: see krsi_deny in deny.h */
 	struct krsi_event *e = krsi_event_begin("module_deny_blob");
-	if (e)
-		krsi_event_str(e, "what", "init_module");
+	if (!e)
+		return krsi_refuse(NULL, KRSI_EPERM);
+	krsi_event_str(e, "what", "init_module");
 	return krsi_refuse(e, KRSI_EPERM);
 }
 
