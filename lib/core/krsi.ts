@@ -6,7 +6,7 @@ import { silentLogger, type Logger } from '../log.js';
 import type { ResolvedBehaviour } from './catalogue.js';
 import { ErrorLog } from './error-log.js';
 import { parseLine, type Command, type Mode } from './grammar.js';
-import { MONITOR_GLOBAL } from './globals.js';
+import { KRSIFS_GLOBALS, MONITOR_GLOBAL } from './globals.js';
 import type { AttachedProgram, Credentials, KernelPort, LoadedProgramRef, ObjectFacts } from './kernel-port.js';
 import { Registry, committedPin, isTemporaryPin, programOfPin, temporaryPin, type Attached } from './registry.js';
 import { SerialQueue } from './serial-queue.js';
@@ -450,7 +450,8 @@ export class Krsi {
     const known = new Set(facts.globals.map((g) => g.name));
     for (const key of Object.keys(globals)) {
       if (!known.has(key)) {
-        const have = [...known].join(', ') || 'none';
+        // only what a line may set
+        const have = [...known].filter((g) => !KRSIFS_GLOBALS.includes(g)).join(', ') || 'none';
         throw einval(`attach ${object}: no global named ${key} in the object (it has: ${have})`);
       }
     }
