@@ -16,11 +16,11 @@
  *   types  comma-separated filesystem types (default vfat,exfat,msdos,ntfs,ntfs3,iso9660,udf)
  *   devs   comma-separated device path prefixes (default none)
  *
- * Event (each refusal): type=TYPE dev=DEV action=denied */
+ * Event (each refusal): type=TYPE dev=DEV action=denied|would-deny error=EPERM uid=N hook=HOOK */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
-#include "krsi_events.h"
+#include "krsi_verdict.h"
 #include "policy.h"
 
 #define MS_REMOUNT 32
@@ -57,14 +57,13 @@ int BPF_PROG(block_removable_mounts, const char *dev_name, const struct path *pa
 		      (d[0] && krsi_in_list(d, str_len(d, sizeof(d)), devs, true, false));
 	if (!refuse)
 		return 0;
+	/* one NULL test of the record: see krsi_deny in deny.h */
 	struct krsi_event *e = krsi_event_begin("block_removable_mounts");
-	if (e) {
-		krsi_event_str(e, "type", t);
-		krsi_event_str(e, "dev", d);
-		krsi_event_str(e, "action", "denied");
-		krsi_event_submit(e);
-	}
-	return -1; /* EPERM */
+	if (!e)
+		return krsi_refuse(NULL, KRSI_EPERM);
+	krsi_event_str(e, "type", t);
+	krsi_event_str(e, "dev", d);
+	return krsi_refuse(e, KRSI_EPERM);
 }
 
 char LICENSE[] SEC("license") = "GPL";

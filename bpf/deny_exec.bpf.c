@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* deny_exec: refuse (-EPERM) to execute the file named by `target`.
+ * Event (each refusal): file=PATH action=denied|would-deny error=EPERM uid=N hook=HOOK
  *
  * Hook-agnostic on purpose (plain SEC("lsm")): the krsifs file it is written to
  * picks the hook, and it is meant for bprm_check_security
@@ -15,6 +16,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include "krsi_verdict.h"
 #include "deny.h"
 
 const volatile char target[KRSI_PATH_MAX] = "";
@@ -31,7 +33,7 @@ int BPF_PROG(deny_exec, struct linux_binprm *bprm, int ret)
 		return 0;
 	if (bpf_probe_read_kernel_str(buf, sizeof(buf), BPF_CORE_READ(bprm, filename)) < 0)
 		return 0;
-	return krsi_path_eq(buf, target) ? -KRSI_EPERM : 0;
+	return krsi_path_eq(buf, target) ? krsi_deny("deny_exec", buf) : 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -15,13 +15,14 @@
  * Globals:
  *   sha256  64 lowercase hex digits; empty denies nothing
  *
- * Event (each refusal): sha256=HEX file=PATH action=denied; when IMA cannot
- * hash: file=PATH error=ERRNO (the exec is allowed) */
+ * Event (each refusal): sha256=HEX file=PATH action=denied|would-deny
+ * error=EPERM uid=N hook=HOOK; when IMA cannot hash: file=PATH error=ERRNO
+ * (the exec is allowed) */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include "krsi_events.h"
+#include "krsi_verdict.h"
 
 #define HASH_ALGO_SHA256_ID 4
 
@@ -53,14 +54,13 @@ int BPF_PROG(deny_exec_hash, struct linux_binprm *bprm, int ret)
 		if (sha256[2 * i] != hex[digest[i] >> 4] || sha256[2 * i + 1] != hex[digest[i] & 15])
 			return 0;
 	}
+	/* one NULL test of the record: see krsi_deny in deny.h */
 	struct krsi_event *e = krsi_event_begin("deny_exec_hash");
-	if (e) {
-		krsi_event_str(e, "sha256", (const char *)sha256);
-		krsi_event_str(e, "file", BPF_CORE_READ(bprm, filename));
-		krsi_event_str(e, "action", "denied");
-		krsi_event_submit(e);
-	}
-	return -1; /* EPERM */
+	if (!e)
+		return krsi_refuse(NULL, KRSI_EPERM);
+	krsi_event_str(e, "sha256", (const char *)sha256);
+	krsi_event_str(e, "file", BPF_CORE_READ(bprm, filename));
+	return krsi_refuse(e, KRSI_EPERM);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* deny_exec_uid: refuse (-EPERM) to execute `target` for one user.
+ * Event (each refusal): file=PATH action=denied|would-deny error=EPERM uid=N hook=HOOK
  *
  * A second exec policy with its own name, so that two programs can sit on
  * one behaviour file (process_execution, hook bprm_check_security): it denies
@@ -10,6 +11,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include "krsi_verdict.h"
 #include "deny.h"
 
 const volatile char target[KRSI_PATH_MAX] = "";
@@ -29,7 +31,7 @@ int BPF_PROG(deny_exec_uid, struct linux_binprm *bprm, int ret)
 		return 0;
 	if (bpf_probe_read_kernel_str(buf, sizeof(buf), BPF_CORE_READ(bprm, filename)) < 0)
 		return 0;
-	return krsi_path_eq(buf, target) ? -KRSI_EPERM : 0;
+	return krsi_path_eq(buf, target) ? krsi_deny("deny_exec_uid", buf) : 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -11,20 +11,21 @@
  * Globals:
  *   deny  0 (default): report only; 1: also refuse the unlink with EPERM
  *
- * Event: file=NAME ino=N action=reported|denied   (NAME: the unlinked link's
- * last component) */
+ * Event: file=NAME ino=N action=reported (deny=0), or with deny=1
+ * file=NAME ino=N action=denied|would-deny error=EPERM uid=N hook=HOOK
+ * (NAME: the unlinked link's last component) */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include "krsi_events.h"
+#include "krsi_verdict.h"
 
 const volatile __u32 deny = 0;
 
 SEC("lsm")
 int BPF_PROG(exec_self_delete, void *dir, struct dentry *dentry, int ret)
 {
-	static const char reported[] = "reported", denied[] = "denied";
+	static const char reported[] = "reported";
 
 	if (ret != 0)
 		return ret;
@@ -34,14 +35,17 @@ int BPF_PROG(exec_self_delete, void *dir, struct dentry *dentry, int ret)
 	if (!exe || exe != victim)
 		return 0;
 
+	/* one NULL test of the record: see krsi_deny in deny.h */
 	struct krsi_event *e = krsi_event_begin("exec_self_delete");
-	if (e) {
-		krsi_event_str(e, "file", BPF_CORE_READ(dentry, d_name.name));
-		krsi_event_u64(e, "ino", BPF_CORE_READ(victim, i_ino));
-		krsi_event_str(e, "action", deny ? denied : reported);
-		krsi_event_submit(e);
-	}
-	return deny ? -1 /* EPERM */ : 0;
+	if (!e)
+		return deny ? krsi_refuse(NULL, KRSI_EPERM) : 0;
+	krsi_event_str(e, "file", BPF_CORE_READ(dentry, d_name.name));
+	krsi_event_u64(e, "ino", BPF_CORE_READ(victim, i_ino));
+	if (deny)
+		return krsi_refuse(e, KRSI_EPERM);
+	krsi_event_str(e, "action", reported);
+	krsi_event_submit(e);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

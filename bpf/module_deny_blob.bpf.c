@@ -5,11 +5,11 @@
  *
  *     echo module_deny_blob.o > /mnt/krsi/module_load_data
  *
- * Globals: none.  Event: action=denied what=init_module */
+ * Globals: none.  Event: what=init_module action=denied|would-deny error=EPERM uid=N hook=HOOK */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
-#include "krsi_events.h"
+#include "krsi_verdict.h"
 
 SEC("lsm")
 int BPF_PROG(module_deny_blob, enum kernel_load_data_id id, bool contents, int ret)
@@ -18,13 +18,12 @@ int BPF_PROG(module_deny_blob, enum kernel_load_data_id id, bool contents, int r
 		return ret;
 	if (id != LOADING_MODULE)
 		return 0;
+	/* one NULL test of the record: see krsi_deny in deny.h */
 	struct krsi_event *e = krsi_event_begin("module_deny_blob");
-	if (e) {
-		krsi_event_str(e, "what", "init_module");
-		krsi_event_str(e, "action", "denied");
-		krsi_event_submit(e);
-	}
-	return -1; /* EPERM */
+	if (!e)
+		return krsi_refuse(NULL, KRSI_EPERM);
+	krsi_event_str(e, "what", "init_module");
+	return krsi_refuse(e, KRSI_EPERM);
 }
 
 char LICENSE[] SEC("license") = "GPL";

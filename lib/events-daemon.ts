@@ -10,6 +10,7 @@ import type { Logger } from './log.js';
 import type { ResolvedBehaviour } from './core/catalogue.js';
 import { EventHub, decodeRecord, formatRecord } from './core/events.js';
 import { behaviourId } from './core/behaviour-id.js';
+import { BEHAVIOUR_GLOBAL, BEHAVIOUR_ID_GLOBAL, HOOK_GLOBAL } from './core/globals.js';
 import type { KernelPort } from './core/kernel-port.js';
 import * as kernel from './kernel/index.js';
 import { eventsOpen, openEventReader, type EventReader } from './kernel/events.js';
@@ -18,10 +19,6 @@ import { eventsOpen, openEventReader, type EventReader } from './kernel/events.j
 export const RING_BYTES = 4 << 20;
 export const RING_MAP = 'krsi_events';
 export const LOST_MAP = 'krsi_lost';
-export const BEHAVIOUR_GLOBAL = 'krsi_behaviour';
-/** bpf/krsi_verdict.h: the hook the object is attached to, and the behaviour's id (lib/core/behaviour-id.ts). */
-export const HOOK_GLOBAL = 'krsi_hook';
-export const BEHAVIOUR_ID_GLOBAL = 'krsi_behaviour_id';
 
 export interface EventsService {
   hub: EventHub;

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loadCatalogue, resolveCatalogue, type ResolvedBehaviour } from './core/catalogue.js';
 import type { PinnedLink } from './core/kernel-port.js';
+import type { Mode } from './core/grammar.js';
 import * as kernel from './kernel/index.js';
 import { credentialsOf } from './kernel/proc.js';
 import { BpffsKernelPort, DEFAULT_PIN_ROOT } from './kernel/port.js';
@@ -39,7 +40,7 @@ export interface BehaviourStatus {
   hook: string | null;
   declared: DeclaredStatus[];
   /** Attached here, declared by no line. */
-  undeclared: { name: string; linkId: number; progId: number; object: string | null }[];
+  undeclared: { name: string; linkId: number; progId: number; object: string | null; mode: Mode }[];
 }
 
 export interface Status {
@@ -126,7 +127,7 @@ export async function status(o: StatusOptions = {}): Promise<Status> {
   for (const b of [...new Set([...hookOf.keys(), ...pinned])]) {
     for (const p of await pins(b)) {
       if (/-(new|commit)$/.test(p.name) || claims.has(`${b}/${p.name}`)) continue;
-      entry(b).undeclared.push({ name: p.name, linkId: p.linkId, progId: p.progId, object: p.object });
+      entry(b).undeclared.push({ name: p.name, linkId: p.linkId, progId: p.progId, object: p.object, mode: p.mode });
     }
   }
   const order = catalogue.map((c) => c.behaviour);
@@ -158,7 +159,7 @@ export function formatStatus(s: Status): string {
       out.push(d.inForce ? `            in force: ${progs}` : `            NOT IN FORCE: ${e(d.why ?? '')}`);
     }
     for (const u of b.undeclared) {
-      out.push(`  attached  ${u.name} link_id=${u.linkId} prog_id=${u.progId} object=${u.object === null ? '?' : e(u.object)}: not declared`);
+      out.push(`  attached  ${u.name} link_id=${u.linkId} prog_id=${u.progId} object=${u.object === null ? '?' : e(u.object)} mode=${u.mode}: not declared`);
     }
   }
   for (const p of s.problems) out.push(`problem   ${e(p.policy)}: ${p.text ? `${JSON.stringify(e(p.text))}: ` : ''}${p.code}: ${e(p.message)}`);

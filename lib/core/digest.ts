@@ -1,9 +1,10 @@
 // What an attached program was made from: a digest of the object's bytes and
-// one of the settings (the KEY=VALUE globals) it was loaded with. Recorded
+// one of the settings (the KEY=VALUE globals and the mode) it was loaded with. Recorded
 // next to the pin at attach, so a declared policy that is already attached
 // from the same bytes with the same settings is recognised and kept as it is
 // (same link, no detach) by a later daemon.
 import { createHash } from 'node:crypto';
+import type { Mode } from './grammar.js';
 
 export interface Digest {
   /** sha256 of the object file's bytes, hex. */
@@ -14,8 +15,12 @@ export interface Digest {
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
-export function digestOf(data: Buffer, globals: Readonly<Record<string, string>>): Digest {
-  const canonical = JSON.stringify(Object.keys(globals).sort().map((k) => [k, globals[k]]));
+export function digestOf(data: Buffer, globals: Readonly<Record<string, string>>, mode: Mode = 'enforce'): Digest {
+  const settings: [string, string | undefined][] = Object.keys(globals).sort().map((k) => [k, globals[k]]);
+  // '' is no global's name: no clash. Enforce adds nothing, so the records
+  // of links attached before modes existed still match their declarations.
+  if (mode !== 'enforce') settings.unshift(['', `mode=${mode}`]);
+  const canonical = JSON.stringify(settings);
   return { object: sha256(data), settings: sha256(canonical) };
 }
 

@@ -1,5 +1,6 @@
 // The write grammar of a behaviour file, one command per line:
-//   PATH [KEY=VALUE ...]   attach every LSM program of the object at PATH
+//   PATH [KEY=VALUE ...] [mode=enforce|monitor]
+//                          attach every LSM program of the object at PATH
 //                          (or the loaded program pinned at PATH, or the
 //                          writer's program fd at /proc/self/fd/N)
 //   id:N                   attach the loaded program with id N
@@ -9,11 +10,16 @@
 // (so a PATH or VALUE can hold spaces), and \ escapes the next character
 // outside single quotes.
 import { KrsiError } from '../errors.js';
+import { KRSIFS_GLOBALS } from './globals.js';
 
 export const MAX_LINE = 4096;
 
+/** enforce: a policy's refusals refuse; monitor: they are reported (action=would-deny) and the operation goes on. */
+export type Mode = 'enforce' | 'monitor';
+export const MODES: readonly Mode[] = ['enforce', 'monitor'];
+
 export type Command =
-  | { kind: 'attach'; path: string; globals: Record<string, string>; programId?: number }
+  | { kind: 'attach'; path: string; globals: Record<string, string>; mode: Mode; programId?: number }
   | { kind: 'detach'; name: string }
   | { kind: 'detachAll' }
   | { kind: 'empty' };
@@ -78,15 +84,31 @@ export function parseLine(line: string): Command {
     }
   }
   const globals: Record<string, string> = {};
+  let mode: Mode | undefined;
   for (const tok of rest) {
     const eq = tok.indexOf('=');
     if (eq <= 0) {
       throw new KrsiError('EINVAL', `parse line: "${tok}" is not KEY=VALUE (one object path per line)`);
     }
     const key = tok.slice(0, eq);
+    const value = tok.slice(eq + 1);
+    // mode= is krsifs's own option, not an object global
+    if (key === 'mode') {
+      if (mode !== undefined) throw new KrsiError('EINVAL', 'parse line: mode is set twice');
+      if (!(MODES as readonly string[]).includes(value)) {
+        throw new KrsiError('EINVAL', `parse line: mode=${value}: the mode is enforce or monitor`);
+      }
+      mode = value as Mode;
+      continue;
+    }
     if (!globalName.test(key)) throw new KrsiError('EINVAL', `parse line: "${key}" is not a global variable name`);
+    if (KRSIFS_GLOBALS.includes(key)) {
+      throw new KrsiError('EINVAL', `parse line: ${key}: krsifs sets it itself at load` +
+        (key === 'krsi_monitor' ? ' (use mode=monitor or mode=enforce)' : ''));
+    }
     if (key in globals) throw new KrsiError('EINVAL', `parse line: ${key} is set twice`);
-    globals[key] = tok.slice(eq + 1);
+    globals[key] = value;
   }
-  return programId === undefined ? { kind: 'attach', path: first, globals } : { kind: 'attach', path: first, globals, programId };
+  const attach = { kind: 'attach' as const, path: first, globals, mode: mode ?? 'enforce' };
+  return programId === undefined ? attach : { ...attach, programId };
 }

@@ -2,6 +2,8 @@
 // the addon and bpffs (lib/kernel/port.ts); unit tests of the core's own
 // logic may pass a double. The real attach path is proven against a real
 // kernel in the VM suite, never here.
+import type { Mode } from './grammar.js';
+
 export interface Caller {
   pid: number;
   uid: number;
@@ -99,6 +101,8 @@ export interface PinnedLink {
   hook: string | null;
   /** The object the program came from, as its writer resolved it; null when unknown. */
   object: string | null;
+  /** The mode it was attached in; enforce when none was recorded (a program another loader loaded, an older krsifs). */
+  mode: Mode;
 }
 
 /** A pin that was removed (or replaced), and whether the kernel has let its link go. */
@@ -162,12 +166,13 @@ export interface KernelPort {
   /** How many links the kernel holds on `hook` (LSM links and fentry/fexit on bpf_lsm_<hook>), anyone's. */
   linksOnHook(hook: string): Promise<number>;
   /**
-   * Remember the object a link's program came from (for the listing) and,
-   * when given, the digest of its bytes and settings (lib/core/digest.ts: a
-   * declared policy attached from the same is kept as it is).
+   * Remember the object a link's program came from (for the listing), the
+   * mode it was attached in and, when given, the digest of its bytes and
+   * settings (lib/core/digest.ts: a declared policy attached from the same
+   * is kept as it is).
    */
-  recordObject(linkId: number, object: string, digest?: string): Promise<void>;
-  /** Forget the object (and digest) of link `linkId` (it was detached). */
+  recordObject(linkId: number, object: string, mode: Mode, digest?: string): Promise<void>;
+  /** Forget the object (mode, digest) of link `linkId` (it was detached). */
   forgetObject(linkId: number): Promise<void>;
   /** Forget the objects of links that are not in `live`. */
   pruneObjects(live: ReadonlySet<number>): Promise<void>;

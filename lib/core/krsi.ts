@@ -5,7 +5,8 @@ import { KrsiError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { ResolvedBehaviour } from './catalogue.js';
 import { ErrorLog } from './error-log.js';
-import { parseLine, type Command } from './grammar.js';
+import { parseLine, type Command, type Mode } from './grammar.js';
+import { KRSIFS_GLOBALS, MONITOR_GLOBAL } from './globals.js';
 import type { AttachedProgram, Credentials, KernelPort, LoadedProgramRef, ObjectFacts } from './kernel-port.js';
 import { Registry, committedPin, isTemporaryPin, programOfPin, temporaryPin, type Attached } from './registry.js';
 import { SerialQueue } from './serial-queue.js';
@@ -126,7 +127,7 @@ export class Krsi {
    */
   async listing(behaviour: string): Promise<string> {
     return (await this.registry.list(behaviour))
-      .map((a) => `${a.name}\t${a.hook ?? '?'}\tprog_id=${a.progId}\tlink_id=${a.linkId}\tobject=${a.object === null ? '?' : escapeText(a.object)}\n`)
+      .map((a) => `${a.name}\t${a.hook ?? '?'}\tprog_id=${a.progId}\tlink_id=${a.linkId}\tobject=${a.object === null ? '?' : escapeText(a.object)}\tmode=${a.mode}\n`)
       .join('');
   }
 
@@ -244,7 +245,7 @@ export class Krsi {
         return;
       }
       case 'attach':
-        return this.attach(behaviour, hook, object!, cmd.globals);
+        return this.attach(behaviour, hook, object!, cmd.globals, cmd.mode);
     }
   }
 
@@ -253,15 +254,17 @@ export class Krsi {
     hook: string,
     { data, path: resolved, program }: ObjectBytes,
     globals: Record<string, string>,
+    mode: Mode,
   ): Promise<void> {
-    if (program) return this.attachLoaded(behaviour, hook, program, globals);
+    if (program) return this.attachLoaded(behaviour, hook, program, globals, mode);
     let programs: AttachedProgram[];
     let facts: ObjectFacts | undefined;
     try {
       facts = await this.kernel.inspect(data, path.basename(resolved));
-      this.check(behaviour, hook, resolved, facts, globals);
+      this.check(behaviour, hook, resolved, facts, globals, mode);
       await this.kernel.ensurePinDir(behaviour);
-      programs = await this.kernel.loadAndAttach(data, hook, { globals, objectName: path.basename(resolved) });
+      const load = mode === 'monitor' ? { ...globals, [MONITOR_GLOBAL]: '1' } : globals;
+      programs = await this.kernel.loadAndAttach(data, hook, { globals: load, objectName: path.basename(resolved) });
     } catch (e) {
       // say which file the writer's path resolved to: it is what was refused
       let err = KrsiError.from(e);
@@ -269,7 +272,7 @@ export class Krsi {
       if (err.code === 'E2BIG' && facts) err = await this.capacity(err, hook, facts);
       throw err;
     }
-    await this.pinAll(behaviour, hook, resolved, programs, formatDigest(digestOf(data, globals)));
+    await this.pinAll(behaviour, hook, resolved, programs, mode, formatDigest(digestOf(data, globals, mode)));
   }
 
   /**
@@ -281,13 +284,18 @@ export class Krsi {
    * or it is not an identifier): a program of the same name on this file is
    * replaced, as for an object.
    */
-  private async attachLoaded(behaviour: string, hook: string, { id, source }: LoadedProgramRef, globals: Record<string, string>): Promise<void> {
+  private async attachLoaded(behaviour: string, hook: string, { id, source }: LoadedProgramRef, globals: Record<string, string>, mode: Mode): Promise<void> {
     const einval = (msg: string) => new KrsiError('EINVAL', msg, { details: { object: source, behaviour, hook, progId: id } });
     let prog: AttachedProgram;
     try {
       const keys = Object.keys(globals);
       if (keys.length > 0) {
         throw einval(`attach ${source}: ${keys[0]}=…: a loaded program's globals were set by whoever loaded it; KEY=VALUE is for object files`);
+      }
+      if (mode === 'monitor') {
+        // its krsi_monitor (if it has one) was fixed by whoever loaded it
+        throw einval(`attach ${source}: cannot honour mode=monitor: a program another loader loaded refuses as it was ` +
+          `loaded to; monitor mode is for object files that include krsi_verdict.h`);
       }
       const facts = await this.kernel.programInfo(id).catch((e: unknown) => {
         const err = KrsiError.from(e);
@@ -310,7 +318,7 @@ export class Krsi {
       err.details.object ??= source;
       throw err;
     }
-    await this.pinAll(behaviour, hook, source, [prog]);
+    await this.pinAll(behaviour, hook, source, [prog], mode);
   }
 
   /**
@@ -323,7 +331,7 @@ export class Krsi {
    * object, across a SIGKILL too. A failed pin detaches everything new. Then
    * the daemon lets go of its fds: the pins hold the programs.
    */
-  private async pinAll(behaviour: string, hook: string, object: string, programs: AttachedProgram[], digest?: string): Promise<void> {
+  private async pinAll(behaviour: string, hook: string, object: string, programs: AttachedProgram[], mode: Mode, digest?: string): Promise<void> {
     const pinnedAs = new Map<AttachedProgram, string>();
     const fail = async (e: unknown, what: string) => {
       const rest = programs.filter((p) => !pinnedAs.has(p) || pinnedAs.get(p) !== p.name);
@@ -336,7 +344,7 @@ export class Krsi {
     try {
       for (const p of programs) {
         if (p.pinned !== undefined) pinnedAs.set(p, p.pinned); // attachProgram pinned it as it attached
-        await this.kernel.recordObject(p.linkId, object, digest);
+        await this.kernel.recordObject(p.linkId, object, mode, digest);
         if (p.pinned !== undefined) continue;
         await this.kernel.pin(p.link, behaviour, temporaryPin(p.name));
         pinnedAs.set(p, temporaryPin(p.name));
@@ -359,7 +367,7 @@ export class Krsi {
       }
       pinnedAs.set(p, p.name);
       this.registry.touch(behaviour);
-      this.log.info('attached', { file: behaviour, hook, program: p.name, prog_id: p.progId, link_id: p.linkId, object });
+      this.log.info('attached', { file: behaviour, hook, program: p.name, prog_id: p.progId, link_id: p.linkId, object, mode });
       if (old) {
         await this.kernel.forgetObject(old.pin.linkId);
         this.log.info('replaced', { file: behaviour, program: old.pin.name, prog_id: old.pin.progId, link_id: old.pin.linkId });
@@ -424,6 +432,7 @@ export class Krsi {
     object: string,
     facts: ObjectFacts,
     globals: Record<string, string>,
+    mode: Mode,
   ): void {
     const einval = (msg: string) => new KrsiError('EINVAL', msg, { details: { object, behaviour, hook } });
     if (facts.programs.length === 0) throw einval(`attach ${object}: the object has no program`);
@@ -455,9 +464,15 @@ export class Krsi {
     const known = new Set(facts.globals.map((g) => g.name));
     for (const key of Object.keys(globals)) {
       if (!known.has(key)) {
-        const have = [...known].join(', ') || 'none';
+        // only what a line may set
+        const have = [...known].filter((g) => !KRSIFS_GLOBALS.includes(g)).join(', ') || 'none';
         throw einval(`attach ${object}: no global named ${key} in the object (it has: ${have})`);
       }
+    }
+    // attaching it enforcing instead would refuse for real what the writer only meant to watch
+    if (mode === 'monitor' && !facts.globals.some((g) => g.name === MONITOR_GLOBAL && g.section.startsWith('.rodata'))) {
+      throw einval(`attach ${object}: cannot honour mode=monitor: it does not include krsi_verdict.h (no ${MONITOR_GLOBAL} ` +
+        `global); it would refuse for real`);
     }
   }
 

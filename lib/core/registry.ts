@@ -3,6 +3,7 @@
 // KernelPort). Nothing is cached here, so a listing cannot drift from what is
 // attached: a pin removed behind krsifs's back is gone from the next one.
 import type { KernelPort, PinnedLink } from './kernel-port.js';
+import type { Mode } from './grammar.js';
 
 export interface Attached {
   /** Full program name from the object (the pin's name; the kernel keeps only 15 characters). */
@@ -14,6 +15,7 @@ export interface Attached {
   linkId: number;
   /** The object's path as the writer resolved it; null when unknown. */
   object: string | null;
+  mode: Mode;
 }
 
 /**
@@ -75,5 +77,5 @@ export class Registry {
 }
 
 export function attached(behaviour: string, p: PinnedLink): Attached {
-  return { name: p.name, behaviour, hook: p.hook, progId: p.progId, linkId: p.linkId, object: p.object };
+  return { name: p.name, behaviour, hook: p.hook, progId: p.progId, linkId: p.linkId, object: p.object, mode: p.mode };
 }

@@ -3,6 +3,7 @@
 //   <root>/<behaviour>/<name>-new, <name>-commit  an attach in flight (settled at start-up)
 //   <root>/link-objects/<link id>              symlink to the object the program came from
 //   <root>/link-digests/<link id>              symlink whose target is the digest of its bytes and settings
+//   <root>/link-modes/<link id>                symlink whose target is its mode (enforce, monitor)
 // (bpffs refuses names with a dot; behaviour and program names never hold a
 // '-', so neither name can clash with theirs.)
 // Everything lives in bpffs, so it lives exactly as long as the pins: a
@@ -14,6 +15,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { KrsiError } from '../errors.js';
 import type { AttachedProgram, KernelLink, KernelPort, PinnedLink, Unpinned } from '../core/kernel-port.js';
+import { MODES, type Mode } from '../core/grammar.js';
 import { isPinName } from '../core/registry.js';
 import * as kernel from './index.js';
 
@@ -22,6 +24,8 @@ export const DEFAULT_PIN_ROOT = `${BPFFS}/krsi`;
 const BPF_FS_MAGIC = 0xcafe4a11;
 const OBJECTS = 'link-objects';
 const DIGESTS = 'link-digests';
+const MODE_RECORDS = 'link-modes';
+const RECORDS = [OBJECTS, DIGESTS, MODE_RECORDS];
 
 async function isBpffs(dir: string): Promise<boolean> {
   try {
@@ -167,7 +171,7 @@ export class BpffsKernelPort implements KernelPort {
     const own: PinnedLink[] = [];
     for (const { foreign, ...p } of all) {
       const why = foreign ?? (isPinName(p.name) ? null : 'a name krsifs never gives a pin');
-      if (why === null) own.push(p);
+      if (why === null) own.push({ ...p, mode: await this.modeOf(p.linkId) });
       else this.foreign(behaviour, p.name, why);
     }
     return own;
@@ -200,11 +204,18 @@ export class BpffsKernelPort implements KernelPort {
     return n;
   }
 
-  async recordObject(linkId: number, object: string, digest?: string): Promise<void> {
-    // both records before the pin (as the pin protocol wants): a crash in
+  async recordObject(linkId: number, object: string, mode: Mode, digest?: string): Promise<void> {
+    // every record before the pin (as the pin protocol wants): a crash in
     // between leaves records without a link, which adopt() prunes
     await this.record(OBJECTS, linkId, object);
+    await this.record(MODE_RECORDS, linkId, mode);
     if (digest !== undefined) await this.record(DIGESTS, linkId, digest);
+  }
+
+  /** No record (a link pinned by an older krsifs) or one this version cannot read: enforce, which is what it does. */
+  private async modeOf(linkId: number): Promise<Mode> {
+    const m = await readlink(path.join(this.root, MODE_RECORDS, String(linkId))).catch(() => null);
+    return MODES.find((x) => x === m) ?? 'enforce';
   }
 
   private async record(what: string, linkId: number, target: string): Promise<void> {
@@ -223,11 +234,11 @@ export class BpffsKernelPort implements KernelPort {
   }
 
   async forgetObject(linkId: number): Promise<void> {
-    for (const what of [OBJECTS, DIGESTS]) await unlink(path.join(this.root, what, String(linkId))).catch(() => {});
+    for (const what of RECORDS) await unlink(path.join(this.root, what, String(linkId))).catch(() => {});
   }
 
   async pruneObjects(live: ReadonlySet<number>): Promise<void> {
-    for (const what of [OBJECTS, DIGESTS]) {
+    for (const what of RECORDS) {
       const dir = path.join(this.root, what);
       const names = await readdir(dir).catch(() => [] as string[]);
       for (const n of names) if (!live.has(Number(n))) await unlink(path.join(dir, n)).catch(() => {});
@@ -240,7 +251,7 @@ export class BpffsKernelPort implements KernelPort {
     try {
       const info = await kernel.linkInfo(link.id);
       const object = await readlink(path.join(this.root, OBJECTS, String(link.id))).catch(() => null);
-      return { name, linkId: link.id, progId: link.progId, progName: link.name, hook: info.hook, object };
+      return { name, linkId: link.id, progId: link.progId, progName: link.name, hook: info.hook, object, mode: await this.modeOf(link.id) };
     } finally {
       await link.close();
     }

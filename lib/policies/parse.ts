@@ -1,6 +1,6 @@
 // A policy directory: *.conf files, applied in lexical (byte) order, one
 // declaration per line:
-//   BEHAVIOUR PATH [KEY=VALUE ...]
+//   BEHAVIOUR PATH [KEY=VALUE ...] [mode=enforce|monitor]
 // where "PATH [KEY=VALUE ...]" is exactly what one would write to that
 // behaviour's file. Blank lines and lines starting with # are ignored. A
 // relative PATH resolves against the directory of its .conf. Only attach
@@ -8,7 +8,7 @@
 import { open, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { KrsiError } from '../errors.js';
-import { parseLine } from '../core/grammar.js';
+import { parseLine, type Mode } from '../core/grammar.js';
 import { checkTrusted } from './trust.js';
 
 export const DEFAULT_POLICY_DIR = '/etc/krsifs/policies.d';
@@ -25,6 +25,7 @@ export interface Declaration {
   /** The object's absolute path (a relative one resolved against the .conf's directory). */
   path: string;
   globals: Record<string, string>;
+  mode: Mode;
 }
 
 /** A line (or a file, or the directory: lineNo 0) that declares nothing because it is wrong. */
@@ -145,6 +146,7 @@ export function parseDeclaration(conf: string, lineNo: number, text: string, beh
     conf, lineNo, text, behaviour,
     path: path.resolve(path.dirname(conf), cmd.path),
     globals: cmd.globals,
+    mode: cmd.mode,
   };
 }
 
@@ -155,5 +157,6 @@ export function token(s: string): string {
 
 /** The line to run for a declaration: its object's absolute path and its settings. */
 export function lineOf(d: Declaration): string {
-  return [token(d.path), ...Object.entries(d.globals).map(([k, v]) => token(`${k}=${v}`))].join(' ');
+  const mode = d.mode === 'enforce' ? [] : [`mode=${d.mode}`];
+  return [token(d.path), ...Object.entries(d.globals).map(([k, v]) => token(`${k}=${v}`)), ...mode].join(' ');
 }

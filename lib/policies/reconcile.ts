@@ -12,6 +12,7 @@ import type { Credentials, KernelPort, PinnedLink } from '../core/kernel-port.js
 import { isTemporaryPin } from '../core/registry.js';
 import { isCompanionHook } from '../core/companion.js';
 import { digestOf, parseDigest, sameDigest, type Digest } from '../core/digest.js';
+import type { Mode } from '../core/grammar.js';
 import { lineOf, where, type Declaration, type PolicySet } from './parse.js';
 import { checkTrusted } from './trust.js';
 
@@ -28,6 +29,7 @@ export interface Plan {
   digest: Digest;
   /** The object's programs: the pin names it takes. */
   programs: string[];
+  mode: Mode;
 }
 
 /** Read, check and inspect a declaration's object (as `reader`, which is root for the daemon). */
@@ -35,7 +37,7 @@ export async function planOf(d: Declaration, kernel: PolicyKernel, reader: Crede
   await trust(d.path, 'object');
   const { data } = await kernel.readObject(reader, d.path);
   const facts = await kernel.inspect(data, path.basename(d.path));
-  return { digest: digestOf(data, d.globals), programs: facts.programs.map((p) => p.name) };
+  return { digest: digestOf(data, d.globals, d.mode), programs: facts.programs.map((p) => p.name), mode: d.mode };
 }
 
 export type State =
@@ -59,6 +61,7 @@ export async function stateOf(plan: Plan, hook: string | undefined, pins: Pinned
     if (pin.hook !== hook && !isCompanionHook(pin.hook)) whys.push(`${name} runs on hook ${pin.hook ?? '?'}, not ${hook ?? '(none here)'}`);
     else if (!recorded) whys.push(`${name} (link ${pin.linkId}) has no digest record (attached by an older krsifs, or lost)`);
     else if (recorded.object !== plan.digest.object) whys.push(`${name} (link ${pin.linkId}) was attached from other object bytes`);
+    else if (pin.mode !== plan.mode) whys.push(`${name} (link ${pin.linkId}) runs in mode=${pin.mode}, not mode=${plan.mode}`);
     else if (!sameDigest(recorded, plan.digest)) whys.push(`${name} (link ${pin.linkId}) was attached with other settings`);
   }
   return whys.length ? { inForce: false, why: whys.join('; '), links } : { inForce: true, links };

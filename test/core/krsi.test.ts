@@ -7,6 +7,7 @@ import { KrsiError } from '../../lib/errors.js';
 import type { AttachedProgram, Credentials, KernelPort, LoadedProgramFacts, ObjectFacts, PinnedLink } from '../../lib/core/kernel-port.js';
 import type { ResolvedBehaviour } from '../../lib/core/catalogue.js';
 import { companionOf } from '../../lib/core/companion.js';
+import type { Mode } from '../../lib/core/grammar.js';
 
 const caller: Credentials = {
   pid: process.pid, tgid: process.pid, uid: 0, gid: 0, fsuid: 0, fsgid: 0, groups: [],
@@ -45,6 +46,9 @@ class FakeKernel implements KernelPort {
   links = new Map<number, FakeLink>();
   dirs = new Map<string, Map<string, number>>();
   objectOf = new Map<number, string>();
+  modeOf = new Map<number, Mode>();
+  /** The globals each load was given, in order. */
+  loadGlobals: Record<string, string | number>[] = [];
   private nextId = 100;
 
   lsm(path: string, names: string[], hook: string | null = null, globals: string[] = []) {
@@ -85,8 +89,9 @@ class FakeKernel implements KernelPort {
     return this.objects.get(data.toString())!;
   }
 
-  async loadAndAttach(data: Buffer, hook: string): Promise<AttachedProgram[]> {
+  async loadAndAttach(data: Buffer, hook: string, opts: { globals?: Record<string, string | number> } = {}): Promise<AttachedProgram[]> {
     const path = data.toString();
+    this.loadGlobals.push({ ...opts.globals });
     const d = this.delay.get(path);
     if (d) await new Promise((r) => setTimeout(r, d));
     const fail = this.failLoad.get(path);
@@ -179,7 +184,7 @@ class FakeKernel implements KernelPort {
 
   private read(behaviour: string, name: string): PinnedLink {
     const l = this.links.get(this.dirs.get(behaviour)!.get(name)!)!;
-    return { name, linkId: l.id, progId: l.progId, progName: l.name.slice(0, 15), hook: l.hook, object: this.objectOf.get(l.id) ?? null };
+    return { name, linkId: l.id, progId: l.progId, progName: l.name.slice(0, 15), hook: l.hook, object: this.objectOf.get(l.id) ?? null, mode: this.modeOf.get(l.id) ?? 'enforce' };
   }
 
   async pins(behaviour: string) {
@@ -194,12 +199,14 @@ class FakeKernel implements KernelPort {
     return [...this.links.values()].filter((l) => l.hook === hook).length;
   }
 
-  async recordObject(linkId: number, object: string) {
+  async recordObject(linkId: number, object: string, mode: Mode) {
     this.objectOf.set(linkId, object);
+    this.modeOf.set(linkId, mode);
   }
 
   async forgetObject(linkId: number) {
     this.objectOf.delete(linkId);
+    this.modeOf.delete(linkId);
   }
 
   async pruneObjects(live: ReadonlySet<number>) {
@@ -223,7 +230,7 @@ t.test('attach lists NAME, HOOK, ids and the object, tab-separated', async (t) =
   const { k, core } = setup();
   k.lsm('a.o', ['deny_exec'], null, ['target']);
   await core.execute('process_execution', 'a.o target=/tmp/v', caller);
-  t.equal(await core.listing('process_execution'), 'deny_exec\tbprm_check_security\tprog_id=100\tlink_id=1100\tobject=/abs/a.o\n');
+  t.equal(await core.listing('process_execution'), 'deny_exec\tbprm_check_security\tprog_id=100\tlink_id=1100\tobject=/abs/a.o\tmode=enforce\n');
   t.equal(await core.listing('file_open'), '');
 });
 
@@ -234,8 +241,8 @@ t.test('an object path with a tab, a newline or a terminal control is escaped: o
   await core.execute('process_execution', `'${evil}'`, caller);
   const listing = await core.listing('process_execution');
   t.equal(listing.split('\n').length, 2, 'one line');
-  t.equal(listing.split('\t').length, 5, 'five fields');
-  t.match(listing, /object=\/abs\/x\\ty\\nforged\\tbprm_check_security\\tprog_id=1\\x1b\[2J\\u202e\.o\n$/, 'escaped');
+  t.equal(listing.split('\t').length, 6, 'six fields');
+  t.match(listing, /object=\/abs\/x\\ty\\nforged\\tbprm_check_security\\tprog_id=1\\x1b\[2J\\u202e\.o\tmode=enforce\n$/, 'escaped');
   await core.execute('process_execution', `'/missing/${evil}'`, caller).catch(() => {});
   const log = core.errorLog.text();
   t.equal(log.split('\n').filter(Boolean).length, 1, 'error_log: one entry, one line');
@@ -249,7 +256,7 @@ t.test('same-name replace attaches the new program before detaching the old', as
   await core.execute('process_execution', 'a.o', caller);
   await core.execute('process_execution', 'b.o', caller);
   t.same(k.events, ['attach deny_exec 100 bprm_check_security', 'attach deny_exec 101 bprm_check_security', 'detach 100']);
-  t.match(await core.listing('process_execution'), /^deny_exec\t.*prog_id=101\t.*object=\/abs\/b.o\n$/);
+  t.match(await core.listing('process_execution'), /^deny_exec\t.*prog_id=101\t.*object=\/abs\/b.o\tmode=enforce\n$/);
 });
 
 t.test('a failed load changes nothing and leaves one error_log entry', async (t) => {
@@ -423,7 +430,7 @@ t.test('a new daemon adopts the pins: same listing, same ids; !NAME and replace 
   t.equal(await core.listing('process_execution'), before);
   t.equal(core.errorLog.text(), '', 'nothing to report');
   await core.execute('process_execution', 'b.o', caller);
-  t.match(await core.listing('process_execution'), /^other\t.*\ndeny_exec\t.*prog_id=102\t.*object=\/abs\/b.o\n$/, 'replaced, in attach order');
+  t.match(await core.listing('process_execution'), /^other\t.*\ndeny_exec\t.*prog_id=102\t.*object=\/abs\/b.o\tmode=enforce\n$/, 'replaced, in attach order');
   await core.execute('process_execution', '!other', caller);
   t.same([...k.links.keys()], [1102]);
 });
@@ -460,7 +467,7 @@ t.test('a crash between the renames of a 2-program replace: the next daemon has 
   const { core } = setup(k);
   await core.adopt();
   const listed = await core.listing('process_execution');
-  t.match(listed, /^a\t.*object=\/abs\/v2.o\nb\t.*object=\/abs\/v2.o\n$/, 'both programs of v2, none of v1');
+  t.match(listed, /^a\t.*object=\/abs\/v2.o\tmode=enforce\nb\t.*object=\/abs\/v2.o\tmode=enforce\n$/, 'both programs of v2, none of v1');
   t.same([...k.dirs.get('process_execution')!.keys()].sort(), ['a', 'b'], 'no temporary pin left');
   t.same([...k.links.values()].map((l) => l.progId).sort(), [102, 103], 'v1 is out of the kernel');
 });
@@ -481,7 +488,7 @@ t.test('a crash while pinning a replace: the next daemon has the old object whol
   for (const l of [...k.links.values()]) if (l.progId === 103) k.links.delete(l.id);
   const { core } = setup(k);
   await core.adopt();
-  t.match(await core.listing('process_execution'), /^a\t.*prog_id=100\t.*object=\/abs\/v1.o\nb\t.*prog_id=101\t.*object=\/abs\/v1.o\n$/, 'both programs of v1');
+  t.match(await core.listing('process_execution'), /^a\t.*prog_id=100\t.*object=\/abs\/v1.o\tmode=enforce\nb\t.*prog_id=101\t.*object=\/abs\/v1.o\tmode=enforce\n$/, 'both programs of v1');
   t.same([...k.dirs.get('process_execution')!.keys()].sort(), ['a', 'b'], 'no temporary pin left');
 });
 
@@ -545,10 +552,10 @@ t.test('loaded programs: id:N and pins attach with the kernel name, replace and 
   await core.execute('process_execution', 'id:7', caller);
   t.same(k.events, ['attach deny_exec 100 bprm_check_security', 'attach deny_exec 7 bprm_check_security', 'detach 100'],
     'same name: the loaded program replaces the object\'s, new attached before old detached');
-  t.match(await core.listing('process_execution'), /^deny_exec\tbprm_check_security\tprog_id=7\tlink_id=\d+\tobject=id:7\n$/, 'listed with object=id:7');
+  t.match(await core.listing('process_execution'), /^deny_exec\tbprm_check_security\tprog_id=7\tlink_id=\d+\tobject=id:7\tmode=enforce\n$/, 'listed with object=id:7');
   t.same([...k.dirs.get('process_execution')!.keys()], ['deny_exec'], 'only the final pin is left');
   await core.execute('process_execution', '/sys/fs/bpf/other', caller);
-  t.match(await core.listing('process_execution'), /\nother\tbprm_check_security\tprog_id=8\t.*object=pinned:\/sys\/fs\/bpf\/other\n$/, 'a pin: object=pinned:PATH');
+  t.match(await core.listing('process_execution'), /\nother\tbprm_check_security\tprog_id=8\t.*object=pinned:\/sys\/fs\/bpf\/other\tmode=enforce\n$/, 'a pin: object=pinned:PATH');
   await core.execute('process_execution', 'id:11', caller);
   await core.execute('process_execution', 'id:12', caller);
   t.match(await core.listing('process_execution'), /\nmy_prog\t.*prog_id=11\t.*\nprog_12\t.*prog_id=12\t/, 'a dot becomes _, no name becomes prog_ID');
@@ -568,4 +575,50 @@ t.test('loaded programs: id:N and pins attach with the kernel name, replace and 
   for (const bad of ['id:', 'id:0', 'id:x', 'id:-1', 'id:99999999999']) {
     await t.rejects(core.execute('process_execution', bad, caller), { code: 'EINVAL', message: /is not id:N/ }, `${bad}: EINVAL`);
   }
+});
+
+t.test('mode=monitor: krsi_monitor=1 at load, the mode listed and recorded; enforce sets nothing', async (t) => {
+  const { k, core } = setup();
+  k.lsm('v.o', ['deny_exec'], null, ['target', 'krsi_monitor']);
+  await core.execute('process_execution', 'v.o target=/tmp/v mode=monitor', caller);
+  t.same(k.loadGlobals.at(-1), { target: '/tmp/v', krsi_monitor: '1' }, 'krsifs sets krsi_monitor itself');
+  t.match(await core.listing('process_execution'), /^deny_exec\tbprm_check_security\tprog_id=100\tlink_id=1100\tobject=\/abs\/v\.o\tmode=monitor\n$/);
+  await core.execute('process_execution', 'v.o target=/tmp/v', caller);
+  t.same(k.loadGlobals.at(-1), { target: '/tmp/v' }, 'enforce: the object\'s own default (0)');
+  t.match(await core.listing('process_execution'), /\tobject=\/abs\/v\.o\tmode=enforce\n$/, 'replaced by an enforcing one');
+  t.same([...k.modeOf.values()], ['enforce'], 'the replaced link\'s record is gone');
+});
+
+t.test('mode=monitor on an object without krsi_monitor (no krsi_verdict.h) is EINVAL: nothing loaded, one error_log entry', async (t) => {
+  const { k, core } = setup();
+  k.lsm('foreign.o', ['interop_exec'], 'bprm_check_security', ['target']);
+  k.objects.get('foreign.o')!.globals.push({ name: 'krsi_monitor', size: 4, section: '.bss' });
+  await t.rejects(core.execute('process_execution', 'foreign.o mode=monitor', caller), {
+    code: 'EINVAL',
+    message: 'attach /abs/foreign.o: cannot honour mode=monitor: it does not include krsi_verdict.h (no krsi_monitor global); it would refuse for real',
+  }, 'a krsi_monitor outside .rodata is not the header\'s');
+  t.same(k.events, [], 'nothing loaded');
+  t.equal(await core.listing('process_execution'), '');
+  t.match(core.errorLog.text(), /foreign\.o mode=monitor.*EINVAL.*cannot honour mode=monitor/);
+  await core.execute('process_execution', 'foreign.o mode=enforce', caller);
+  t.match(await core.listing('process_execution'), /\tmode=enforce\n$/, 'mode=enforce is what it does anyway: accepted');
+});
+
+t.test('a loaded program cannot honour mode=monitor: EINVAL; mode=enforce is accepted', async (t) => {
+  const { k, core } = setup();
+  k.loaded.set(7, { name: 'deny_exec', type: 'lsm', hook: 'bprm_check_security' });
+  await t.rejects(core.execute('process_execution', 'id:7 mode=monitor', caller), {
+    code: 'EINVAL', message: /^attach id:7: cannot honour mode=monitor: a program another loader loaded/,
+  });
+  t.same(k.events, [], 'nothing attached');
+  await core.execute('process_execution', 'id:7 mode=enforce', caller);
+  t.match(await core.listing('process_execution'), /\tobject=id:7\tmode=enforce\n$/);
+});
+
+t.test('KEY=VALUE for a global krsifs sets is EINVAL before anything is read', async (t) => {
+  const { k, core } = setup();
+  k.lsm('v.o', ['deny_exec'], null, ['krsi_monitor']);
+  await t.rejects(core.execute('process_execution', 'v.o krsi_monitor=1', caller), { code: 'EINVAL', message: /krsi_monitor: krsifs sets it itself.*mode=/ });
+  t.same(k.loadGlobals, []);
+  t.match(core.errorLog.text(), /v\.o krsi_monitor=1/);
 });

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Krsi } from '../../lib/core/krsi.js';
 import { KrsiError } from '../../lib/errors.js';
-import { parseLine } from '../../lib/core/grammar.js';
+import { parseLine, type Mode } from '../../lib/core/grammar.js';
 import { digestOf, formatDigest, parseDigest } from '../../lib/core/digest.js';
 import type { AttachedProgram, Credentials, KernelLink, KernelPort, ObjectFacts, PinnedLink } from '../../lib/core/kernel-port.js';
 import type { ResolvedBehaviour } from '../../lib/core/catalogue.js';
@@ -43,6 +43,7 @@ class Kernel implements KernelPort {
   files = new Map<string, string>();
   dirs = new Map<string, Map<string, { linkId: number; progId: number; hook: string }>>();
   objects = new Map<number, string>();
+  modes = new Map<number, Mode>();
   digests = new Map<number, string>();
   loads: string[] = [];
   refuse = new Map<string, KrsiError>();
@@ -56,7 +57,8 @@ class Kernel implements KernelPort {
   }
   async inspect(data: Buffer): Promise<ObjectFacts> {
     const progs = data.toString().split('\n')[0]!.split(',');
-    return { license: 'GPL', globals: [{ name: 'target', size: 256, section: '.rodata' }], programs: progs.map((name) => ({ name, section: 'lsm', type: 'lsm', isLsm: true, hook: null, sleepable: false })) };
+    const globals = [{ name: 'target', size: 256, section: '.rodata' }, { name: 'krsi_monitor', size: 4, section: '.rodata' }];
+    return { license: 'GPL', globals, programs: progs.map((name) => ({ name, section: 'lsm', type: 'lsm', isLsm: true, hook: null, sleepable: false })) };
   }
   // programs other loaders loaded: not used by the policy directory's tests
   async programInfo(id: number): Promise<never> {
@@ -85,7 +87,7 @@ class Kernel implements KernelPort {
   }
   private read(b: string, name: string): PinnedLink {
     const p = this.dirs.get(b)!.get(name)!;
-    return { name, linkId: p.linkId, progId: p.progId, progName: name, hook: p.hook, object: this.objects.get(p.linkId) ?? null };
+    return { name, linkId: p.linkId, progId: p.progId, progName: name, hook: p.hook, object: this.objects.get(p.linkId) ?? null, mode: this.modes.get(p.linkId) ?? 'enforce' };
   }
   async renamePin(b: string, from: string, to: string) {
     const dir = this.dirs.get(b)!;
@@ -108,8 +110,9 @@ class Kernel implements KernelPort {
   async linksOnHook() {
     return 0;
   }
-  async recordObject(linkId: number, object: string, digest?: string) {
+  async recordObject(linkId: number, object: string, mode: Mode, digest?: string) {
     this.objects.set(linkId, object);
+    this.modes.set(linkId, mode);
     if (digest !== undefined) this.digests.set(linkId, digest);
   }
   async forgetObject(linkId: number) {
@@ -173,8 +176,9 @@ t.test('a declaration: BEHAVIOUR then the line one would write; relative paths a
 
 t.test('lineOf reads back through the write grammar whatever the path and values hold', async (t) => {
   for (const p of ['/plain/x.o', '/with space/x.o', "/q'uote/x.o", '/d"q/x.o', '/back\\slash/x.o', '/!bang.o', '/#hash.o']) {
-    const d = { conf: '/c', lineNo: 1, text: '', behaviour: 'file_open', path: p, globals: { target: 'a b"c\'d\\e', x: '' } };
-    t.same(parseLine(lineOf(d)), { kind: 'attach', path: p, globals: d.globals }, p);
+    const d = { conf: '/c', lineNo: 1, text: '', behaviour: 'file_open', path: p, globals: { target: 'a b"c\'d\\e', x: '' }, mode: 'monitor' as const };
+    t.same(parseLine(lineOf(d)), { kind: 'attach', path: p, globals: d.globals, mode: 'monitor' }, p);
+    t.same(parseLine(lineOf({ ...d, mode: 'enforce' })), { kind: 'attach', path: p, globals: d.globals, mode: 'enforce' }, p);
   }
   t.equal(token('plain'), 'plain');
 });
@@ -323,17 +327,34 @@ t.test('digest records: a changed format or garbage counts as changed', async (t
   t.same(parseDigest(formatDigest(d)), d);
   t.same(digestOf(Buffer.from('x'), { a: '1', b: '2' }), d, 'key order does not matter');
   t.not(digestOf(Buffer.from('x'), { a: '1', b: '3' }).settings, d.settings);
+  t.same(digestOf(Buffer.from('x'), { a: '1', b: '2' }, 'enforce'), d, 'enforce is the digest of a line without mode= (links attached before modes existed)');
+  t.not(digestOf(Buffer.from('x'), { a: '1', b: '2' }, 'monitor').settings, d.settings, 'the mode is a setting');
   t.equal(parseDigest('object=sha256:zz settings=sha256:00'), null);
   t.equal(parseDigest(''), null);
 });
 
 t.test('a declared object with a companion is in force: the companion runs on its own function, not the hook', async (t) => {
-  const digest = digestOf(Buffer.from('hide'), {});
-  const pin = (name: string, linkId: number, hook: string): PinnedLink => ({ name, linkId, progId: linkId - 1000, progName: name.slice(0, 15), hook, object: '/abs/hide.o' });
+  const digest = digestOf(Buffer.from('hide'), {}, 'enforce');
+  const pin = (name: string, linkId: number, hook: string): PinnedLink => ({ name, linkId, progId: linkId - 1000, progName: name.slice(0, 15), hook, object: '/abs/hide.o', mode: 'enforce' });
   const kernel = { digestOf: async () => formatDigest(digest) };
-  const plan = { digest, programs: ['hidden_module_load', 'hidden_module_init'] };
+  const plan = { digest, programs: ['hidden_module_load', 'hidden_module_init'], mode: 'enforce' as const };
   const pins = [pin('hidden_module_load', 1001, 'kernel_read_file'), pin('hidden_module_init', 1002, 'fexit:do_init_module')];
   t.same(await stateOf(plan, 'kernel_read_file', pins, kernel), { inForce: true, links: pins });
   const moved = [pin('hidden_module_load', 1001, 'kernel_module_from_file'), pins[1]!];
   t.match(await stateOf(plan, 'kernel_read_file', moved, kernel), { inForce: false, why: 'hidden_module_load runs on hook kernel_module_from_file, not kernel_read_file' }, 'the LSM program still must be on the hook');
+});
+
+t.test('reconcile: mode= is part of a declaration; a link in the other mode is replaced, not kept', async (t) => {
+  const { k, core, run } = setup();
+  k.files.set('/o/a.o', 'deny_a\nv1');
+  const dir = await policyDir({ '10.conf': 'process_execution /o/a.o target=/x mode=monitor\n' });
+  t.same((await run(dir)).results.map((r) => r.outcome), ['attached']);
+  t.match(await core.listing('process_execution'), /^deny_a\t.*\tmode=monitor\n$/);
+  t.same((await run(dir)).results.map((r) => r.outcome), ['kept'], 'same mode: kept');
+  await writeFile(path.join(dir, '10.conf'), 'process_execution /o/a.o target=/x\n');
+  t.same((await run(dir)).results.map((r) => r.outcome), ['replaced'], 'enforce now: replaced');
+  t.match(await core.listing('process_execution'), /\tmode=enforce\n$/);
+  await writeFile(path.join(dir, '10.conf'), 'process_execution /o/a.o target=/x mode=enforce\n');
+  t.same((await run(dir)).results.map((r) => r.outcome), ['kept'], 'mode=enforce is the default: kept');
+  t.equal(core.errorLog.list().length, 0);
 });

@@ -40,6 +40,11 @@ t.test('each bad line: its errno, one error_log entry, nothing attached, daemon 
     ['deny_exec.o nope=1', 'process_execution', 'EINVAL', /no global named nope .*target/],
     ['deny_exec.o target', 'process_execution', 'EINVAL', /"target" is not KEY=VALUE/],
     [`deny_exec.o target=${'x'.repeat(300)}`, 'process_execution', 'EINVAL', /target/],
+    ['fixtures/interop_exec.o mode=monitor', 'process_execution', 'EINVAL',
+      /cannot honour mode=monitor: it does not include krsi_verdict\.h \(no krsi_monitor global\); it would refuse for real/],
+    ['deny_exec.o target=/tmp/v krsi_monitor=1', 'process_execution', 'EINVAL', /krsi_monitor: krsifs sets it itself at load \(use mode=monitor or mode=enforce\)/],
+    ['deny_exec.o krsi_behaviour=file_open', 'process_execution', 'EINVAL', /krsi_behaviour: krsifs sets it itself/],
+    ['deny_exec.o mode=foo', 'process_execution', 'EINVAL', /mode=foo: the mode is enforce or monitor/],
     ['!deny_exec', 'process_execution', 'ENOENT', /no program of that name on process_execution \(attached: none\)/],
     ['x'.repeat(5000), 'file_open', 'E2BIG', /longer than 4096 bytes/],
   ];
@@ -72,7 +77,7 @@ t.test('a valid object meets the kernel: refused with EPERM here, error_log says
     // line, then the exec refused and bpftool's ids), and step 6 (detach).
     t.equal(r.exitCode, 0, 'attached');
     t.equal(log, '', 'error_log has nothing to say');
-    t.match((await bash(`cat ${d.mountpoint}/process_execution`)).stdout, /^deny_exec\tbprm_check_security\tprog_id=\d+\tlink_id=\d+\tobject=\S+\/deny_exec\.o\n$/);
+    t.match((await bash(`cat ${d.mountpoint}/process_execution`)).stdout, /^deny_exec\tbprm_check_security\tprog_id=\d+\tlink_id=\d+\tobject=\S+\/deny_exec\.o\tmode=enforce\n$/);
     t.equal((await bash(`echo '!deny_exec' > ${d.mountpoint}/process_execution`)).exitCode, 0, 'detached');
     t.equal((await bash(`cat ${d.mountpoint}/process_execution`)).stdout, '', 'nothing listed');
   } else {

@@ -11,6 +11,13 @@ const objDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..
 const obj = (name: string): Promise<Buffer> => readFile(path.join(objDir, `${name}.o`));
 
 const target = { name: 'target', size: 256, section: '.rodata', kind: 'string' };
+/** What bpf/krsi_events.h and krsi_verdict.h declare (every shipped policy includes them): krsifs sets these at load. */
+const krsifsGlobals = [
+  { name: 'krsi_behaviour', size: 32, section: '.rodata', kind: 'string' },
+  { name: 'krsi_monitor', size: 4, section: '.rodata', kind: 'uint' },
+  { name: 'krsi_hook', size: 32, section: '.rodata', kind: 'string' },
+  { name: 'krsi_behaviour_id', size: 8, section: '.rodata', kind: 'uint' },
+];
 
 t.test('deny_exec: one hook-agnostic LSM program and its target', async (t) => {
   const info = await inspect(await obj('deny_exec'), 'deny_exec');
@@ -20,27 +27,28 @@ t.test('deny_exec: one hook-agnostic LSM program and its target', async (t) => {
     { name: 'deny_exec', section: 'lsm', type: 'lsm', expectedAttachType: 'lsm_mac', isLsm: true, hook: null, sleepable: false, instructions: info.programs[0]?.instructions },
   ], 'one plain SEC("lsm") program with no hook of its own');
   t.ok((info.programs[0]?.instructions ?? 0) > 0, 'it has instructions');
-  t.same(info.globals, [target], 'the only global is the const volatile target');
-  t.match(info.maps, [{ name: /\.rodata$/, type: 'array', internal: true, valueSize: 256, maxEntries: 1 }], 'libbpf made a .rodata map');
+  t.same(info.globals, [...krsifsGlobals, target], 'its own global is the const volatile target, after krsifs\'s');
+  t.match(info.maps.filter((m) => m.internal), [{ name: /\.rodata$/, type: 'array', internal: true, maxEntries: 1 }], 'libbpf made a .rodata map');
+  t.same(info.maps.filter((m) => !m.internal).map((m) => m.name), ['krsi_events', 'krsi_lost', 'krsi_stats', 'krsi_reported'], 'and the maps of the headers');
 });
 
 t.test('deny_exec_uid: a second exec program with a string and an integer global', async (t) => {
   const info = await inspect(await obj('deny_exec_uid'));
   t.match(info.programs, [{ name: 'deny_exec_uid', section: 'lsm', isLsm: true, hook: null }], 'hook-agnostic');
   t.equal(info.programs.length, 1, 'one program');
-  t.same(info.globals, [target, { name: 'uid', size: 4, section: '.rodata', kind: 'uint' }], 'target and uid');
+  t.same(info.globals, [...krsifsGlobals, target, { name: 'uid', size: 4, section: '.rodata', kind: 'uint' }], 'target and uid');
 });
 
 t.test('deny_open: an LSM program bound to file_open by its section', async (t) => {
   const info = await inspect(await obj('deny_open'));
   t.match(info.programs, [{ name: 'deny_open', section: 'lsm/file_open', type: 'lsm', isLsm: true, hook: 'file_open', sleepable: false }], 'hook from SEC("lsm/file_open")');
-  t.same(info.globals, [target], 'target');
+  t.same(info.globals, [...krsifsGlobals, target], 'target');
 });
 
 t.test('deny_path: the hook-agnostic file_open policy', async (t) => {
   const info = await inspect(await obj('deny_path'));
   t.match(info.programs, [{ name: 'deny_path', section: 'lsm', isLsm: true, hook: null }], 'no hook in the object');
-  t.same(info.globals, [target], 'target');
+  t.same(info.globals, [...krsifsGlobals, target], 'target');
 });
 
 t.test('fixtures', async (t) => {

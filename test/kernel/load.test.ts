@@ -57,7 +57,7 @@ t.test('refusals before the kernel: EINVAL naming the problem', async (t) => {
   }, 'a hook the kernel lacks');
   await t.rejects(loadAndAttach(denyExec, 'bad hook/../x'), { code: 'EINVAL' }, 'a hook that is not a name');
   await t.rejects(loadAndAttach(denyExec, 'bprm_check_security', { globals: { nope: 'x' } }), {
-    code: 'EINVAL', message: 'set global: no global named nope in object (have: target)', details: { global: 'nope' },
+    code: 'EINVAL', message: 'set global: no global named nope in object (have: krsi_behaviour, krsi_monitor, krsi_hook, krsi_behaviour_id, target)', details: { global: 'nope' },
   }, 'an unknown global, listing the known ones');
   await t.rejects(loadAndAttach(denyExec, 'bprm_check_security', { globals: { target: 'x'.repeat(256) } }), {
     code: 'EINVAL', message: 'set global target: value is 256 bytes, more than its capacity of 255 (char[256])',

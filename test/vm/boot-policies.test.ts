@@ -48,9 +48,9 @@ for (const kernel of testKernels()) {
       if (r.ok) t.pass(r.name);
       else t.fail(r.notPassed ? `${r.name} (${r.notPassed})` : r.name, { diagnostic: true, guest: r.diag });
     }
-    t.equal(results.length, 6, 'all 6 guest steps ran');
+    t.equal(results.length, 7, 'all 7 guest steps ran');
     t.equal(run.exitCode, 0, 'the guest suite exited 0');
-    if (run.exitCode !== 0 || results.length !== 6) t.comment(run.output.split('\n').slice(-150).join('\n'));
+    if (run.exitCode !== 0 || results.length !== 7) t.comment(run.output.split('\n').slice(-150).join('\n'));
   });
 
   t.test(`boot 2 (${kernel}; a reboot: empty bpffs, the same directory): refused from the first command, status 0`, async (t) => {

@@ -7,7 +7,7 @@ for (const kernel of testKernels()) {
   t.test(`seed policies and events on a real BPF LSM kernel (${kernel})`, (t) =>
     runGuestSuite(t, {
       name: 'policies',
-      steps: 8,
+      steps: 11,
       after: 'echo "# daemon log:"; sed "s/^/#   /" /tmp/krsifs.log | tail -40',
       notes: /burst: .*/,
       kernel,
