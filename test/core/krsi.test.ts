@@ -311,9 +311,9 @@ t.test('companions: fentry/fexit programs go with an LSM program; alone, fmod_re
   await core.execute('module_load', 'hide.o', caller);
   t.same(k.events, ['attach hidden_module_load 100 kernel_read_file', 'attach hidden_module_init 101 fexit:do_init_module', 'attach entry 102 fentry:do_init_module'], 'the kernel was asked for all three');
   t.equal(await core.listing('module_load'),
-    'hidden_module_load\tkernel_read_file\tprog_id=100\tlink_id=1100\tobject=/abs/hide.o\n' +
-    'hidden_module_init\tfexit:do_init_module\tprog_id=101\tlink_id=1101\tobject=/abs/hide.o\n' +
-    'entry\tfentry:do_init_module\tprog_id=102\tlink_id=1102\tobject=/abs/hide.o\n', 'HOOK is where each link runs');
+    'hidden_module_load\tkernel_read_file\tprog_id=100\tlink_id=1100\tobject=/abs/hide.o\tmode=enforce\n' +
+    'hidden_module_init\tfexit:do_init_module\tprog_id=101\tlink_id=1101\tobject=/abs/hide.o\tmode=enforce\n' +
+    'entry\tfentry:do_init_module\tprog_id=102\tlink_id=1102\tobject=/abs/hide.o\tmode=enforce\n', 'HOOK is where each link runs');
   await core.execute('module_load', '!entry', caller);
   t.match(await core.listing('module_load'), /^hidden_module_load\t.*\nhidden_module_init\t.*\n$/, '!NAME detaches a companion');
   const again = setup(k).core;
