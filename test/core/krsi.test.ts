@@ -193,6 +193,44 @@ class FakeKernel implements KernelPort {
   async pruneObjects(live: ReadonlySet<number>) {
     for (const id of this.objectOf.keys()) if (!live.has(id)) this.objectOf.delete(id);
   }
+
+  /** Model the denial observer (a link on the hook, pinned apart); off: every hook "returns void". */
+  observe = false;
+  observers = new Map<string, number>();
+  counters = new Map<string, { denied: number; monitored: number }>();
+
+  async observer(behaviour: string) {
+    const id = this.observers.get(behaviour);
+    return id === undefined ? null : { linkId: id };
+  }
+
+  async attachObserver(behaviour: string, hook: string) {
+    if (!this.observe) throw new KrsiError('EOPNOTSUPP', `observer: hook ${hook} returns void: it has no verdict to observe`);
+    if ((await this.linksOnHook(hook)) >= this.limit) throw new KrsiError('E2BIG', `observer: attach fexit to bpf_lsm_${hook}: argument list too long`);
+    const id = this.nextId++ + 9000;
+    this.links.set(id, { id, progId: id, name: 'krsi_observer', hook, refs: 1 });
+    this.observers.set(behaviour, id);
+    this.events.push(`observe ${behaviour}`);
+    return { linkId: id };
+  }
+
+  async detachObserver(behaviour: string) {
+    const id = this.observers.get(behaviour);
+    this.counters.delete(behaviour);
+    if (id === undefined) return false;
+    this.observers.delete(behaviour);
+    this.put(id);
+    this.events.push(`unobserve ${behaviour}`);
+    return true;
+  }
+
+  async observedBehaviours() {
+    return [...this.observers.keys()];
+  }
+
+  async counts(behaviour: string) {
+    return this.counters.get(behaviour) ?? { denied: 0, monitored: 0 };
+  }
 }
 
 function setup(k = new FakeKernel(), cat = catalogue) {
