@@ -51,7 +51,8 @@ class AttachObserverWorker : public PromiseWorker {
  protected:
   void Run() override {
     if (CheckReturnsValue(hook_, &failure_) != 0) return;
-    ObjectPtr obj = OpenObject(bytes_, "krsi_observer.o", nullptr, 0, &failure_);
+    std::vector<char> log(1u << 20, '\0');
+    ObjectPtr obj = OpenObject(bytes_, "krsi_observer.o", log.data(), log.size(), &failure_);
     if (!obj) return;
     bpf_program* p = bpf_object__next_program(obj.get(), nullptr);
     if (p == nullptr || bpf_object__next_program(obj.get(), p) != nullptr) {
@@ -71,6 +72,18 @@ class AttachObserverWorker : public PromiseWorker {
     if (e != 0) {
       std::string last = LibbpfLastLine();
       failure_.set(-e, "observer: load for " + target + ": " + ErrText(-e) + (last.empty() ? "" : " (" + last + ")"));
+      // the verifier's reasons, for error_log (the last lines say why)
+      std::string line;
+      for (const char* c = log.data(); *c; c++) {
+        if (*c != '\n') {
+          line += *c;
+          continue;
+        }
+        failure_.verifierLog.push_back(line);
+        line.clear();
+      }
+      if (failure_.verifierLog.size() > 40)
+        failure_.verifierLog.erase(failure_.verifierLog.begin(), failure_.verifierLog.end() - 40);
       return;
     }
     errno = 0;

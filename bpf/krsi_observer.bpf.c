@@ -16,7 +16,8 @@
  * to read them (lib/core/observer.ts holds the table). bpf_d_path is not
  * allowed here (fexit on bpf_lsm_* is not in its allow list), so a file's
  * path is walked by hand, dentry by dentry and across mounts, as d_path does
- * (but up to the global root, not the task's chroot). */
+ * (but up to the global root, not the task's chroot), one level per
+ * bpf_loop step. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -50,52 +51,83 @@ struct {
 	__type(value, struct path_buf);
 } krsi_path_scratch SEC(".maps");
 
+/* One step of the walk from a dentry up to the global root: bpf_loop runs
+ * it, so the verifier checks it once instead of once per level (a plain
+ * loop over 64 levels with a branch in each is too big for it). The kernel
+ * pointers are plain numbers here, read through bpf_probe_read_kernel. */
+struct walk {
+	struct dentry *d;
+	struct mount *mnt;
+	struct dentry *mnt_root;
+	__u32 off; /* where the path starts in the buffer */
+};
+
+static long walk_step(__u32 i, struct walk *w)
+{
+	__u32 zero = 0;
+	struct path_buf *buf = bpf_map_lookup_elem(&krsi_path_scratch, &zero);
+	/* locals: BPF_CORE_READ on w->... would relocate struct walk itself */
+	struct dentry *d = w->d;
+	struct mount *mnt = w->mnt;
+	struct dentry *mnt_root = w->mnt_root;
+	struct dentry *parent;
+	__u32 off = w->off;
+
+	if (!buf)
+		return 1;
+	parent = BPF_CORE_READ(d, d_parent);
+	if (d == mnt_root || d == parent) {
+		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+
+		if (d != mnt_root || mnt == up)
+			return 1; /* the global root (or a detached tree) */
+		/* the root of a mount: go on from where it is mounted */
+		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = up;
+		w->mnt_root = BPF_CORE_READ(up, mnt.mnt_root);
+		return 0;
+	}
+	__u32 len = BPF_CORE_READ(d, d_name.len) & NAME_MASK;
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+
+	if (len + 1 > off)
+		return 1; /* no room: the head is lost */
+	off -= len;
+	/* keep the mask the verifier needs: clang may think it useless */
+	asm volatile("" : "+r"(off));
+	bpf_probe_read_kernel(&buf->b[off & PATH_MASK], len, name);
+	off--;
+	asm volatile("" : "+r"(off));
+	buf->b[off & PATH_MASK] = '/';
+	w->off = off;
+	w->d = parent;
+	return 0;
+}
+
 /* The full path of `f` in buf (NUL-terminated), or NULL. A path deeper than
  * PATH_DEPTH keeps its last components and loses its head. */
 static __always_inline const char *file_path(struct file *f, struct path_buf *buf)
 {
-	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
 	struct vfsmount *vfsmnt = BPF_CORE_READ(f, f_path.mnt);
-	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
-	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
-	__u32 off = PATH_HALF - 1;
+	struct walk w = {
+		.d = BPF_CORE_READ(f, f_path.dentry),
+		.mnt = container_of(vfsmnt, struct mount, mnt),
+		.mnt_root = BPF_CORE_READ(vfsmnt, mnt_root),
+		.off = PATH_HALF - 1,
+	};
+	__u32 off;
 
-	if (!d || !vfsmnt)
+	if (!w.d || !vfsmnt)
 		return NULL;
 	buf->b[PATH_HALF - 1] = '\0';
-	for (int i = 0; i < PATH_DEPTH; i++) {
-		struct dentry *parent = BPF_CORE_READ(d, d_parent);
-
-		if (d == mnt_root || d == parent) {
-			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
-
-			if (d != mnt_root || mnt == up)
-				break; /* the global root (or a detached tree) */
-			/* the root of a mount: go on from where it is mounted */
-			d = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = up;
-			mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
-			continue;
-		}
-		__u32 len = BPF_CORE_READ(d, d_name.len) & NAME_MASK;
-		const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-
-		if (len + 1 > off)
-			break; /* no room: the head is lost */
-		off -= len;
-		/* keep the mask the verifier needs: clang may think it useless */
-		asm volatile("" : "+r"(off));
-		bpf_probe_read_kernel(&buf->b[off & PATH_MASK], len, name);
-		off--;
-		asm volatile("" : "+r"(off));
-		buf->b[off & PATH_MASK] = '/';
-		d = parent;
-	}
+	bpf_loop(PATH_DEPTH, walk_step, &w, 0);
+	off = w.off;
 	if (off == PATH_HALF - 1) {
 		/* the root itself */
 		off--;
 		buf->b[off & PATH_MASK] = '/';
 	}
+	asm volatile("" : "+r"(off));
 	return &buf->b[off & PATH_MASK];
 }
 
