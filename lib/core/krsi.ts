@@ -306,7 +306,8 @@ export class Krsi {
     try {
       return await attach();
     } catch (e) {
-      if (!fresh || KrsiError.from(e).code !== 'E2BIG') throw e;
+      const err = KrsiError.from(e);
+      if (!fresh || err.code !== 'E2BIG' || !roomWithoutObserver(err)) throw e;
       await this.kernel.detachObserver(behaviour).catch(() => false);
       this.log.info('observer detached: the hook has no room for it and the program', { file: behaviour, hook });
       const r = await attach();
@@ -526,7 +527,7 @@ export class Krsi {
       `; the kernel allows ${limit} per hook, shared with fentry/fexit on bpf_lsm_${hook}`;
     return new KrsiError(err.errno, msg, {
       verifierLog: err.verifierLog,
-      details: { ...err.details, attachedOnHook: onHook, attachedByKrsifs: ours + observers, observers, limit },
+      details: { ...err.details, attachedOnHook: onHook, attachedByKrsifs: ours + observers, observers, limit, objectPrograms: n },
     });
   }
 
@@ -593,6 +594,17 @@ export class Krsi {
       file: behaviour, program: name, link_id: linkId,
     });
   }
+}
+
+/**
+ * Would the object fit on the hook without the observer that just took a
+ * slot? Known from capacity()'s measure; unknown (a loaded program, one
+ * link): try.
+ */
+function roomWithoutObserver(err: KrsiError): boolean {
+  const { attachedOnHook: on, limit, objectPrograms: n } = err.details;
+  if (typeof on !== 'number' || typeof limit !== 'number' || typeof n !== 'number') return true;
+  return on - 1 + n <= limit;
 }
 
 /** The pin name of a loaded program: its kernel name, made a C identifier (bpffs refuses dots). */
