@@ -185,7 +185,11 @@ export class Krsi {
       if ((await this.registry.list(behaviour)).length === 0) continue;
       const had = await this.kernel.observer(behaviour).catch(() => null);
       if (had) this.log.info('adopted observer', { file: behaviour, link_id: had.linkId });
-      else await this.ensureObserver(behaviour, this.hookOf.get(behaviour)!);
+      else {
+        const hook = this.hookOf.get(behaviour)!;
+        const { failed } = await this.ensureObserver(behaviour, hook);
+        if (failed) this.notObserved(behaviour, hook, failed.errno, failed.message);
+      }
     }
     for (const behaviour of await this.kernel.observedBehaviours()) {
       if (this.hookOf.has(behaviour) && (await this.registry.list(behaviour)).length > 0) continue;
@@ -258,25 +262,24 @@ export class Krsi {
 
   /**
    * Attach the behaviour's denial observer unless it has one: before its
-   * first program, so that the program's first denial is seen. True when it
-   * was attached now. A failure is reported (log, error_log) and the
-   * program goes in anyway: enforcement first.
+   * first program, so that the program's first denial is seen. `fresh`:
+   * attached now; `failed`: why it could not be, for the caller to report
+   * once the program is in (a line that fails anyway needs no such word).
    */
-  private async ensureObserver(behaviour: string, hook: string): Promise<boolean> {
+  private async ensureObserver(behaviour: string, hook: string): Promise<{ fresh: boolean; failed?: KrsiError }> {
     try {
-      if (await this.kernel.observer(behaviour)) return false;
+      if (await this.kernel.observer(behaviour)) return { fresh: false };
       const { linkId } = await this.kernel.attachObserver(behaviour, hook);
       this.log.info('observer attached', { file: behaviour, hook, link_id: linkId });
-      return true;
+      return { fresh: true };
     } catch (e) {
       const err = KrsiError.from(e);
       if (err.code === 'EOPNOTSUPP' && /returns void/.test(err.message)) {
         // its "verdict" is garbage: there are no denials to see
         this.log.info('no observer: the hook returns void', { file: behaviour, hook });
-        return false;
+        return { fresh: false };
       }
-      this.notObserved(behaviour, hook, err.errno, err.message);
-      return false;
+      return { fresh: false, failed: err };
     }
   }
 
@@ -297,24 +300,29 @@ export class Krsi {
   }
 
   /**
-   * Run an attach with the behaviour's observer in place. When the observer
-   * just took the hook's last slot and the program then finds it full, the
-   * observer yields: the program is attached, unobserved, and that is said.
+   * Run the kernel's attach with the behaviour's observer in place (checks
+   * done, so a refused line costs no observer). When the observer just took
+   * the hook's last slot and the programs then find it full, it yields if
+   * they would fit without it (`fits`, given the E2BIG): the programs are
+   * attached, unobserved, and that is said.
    */
-  private async observed<T>(behaviour: string, hook: string, attach: () => Promise<T>): Promise<T> {
-    const fresh = await this.ensureObserver(behaviour, hook);
+  private async observed<T>(behaviour: string, hook: string, attach: () => Promise<T>, fits: (e: KrsiError) => Promise<boolean>): Promise<T> {
+    const { fresh, failed } = await this.ensureObserver(behaviour, hook);
+    let r: T;
     try {
-      return await attach();
+      r = await attach();
     } catch (e) {
       const err = KrsiError.from(e);
-      if (!fresh || err.code !== 'E2BIG' || !roomWithoutObserver(err)) throw e;
+      if (!fresh || err.code !== 'E2BIG' || !(await fits(err))) throw e;
       await this.kernel.detachObserver(behaviour).catch(() => false);
       this.log.info('observer detached: the hook has no room for it and the program', { file: behaviour, hook });
-      const r = await attach();
+      r = await attach();
       this.notObserved(behaviour, hook, errnoE2BIG,
         'the hook had room for one more program and the policy came first (the observer takes a slot of its own)');
       return r;
     }
+    if (failed) this.notObserved(behaviour, hook, failed.errno, failed.message);
+    return r;
   }
 
   /** The `hooks` file: every behaviour, its hook here or why it has none. */
@@ -355,7 +363,7 @@ export class Krsi {
       }
       case 'attach':
         try {
-          return await this.observed(behaviour, hook, () => this.attach(behaviour, hook, object!, cmd.globals));
+          return await this.attach(behaviour, hook, object!, cmd.globals);
         } catch (e) {
           await this.settleObserver(behaviour); // a failed first attach leaves no observer behind
           throw e;
@@ -376,7 +384,12 @@ export class Krsi {
       facts = await this.kernel.inspect(data, path.basename(resolved));
       this.check(behaviour, hook, resolved, facts, globals);
       await this.kernel.ensurePinDir(behaviour);
-      programs = await this.kernel.loadAndAttach(data, hook, { globals, objectName: path.basename(resolved) });
+      const checked = facts;
+      programs = await this.observed(
+        behaviour, hook,
+        () => this.kernel.loadAndAttach(data, hook, { globals, objectName: path.basename(resolved) }),
+        async (e) => roomWithoutObserver(await this.capacity(e, hook, checked)),
+      );
     } catch (e) {
       // say which file the writer's path resolved to: it is what was refused
       let err = KrsiError.from(e);
@@ -419,7 +432,7 @@ export class Krsi {
       }
       const name = loadedName(facts.name, id);
       await this.kernel.ensurePinDir(behaviour);
-      prog = { ...(await this.kernel.attachProgram(id, hook, behaviour, temporaryPin(name))), name };
+      prog = { ...(await this.observed(behaviour, hook, () => this.kernel.attachProgram(id, hook, behaviour, temporaryPin(name)), async () => true)), name };
     } catch (e) {
       const err = KrsiError.from(e);
       err.details.object ??= source;
