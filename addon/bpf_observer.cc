@@ -32,6 +32,7 @@ int CheckReturnsValue(const std::string& hook, Failure* f) {
   const btf_type* proto = btf__type_by_id(b, btf__type_by_id(b, id)->type);
   if (proto == nullptr || !btf_is_func_proto(proto) || proto->type == 0) {
     f->set(EOPNOTSUPP, "observer: hook " + hook + " returns void: it has no verdict to observe");
+    f->detailsJson = "{\"hook\":" + JsonString(hook) + ",\"returnsVoid\":true}";
     return EOPNOTSUPP;
   }
   return 0;

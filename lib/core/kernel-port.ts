@@ -169,7 +169,7 @@ export interface KernelPort {
   observer(behaviour: string): Promise<{ linkId: number } | null>;
   /**
    * Attach the behaviour's observer on `hook`, pinned (a stale one is
-   * replaced). Errors: EOPNOTSUPP the hook returns void, E2BIG the hook is
+   * replaced). Errors: EOPNOTSUPP with details.returnsVoid the hook returns void, E2BIG the hook is
    * full, ENOENT no observer object or shared maps.
    */
   attachObserver(behaviour: string, hook: string): Promise<{ linkId: number }>;

@@ -274,7 +274,7 @@ export class Krsi {
       return { fresh: true };
     } catch (e) {
       const err = KrsiError.from(e);
-      if (err.code === 'EOPNOTSUPP' && /returns void/.test(err.message)) {
+      if (err.details.returnsVoid === true) {
         // its "verdict" is garbage: there are no denials to see
         this.log.info('no observer: the hook returns void', { file: behaviour, hook });
         return { fresh: false };

@@ -205,7 +205,7 @@ class FakeKernel implements KernelPort {
   }
 
   async attachObserver(behaviour: string, hook: string) {
-    if (!this.observe) throw new KrsiError('EOPNOTSUPP', `observer: hook ${hook} returns void: it has no verdict to observe`);
+    if (!this.observe) throw new KrsiError('EOPNOTSUPP', `observer: hook ${hook} returns void: it has no verdict to observe`, { details: { returnsVoid: true } });
     if ((await this.linksOnHook(hook)) >= this.limit) throw new KrsiError('E2BIG', `observer: attach fexit to bpf_lsm_${hook}: argument list too long`);
     const id = this.nextId++ + 9000;
     this.links.set(id, { id, progId: id, name: 'krsi_observer', hook, refs: 1 });

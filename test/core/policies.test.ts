@@ -121,7 +121,7 @@ class Kernel implements KernelPort {
     return null;
   }
   async attachObserver(_behaviour: string, hook: string): Promise<{ linkId: number }> {
-    throw new KrsiError('EOPNOTSUPP', `observer: hook ${hook} returns void: it has no verdict to observe`);
+    throw new KrsiError('EOPNOTSUPP', `observer: hook ${hook} returns void: it has no verdict to observe`, { details: { returnsVoid: true } });
   }
   async detachObserver() {
     return false;
