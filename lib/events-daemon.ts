@@ -67,7 +67,9 @@ export function startEvents(
       }
       let programs = named.get(r.behaviour);
       if (!programs) {
-        programs = programsOf ? await programsOf(r.behaviour).catch(() => []) : [];
+        // the record's text is any program's to write: only a behaviour's own name reaches the pins
+        const known = programsOf && [...behaviourOf.values()].includes(r.behaviour);
+        programs = known ? await programsOf!(r.behaviour).catch(() => []) : [];
         named.set(r.behaviour, programs);
       }
       hub.publish(formatRecord(completeObserved(r, programs)));
@@ -86,10 +88,13 @@ export function startEvents(
         const lost = lastLost !== null && lostTotal > lastLost ? lostTotal - lastLost : 0;
         lastLost = lostTotal;
         const records = raw.map((b) => decodeRecord(b, offset)).filter((r): r is EventRecord => r !== null);
-        order = order.then(async () => {
-          hub.kernelLost(lost);
-          await publish(records);
-        });
+        order = order
+          .then(async () => {
+            hub.kernelLost(lost);
+            await publish(records);
+          })
+          // a failed batch must not stop the ones after it
+          .catch((e: unknown) => log.error('events: a batch was not published', { error: (e as Error).message }));
       });
       reuseMaps = reuseMapsOf(paths);
       log.info('events ring', { pin: paths.ring, bytes: opts.ringBytes ?? RING_BYTES, created, stats: paths.stats });
