@@ -18,6 +18,7 @@ void InitBpf(Napi::Env env, Napi::Object exports) {
   InitProbe(env, exports);
   InitEvents(env, exports);
   InitPins(env, exports);
+  InitObserver(env, exports);
 }
 
 }  // namespace krsi

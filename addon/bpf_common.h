@@ -172,5 +172,6 @@ void InitBtf(Napi::Env env, Napi::Object exports);
 void InitProbe(Napi::Env env, Napi::Object exports);
 void InitEvents(Napi::Env env, Napi::Object exports);
 void InitPins(Napi::Env env, Napi::Object exports);
+void InitObserver(Napi::Env env, Napi::Object exports);
 
 }  // namespace krsi

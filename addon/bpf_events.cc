@@ -1,7 +1,10 @@
 // The events ring: one BPF_MAP_TYPE_RINGBUF for all of krsifs, pinned in
 // bpffs so it outlives the daemon like the pinned links, plus a one-slot
 // array counting records the full ring refused (bpf/krsi_events.h).
-//   eventsOpen(ringPath, lostPath, sizeBytes) -> { created }
+//   eventsOpen(ringPath, lostPath, sizeBytes, statsPath, reportedPath) -> { created }
+// plus the counters every behaviour's denials go to (krsi_stats) and the
+// marks by which the observer knows a policy reported a denial itself
+// (krsi_reported): bpf/krsi_verdict.h.
 //   new EventReader(ringPath, lostPath, onBatch(records: Buffer[], lost, realtimeMinusBoottimeNs))
 // The reader watches ring_buffer__epoll_fd() with a uv_poll on the JS loop and
 // drains with ring_buffer__consume (never blocks): no thread, no lock.
@@ -35,6 +38,14 @@ int OpenOrCreate(const std::string& path, bpf_map_type type, const char* name, u
       *what = path + " is pinned but is not a " + libbpf_bpf_map_type_str(type) + " map";
       return EEXIST;
     }
+    // an older or foreign map of the right type but another shape would make
+    // every object that reuses it fail to load: refuse it here, once, clearly
+    if (type != BPF_MAP_TYPE_RINGBUF && (info.key_size != keySize || info.value_size != valueSize)) {
+      *what = path + " is pinned with key/value sizes " + std::to_string(info.key_size) + "/" +
+              std::to_string(info.value_size) + ", not " + std::to_string(keySize) + "/" + std::to_string(valueSize) +
+              " (remove it: rm " + path + ")";
+      return EEXIST;
+    }
     *out = std::move(fd);
     return 0;
   }
@@ -59,18 +70,25 @@ int OpenOrCreate(const std::string& path, bpf_map_type type, const char* name, u
 
 Napi::Value EventsOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsNumber()) {
-    Napi::TypeError::New(env, "eventsOpen(ringPath: string, lostPath: string, sizeBytes: number)").ThrowAsJavaScriptException();
+  if (info.Length() < 5 || !info[0].IsString() || !info[1].IsString() || !info[2].IsNumber() || !info[3].IsString() ||
+      !info[4].IsString()) {
+    Napi::TypeError::New(env, "eventsOpen(ringPath, lostPath, sizeBytes, statsPath, reportedPath)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   std::string ring = info[0].As<Napi::String>().Utf8Value();
   std::string lost = info[1].As<Napi::String>().Utf8Value();
   uint32_t size = info[2].As<Napi::Number>().Uint32Value();
-  UniqueFd rfd, lfd;
-  bool createdRing = false, createdLost = false;
+  std::string stats = info[3].As<Napi::String>().Utf8Value();
+  std::string reported = info[4].As<Napi::String>().Utf8Value();
+  UniqueFd rfd, lfd, sfd, mfd;
+  bool createdRing = false, createdLost = false, createdStats = false, createdMarks = false;
   std::string what;
   int err = OpenOrCreate(ring, BPF_MAP_TYPE_RINGBUF, "krsi_events", 0, 0, size, &rfd, &createdRing, &what);
   if (err == 0) err = OpenOrCreate(lost, BPF_MAP_TYPE_ARRAY, "krsi_lost", 4, 8, 1, &lfd, &createdLost, &what);
+  // sizes and entries as declared in bpf/krsi_verdict.h
+  if (err == 0) err = OpenOrCreate(stats, BPF_MAP_TYPE_HASH, "krsi_stats", 8, 16, 256, &sfd, &createdStats, &what);
+  if (err == 0)
+    err = OpenOrCreate(reported, BPF_MAP_TYPE_LRU_HASH, "krsi_reported", 8, 8, 4096, &mfd, &createdMarks, &what);
   if (err != 0) {
     ThrowError(env, err, "events ring: " + what + ": " + ErrText(err));
     return env.Undefined();

@@ -159,7 +159,7 @@ class LoadAttachWorker : public PromiseWorker {
       return false;
     }
     if (!SetGlobals(obj, globals_, &failure_)) return false;
-    if (!ReuseMaps(obj)) return false;
+    if (!ReuseMaps(obj, reuse_, &failure_)) return false;
 
     ClearLibbpfLog();
     int e = bpf_object__load(obj);
@@ -214,28 +214,6 @@ class LoadAttachWorker : public PromiseWorker {
     return false;
   }
 
-  // Maps the object declares by a name in reuse_ become the pinned map at
-  // the given path (the daemon's events ring): libbpf uses it instead of
-  // creating one. Names the object lacks are skipped.
-  bool ReuseMaps(bpf_object* obj) {
-    for (const auto& [name, path] : reuse_) {
-      bpf_map* m = bpf_object__find_map_by_name(obj, name.c_str());
-      if (m == nullptr) continue;
-      UniqueFd fd(bpf_obj_get(path.c_str()));
-      if (!fd.valid()) {
-        int err = errno;
-        failure_.set(err, "load object: map " + name + ": open the shared map " + path + ": " + ErrText(err));
-        return false;
-      }
-      int e = bpf_map__reuse_fd(m, fd.get());  // dups the fd
-      if (e != 0) {
-        failure_.set(-e, "load object: map " + name + ": reuse the shared map " + path + ": " + ErrText(-e));
-        return false;
-      }
-    }
-    return true;
-  }
-
   BpfEnvData* data_;
   std::vector<uint8_t> bytes_;
   std::string hook_;
@@ -256,48 +234,13 @@ Napi::Value LoadAndAttach(const Napi::CallbackInfo& info) {
   std::string hook = info[1].As<Napi::String>().Utf8Value();
   std::vector<GlobalValue> globals;
   std::string objectName;
+  std::vector<std::pair<std::string, std::string>> reuse;
   if (info.Length() > 2 && info[2].IsObject()) {
     Napi::Object opts = info[2].As<Napi::Object>();
     Napi::Value on = opts.Get("objectName");
     if (on.IsString()) objectName = on.As<Napi::String>().Utf8Value();
-    Napi::Value g = opts.Get("globals");
-    if (g.IsObject()) {
-      Napi::Object go = g.As<Napi::Object>();
-      Napi::Array keys = go.GetPropertyNames();
-      for (uint32_t i = 0; i < keys.Length(); i++) {
-        GlobalValue v;
-        v.name = keys.Get(i).ToString().Utf8Value();
-        Napi::Value val = go.Get(v.name);
-        if (val.IsNumber()) {
-          v.isNumber = true;
-          v.number = val.As<Napi::Number>().DoubleValue();
-        } else if (val.IsString()) {
-          v.text = val.As<Napi::String>().Utf8Value();
-        } else {
-          Napi::TypeError::New(env, "loadAndAttach: global " + v.name + " must be a string or a number")
-              .ThrowAsJavaScriptException();
-          return env.Undefined();
-        }
-        globals.push_back(std::move(v));
-      }
-    }
-  }
-  std::vector<std::pair<std::string, std::string>> reuse;
-  if (info.Length() > 2 && info[2].IsObject()) {
-    Napi::Value rm = info[2].As<Napi::Object>().Get("reuseMaps");
-    if (rm.IsObject()) {
-      Napi::Object ro = rm.As<Napi::Object>();
-      Napi::Array keys = ro.GetPropertyNames();
-      for (uint32_t i = 0; i < keys.Length(); i++) {
-        std::string name = keys.Get(i).ToString().Utf8Value();
-        Napi::Value path = ro.Get(name);
-        if (!path.IsString()) {
-          Napi::TypeError::New(env, "loadAndAttach: reuseMaps." + name + " must be a pinned path").ThrowAsJavaScriptException();
-          return env.Undefined();
-        }
-        reuse.emplace_back(name, path.As<Napi::String>().Utf8Value());
-      }
-    }
+    if (!ParseGlobals(env, opts.Get("globals"), "loadAndAttach", &globals)) return env.Undefined();
+    if (!ParseReuseMaps(env, opts.Get("reuseMaps"), "loadAndAttach", &reuse)) return env.Undefined();
   }
   auto* data = static_cast<BpfEnvData*>(info.Data());
   return (new LoadAttachWorker(env, data, std::move(bytes), hook, std::move(globals), objectName, std::move(reuse)))
@@ -410,6 +353,64 @@ Napi::Value AttachProgram(const Napi::CallbackInfo& info) {
       ->Queue();
 }
 }  // namespace
+
+bool ReuseMaps(bpf_object* obj, const std::vector<std::pair<std::string, std::string>>& reuse, Failure* f) {
+  for (const auto& [name, path] : reuse) {
+    bpf_map* m = bpf_object__find_map_by_name(obj, name.c_str());
+    if (m == nullptr) continue;
+    UniqueFd fd(bpf_obj_get(path.c_str()));
+    if (!fd.valid()) {
+      int err = errno;
+      f->set(err, "load object: map " + name + ": open the shared map " + path + ": " + ErrText(err));
+      return false;
+    }
+    int e = bpf_map__reuse_fd(m, fd.get());  // dups the fd
+    if (e != 0) {
+      f->set(-e, "load object: map " + name + ": reuse the shared map " + path + ": " + ErrText(-e));
+      return false;
+    }
+  }
+  return true;
+}
+
+bool ParseGlobals(Napi::Env env, Napi::Value g, const char* what, std::vector<GlobalValue>* out) {
+  if (!g.IsObject()) return true;
+  Napi::Object go = g.As<Napi::Object>();
+  Napi::Array keys = go.GetPropertyNames();
+  for (uint32_t i = 0; i < keys.Length(); i++) {
+    GlobalValue v;
+    v.name = keys.Get(i).ToString().Utf8Value();
+    Napi::Value val = go.Get(v.name);
+    if (val.IsNumber()) {
+      v.isNumber = true;
+      v.number = val.As<Napi::Number>().DoubleValue();
+    } else if (val.IsString()) {
+      v.text = val.As<Napi::String>().Utf8Value();
+    } else {
+      Napi::TypeError::New(env, std::string(what) + ": global " + v.name + " must be a string or a number")
+          .ThrowAsJavaScriptException();
+      return false;
+    }
+    out->push_back(std::move(v));
+  }
+  return true;
+}
+
+bool ParseReuseMaps(Napi::Env env, Napi::Value rm, const char* what, std::vector<std::pair<std::string, std::string>>* out) {
+  if (!rm.IsObject()) return true;
+  Napi::Object ro = rm.As<Napi::Object>();
+  Napi::Array keys = ro.GetPropertyNames();
+  for (uint32_t i = 0; i < keys.Length(); i++) {
+    std::string name = keys.Get(i).ToString().Utf8Value();
+    Napi::Value path = ro.Get(name);
+    if (!path.IsString()) {
+      Napi::TypeError::New(env, std::string(what) + ": reuseMaps." + name + " must be a pinned path").ThrowAsJavaScriptException();
+      return false;
+    }
+    out->emplace_back(name, path.As<Napi::String>().Utf8Value());
+  }
+  return true;
+}
 
 void InitLoad(Napi::Env env, Napi::Object exports, BpfEnvData* data) {
   exports.Set("loadAndAttach", Napi::Function::New(env, LoadAndAttach, "loadAndAttach", data));

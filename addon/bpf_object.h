@@ -34,4 +34,12 @@ std::vector<GlobalVar> ListGlobals(bpf_object* obj);
 // on an unknown name, a wrong type, a value out of range or too long.
 bool SetGlobals(bpf_object* obj, const std::vector<GlobalValue>& values, Failure* f);
 
+// Maps the object declares by a name in `reuse` (name, pinned path) become
+// the pinned map: libbpf uses it instead of creating one (the daemon's events
+// ring and counters). Names the object lacks are skipped.
+bool ReuseMaps(bpf_object* obj, const std::vector<std::pair<std::string, std::string>>& reuse, Failure* f);
+// opts.globals / opts.reuseMaps of a load call, checked; false with a pending TypeError.
+bool ParseGlobals(Napi::Env env, Napi::Value g, const char* what, std::vector<GlobalValue>* out);
+bool ParseReuseMaps(Napi::Env env, Napi::Value rm, const char* what, std::vector<std::pair<std::string, std::string>>* out);
+
 }  // namespace krsi

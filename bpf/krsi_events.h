@@ -31,6 +31,9 @@
 #define KRSI_EVENT_COMM 16
 #define KRSI_EVENT_NAME 32
 #define KRSI_EVENT_TRUNCATED 1
+/* Sent by krsifs's observer (bpf/krsi_observer.bpf.c), not by a policy: the
+ * daemon names the errno and the program that denied. */
+#define KRSI_EVENT_OBSERVED 2
 
 /* The record, exactly as krsifs reads it (little-endian, no padding holes). */
 struct krsi_event {
@@ -38,7 +41,7 @@ struct krsi_event {
 	__u32 pid;                /* thread group id: the pid ps shows */
 	__u32 tid;
 	__u16 payload_len;        /* bytes of payload used */
-	__u16 flags;              /* KRSI_EVENT_TRUNCATED */
+	__u16 flags;              /* KRSI_EVENT_TRUNCATED, KRSI_EVENT_OBSERVED */
 	__u32 reserved;
 	char comm[KRSI_EVENT_COMM];
 	char program[KRSI_EVENT_NAME];

@@ -11,6 +11,11 @@ for (const code of PREFERRED) {
   if (n !== undefined) codeOf.set(n, code);
 }
 
+/** The code of an errno value, such as 'EPERM' for 1; `E<n>` for a number the platform does not name. */
+export function errnoName(n: number): string {
+  return codeOf.get(n) ?? `E${n}`;
+}
+
 /** The errno value for a code such as 'EPERM'. */
 export function errnoOf(code: string): number {
   const n = (constants.errno as Record<string, number>)[code];
@@ -41,7 +46,7 @@ export class KrsiError extends Error {
     super(message);
     this.name = 'KrsiError';
     this.errno = typeof errno === 'string' ? errnoOf(errno) : Math.abs(errno);
-    this.code = codeOf.get(this.errno) ?? `E${this.errno}`;
+    this.code = errnoName(this.errno);
     this.verifierLog = options.verifierLog?.length ? options.verifierLog : undefined;
     this.details = options.details ?? {};
   }

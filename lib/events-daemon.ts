@@ -1,24 +1,32 @@
 // The daemon's side of `events`: the one ring buffer of krsifs, pinned at
-// <pin root>/events (its lost counter at <pin root>/events_lost) so that it
-// outlives the daemon like the pinned links, a reader draining it on the
-// loop into the EventHub, and a KernelPort wrapper that makes every object
-// declaring `krsi_events` (bpf/krsi_events.h) write to that ring and tells it
-// the behaviour it was written to. lib/core/krsi.ts knows none of this.
-import path from 'node:path';
+// <pin root>/events (its lost counter at <pin root>/events_lost), and the
+// counters and marks of bpf/krsi_verdict.h (<pin root>/stats, /reported), so
+// that they outlive the daemon like the pinned links; a reader draining the
+// ring on the loop into the EventHub (naming the program and errno of the
+// observer's records); and a KernelPort wrapper that makes every object
+// declaring `krsi_events` use those maps and tells it the behaviour it was
+// written to. lib/core/krsi.ts knows none of this.
 import { KrsiError } from './errors.js';
 import type { Logger } from './log.js';
 import type { ResolvedBehaviour } from './core/catalogue.js';
-import { EventHub, decodeRecord, formatRecord } from './core/events.js';
+import { EventHub, decodeRecord, formatRecord, type EventRecord } from './core/events.js';
 import { behaviourId } from './core/behaviour-id.js';
 import { BEHAVIOUR_GLOBAL, BEHAVIOUR_ID_GLOBAL, HOOK_GLOBAL } from './core/globals.js';
 import type { KernelPort } from './core/kernel-port.js';
+import { completeObserved } from './core/observer.js';
+import { isTemporaryPin } from './core/registry.js';
 import * as kernel from './kernel/index.js';
-import { eventsOpen, openEventReader, type EventReader } from './kernel/events.js';
+import {
+  RING_MAP,
+  eventsOpen,
+  openEventReader,
+  reuseMapsOf,
+  sharedMapPaths,
+  type EventReader,
+} from './kernel/events.js';
 
 /** 4 MiB: about 6,700 records of 616 bytes in flight. A power of 2, as the kernel requires. */
 export const RING_BYTES = 4 << 20;
-export const RING_MAP = 'krsi_events';
-export const LOST_MAP = 'krsi_lost';
 
 export interface EventsService {
   hub: EventHub;
@@ -40,29 +48,59 @@ export function startEvents(
   for (const b of catalogue) if (b.hook) behaviourOf.set(b.hook, b.behaviour);
   let reader: EventReader | null = null;
   let ringPath: string | null = null;
-  let lostPath: string | null = null;
+  let reuseMaps: Record<string, string> | null = null;
+  // The programs of a behaviour, to name the denier of an observer's record;
+  // set by wrap (it has the port).
+  let programsOf: ((behaviour: string) => Promise<string[]>) | null = null;
+  // Batches with observer records wait for a pins read: the ones after them
+  // wait their turn, so lines keep the ring's order.
+  let order: Promise<void> = Promise.resolve();
+
+  const publish = async (records: EventRecord[]) => {
+    const named = new Map<string, string[]>();
+    for (const r of records) {
+      if (!r.observed) {
+        hub.publish(formatRecord(r));
+        continue;
+      }
+      let programs = named.get(r.behaviour);
+      if (!programs) {
+        // the record's text is any program's to write: only a behaviour's own name reaches the pins
+        const known = programsOf && [...behaviourOf.values()].includes(r.behaviour);
+        programs = known ? await programsOf!(r.behaviour).catch(() => []) : [];
+        named.set(r.behaviour, programs);
+      }
+      hub.publish(formatRecord(completeObserved(r, programs)));
+    }
+  };
 
   if (pinRoot) {
     try {
-      ringPath = path.join(pinRoot, 'events');
-      lostPath = path.join(pinRoot, 'events_lost');
-      const { created } = eventsOpen(ringPath, lostPath, opts.ringBytes ?? RING_BYTES);
+      const paths = sharedMapPaths(pinRoot);
+      const { created } = eventsOpen(paths, opts.ringBytes ?? RING_BYTES);
+      ringPath = paths.ring;
       // a ring we created starts at 0; an adopted one's count so far is not ours to report
       let lastLost: number | null = created ? 0 : null;
-      reader = openEventReader(ringPath, lostPath, (records, lostTotal, offset) => {
+      reader = openEventReader(paths.ring, paths.lost, (raw, lostTotal, offset) => {
         // The counter outlives daemons: count only what went missing while we read.
-        if (lastLost !== null && lostTotal > lastLost) hub.kernelLost(lostTotal - lastLost);
+        const lost = lastLost !== null && lostTotal > lastLost ? lostTotal - lastLost : 0;
         lastLost = lostTotal;
-        for (const raw of records) {
-          const r = decodeRecord(raw, offset);
-          if (r) hub.publish(formatRecord(r));
-        }
+        const records = raw.map((b) => decodeRecord(b, offset)).filter((r): r is EventRecord => r !== null);
+        order = order
+          .then(async () => {
+            hub.kernelLost(lost);
+            await publish(records);
+          })
+          // a failed batch must not stop the ones after it
+          .catch((e: unknown) => log.error('events: a batch was not published', { error: (e as Error).message }));
       });
-      log.info('events ring', { pin: ringPath, bytes: opts.ringBytes ?? RING_BYTES, created });
+      reuseMaps = reuseMapsOf(paths);
+      log.info('events ring', { pin: paths.ring, bytes: opts.ringBytes ?? RING_BYTES, created, stats: paths.stats });
     } catch (e) {
       const err = KrsiError.from(e);
-      log.error('events: no shared ring: the events file stays empty', { error: err.message, code: err.code });
-      ringPath = lostPath = null;
+      log.error('events: no shared ring: the events file stays empty and denials are not counted', { error: err.message, code: err.code });
+      ringPath = null;
+      reuseMaps = null;
     }
   } else {
     log.warn('events: no pin root: the events file stays empty', {});
@@ -72,8 +110,9 @@ export function startEvents(
     hub,
     ringPath,
     wrap<P extends KernelPort>(port: P): P {
-      if (!ringPath || !lostPath) return port;
-      const reuseMaps = { [RING_MAP]: ringPath, [LOST_MAP]: lostPath };
+      programsOf = async (behaviour) => (await port.pins(behaviour)).filter((p) => !isTemporaryPin(p.name)).map((p) => p.name);
+      const shared = reuseMaps;
+      if (!shared) return port;
       const loadAndAttach: KernelPort['loadAndAttach'] = async (data, hook, o) => {
         const info = await kernel.inspect(data, o.objectName);
         if (!info.maps.some((m) => m.name === RING_MAP)) return port.loadAndAttach(data, hook, o);
@@ -83,7 +122,7 @@ export function startEvents(
         if (declares(BEHAVIOUR_GLOBAL)) globals[BEHAVIOUR_GLOBAL] = behaviour;
         if (declares(HOOK_GLOBAL)) globals[HOOK_GLOBAL] = hook;
         if (declares(BEHAVIOUR_ID_GLOBAL)) globals[BEHAVIOUR_ID_GLOBAL] = behaviourId(behaviour).toString();
-        const withRing = { ...o, globals, reuseMaps };
+        const withRing = { ...o, globals, reuseMaps: shared };
         return port.loadAndAttach(data, hook, withRing);
       };
       return new Proxy(port, {

@@ -41,6 +41,8 @@ export interface BehaviourStatus {
   declared: DeclaredStatus[];
   /** Attached here, declared by no line. */
   undeclared: { name: string; linkId: number; progId: number; object: string | null; mode: Mode }[];
+  /** Programs attached now and the denials counted since the behaviour's first attach (the `stats` file); null with none attached. */
+  stats: { programs: number; denied: number; monitored: number } | null;
 }
 
 export interface Status {
@@ -87,7 +89,7 @@ export async function status(o: StatusOptions = {}): Promise<Status> {
   const byName = new Map<string, BehaviourStatus>();
   const entry = (b: string) => {
     let e = byName.get(b);
-    if (!e) byName.set(b, (e = { behaviour: b, hook: hookOf.get(b) ?? null, declared: [], undeclared: [] }));
+    if (!e) byName.set(b, (e = { behaviour: b, hook: hookOf.get(b) ?? null, declared: [], undeclared: [], stats: null }));
     return e;
   };
   const pinsOf = new Map<string, PinnedLink[]>();
@@ -130,6 +132,11 @@ export async function status(o: StatusOptions = {}): Promise<Status> {
       entry(b).undeclared.push({ name: p.name, linkId: p.linkId, progId: p.progId, object: p.object, mode: p.mode });
     }
   }
+  for (const b of [...new Set([...hookOf.keys(), ...pinned])]) {
+    const programs = (await pins(b)).filter((p) => !/-(new|commit)$/.test(p.name)).length;
+    if (programs === 0) continue;
+    entry(b).stats = { programs, ...(await port.counts(b).catch(() => ({ denied: 0, monitored: 0 }))) };
+  }
   const order = catalogue.map((c) => c.behaviour);
   out.behaviours = [...byName.values()].sort((a, b) => order.indexOf(a.behaviour) - order.indexOf(b.behaviour));
   out.ok = out.problems.length === 0 && out.behaviours.every((b) => b.declared.every((d) => d.inForce));
@@ -152,7 +159,9 @@ export function formatStatus(s: Status): string {
     : 'no daemon has applied policies since boot';
   out.push(`policies: ${s.policies ? e(s.policies) : 'none (no policy directory)'}; pins: ${e(s.pinRoot)}; ${daemon}`);
   for (const b of s.behaviours) {
-    out.push(`${b.behaviour} (${b.hook ?? 'no hook here'})`);
+    const st = b.stats;
+    out.push(`${b.behaviour} (${b.hook ?? 'no hook here'})` +
+      (st ? `: programs=${st.programs} denied=${st.denied} monitored=${st.monitored}` : ''));
     for (const d of b.declared) {
       const progs = d.programs.map((p) => `${p.name}${p.linkId !== null ? ` link_id=${p.linkId}` : ''}`).join(', ');
       out.push(`  declared  ${e(d.policy)}  ${e(d.text)}`);

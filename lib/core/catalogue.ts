@@ -22,8 +22,12 @@ export const defaultCataloguePath = path.resolve(
   '../../../lib/catalogue.json',
 );
 
-/** Names the mount uses for itself; a behaviour may not take them. */
-const reserved = new Set(['hooks', 'error_log', 'events']);
+/**
+ * Names the mount uses for itself, and the shared maps pinned next to the
+ * behaviours' pin directories (lib/kernel/events.ts): a behaviour may not
+ * take them.
+ */
+const reserved = new Set(['hooks', 'error_log', 'events', 'stats', 'events_lost', 'reported']);
 const behaviourName = /^[a-z][a-z0-9_]{0,62}$/;
 const hookName = /^[a-z][a-z0-9_]{0,127}$/;
 

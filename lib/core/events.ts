@@ -29,6 +29,8 @@ export const RECORD = {
   size: 616,
 } as const;
 const TRUNCATED = 1;
+/** KRSI_EVENT_OBSERVED: krsifs's observer sent it (lib/core/observer.ts completes it). */
+const OBSERVED = 2;
 
 export interface EventRecord {
   /** Wall-clock time in nanoseconds since the epoch. */
@@ -40,6 +42,8 @@ export interface EventRecord {
   behaviour: string;
   fields: [string, string][];
   truncated: boolean;
+  /** Sent by the observer: its program is named by the daemon (completeObserved). */
+  observed: boolean;
 }
 
 function cstr(b: Buffer, off: number, len: number): string {
@@ -71,6 +75,7 @@ export function decodeRecord(raw: Buffer, realtimeMinusBoottimeNs: number): Even
     behaviour: cstr(raw, RECORD.behaviour, 32),
     fields,
     truncated: (raw.readUInt16LE(RECORD.flags) & TRUNCATED) !== 0,
+    observed: (raw.readUInt16LE(RECORD.flags) & OBSERVED) !== 0,
   };
 }
 

@@ -165,6 +165,25 @@ export interface KernelPort {
   pinnedBehaviours(): Promise<string[]>;
   /** How many links the kernel holds on `hook` (LSM links and fentry/fexit on bpf_lsm_<hook>), anyone's. */
   linksOnHook(hook: string): Promise<number>;
+
+  // The denial observer (bpf/krsi_observer.bpf.c): one per behaviour with
+  // programs, pinned apart from them, and its counters.
+
+  /** The behaviour's observer link, or null when it has none. */
+  observer(behaviour: string): Promise<{ linkId: number } | null>;
+  /**
+   * Attach the behaviour's observer on `hook`, pinned (a stale one is
+   * replaced). Errors: EOPNOTSUPP with details.returnsVoid the hook returns void, E2BIG the hook is
+   * full, ENOENT no observer object or shared maps.
+   */
+  attachObserver(behaviour: string, hook: string): Promise<{ linkId: number }>;
+  /** Remove the observer and the behaviour's counters; false when it had no observer. */
+  detachObserver(behaviour: string): Promise<boolean>;
+  /** The behaviours that have an observer pinned. */
+  observedBehaviours(): Promise<string[]>;
+  /** The behaviour's counters (bpf/krsi_verdict.h) since its first attach; zeros when none. */
+  counts(behaviour: string): Promise<{ denied: number; monitored: number }>;
+
   /**
    * Remember the object a link's program came from (for the listing), the
    * mode it was attached in and, when given, the digest of its bytes and

@@ -1,7 +1,7 @@
 // The core: behaviour files' commands, the registry of attached programs, the
 // error log. Plain TypeScript: no FUSE here, and the kernel is a port.
 import path from 'node:path';
-import { KrsiError } from '../errors.js';
+import { KrsiError, errnoOf } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { ResolvedBehaviour } from './catalogue.js';
 import { ErrorLog } from './error-log.js';
@@ -13,6 +13,7 @@ import { SerialQueue } from './serial-queue.js';
 import { companionOf, isCompanionHook } from './companion.js';
 import { escapeText } from '../text.js';
 import { digestOf, formatDigest } from './digest.js';
+import { formatStats, type BehaviourStats } from './observer.js';
 
 /** Where a line came from when it is not a write: a policy file's line (FILE:N) and its text there. */
 export interface LineOrigin {
@@ -31,6 +32,8 @@ export interface KrsiOptions {
   errorLogSize?: number;
   log?: Logger;
 }
+
+const errnoE2BIG = errnoOf('E2BIG');
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -126,7 +129,11 @@ export class Krsi {
    * programs), in attach order. HOOK is where the link really runs.
    */
   async listing(behaviour: string): Promise<string> {
-    return (await this.registry.list(behaviour))
+    const listed = await this.registry.list(behaviour);
+    // found empty (its pins removed behind our back): its observer goes too,
+    // in the behaviour's queue so that an attach in flight keeps its own
+    if (listed.length === 0) void this.queue.run(behaviour, () => this.settleObserver(behaviour)).catch(() => {});
+    return listed
       .map((a) => `${a.name}\t${a.hook ?? '?'}\tprog_id=${a.progId}\tlink_id=${a.linkId}\tobject=${a.object === null ? '?' : escapeText(a.object)}\tmode=${a.mode}\n`)
       .join('');
   }
@@ -170,7 +177,26 @@ export class Krsi {
       }
     }
     await this.kernel.pruneObjects(live);
+    await this.adoptObservers();
     return adopted;
+  }
+
+  /** Start-up: a behaviour with programs and no observer gets one; an observer without programs goes. */
+  private async adoptObservers(): Promise<void> {
+    for (const behaviour of this.behaviours()) {
+      if ((await this.registry.list(behaviour)).length === 0) continue;
+      const had = await this.kernel.observer(behaviour).catch(() => null);
+      if (had) this.log.info('adopted observer', { file: behaviour, link_id: had.linkId });
+      else {
+        const hook = this.hookOf.get(behaviour)!;
+        const { failed } = await this.ensureObserver(behaviour, hook);
+        if (failed) this.notObserved(behaviour, hook, failed.errno, failed.message);
+      }
+    }
+    for (const behaviour of await this.kernel.observedBehaviours()) {
+      if (this.hookOf.has(behaviour) && (await this.registry.list(behaviour)).length > 0) continue;
+      await this.settleObserver(behaviour);
+    }
   }
 
   /** An attach a crash interrupted: roll it forward when it had committed (a NAME-commit pin exists), back otherwise. */
@@ -213,7 +239,92 @@ export class Krsi {
         }
       }
     }
+    for (const behaviour of await this.kernel.observedBehaviours()) await this.settleObserver(behaviour);
     return n;
+  }
+
+  /**
+   * The `stats` file: one line per behaviour with programs attached, its
+   * counters read from the kernel now (they run since its first attach).
+   */
+  async statsText(): Promise<string> {
+    return formatStats(await this.stats());
+  }
+
+  async stats(): Promise<BehaviourStats[]> {
+    const rows: BehaviourStats[] = [];
+    for (const behaviour of this.behaviours()) {
+      const programs = (await this.registry.list(behaviour)).length;
+      if (programs === 0) continue;
+      const c = await this.kernel.counts(behaviour);
+      rows.push({ behaviour, hook: this.hookOf.get(behaviour)!, programs, ...c });
+    }
+    return rows;
+  }
+
+  /**
+   * Attach the behaviour's denial observer unless it has one: before its
+   * first program, so that the program's first denial is seen. `fresh`:
+   * attached now; `failed`: why it could not be, for the caller to report
+   * once the program is in (a line that fails anyway needs no such word).
+   */
+  private async ensureObserver(behaviour: string, hook: string): Promise<{ fresh: boolean; failed?: KrsiError }> {
+    try {
+      if (await this.kernel.observer(behaviour)) return { fresh: false };
+      const { linkId } = await this.kernel.attachObserver(behaviour, hook);
+      this.log.info('observer attached', { file: behaviour, hook, link_id: linkId });
+      return { fresh: true };
+    } catch (e) {
+      const err = KrsiError.from(e);
+      if (err.details.returnsVoid === true) {
+        // its "verdict" is garbage: there are no denials to see
+        this.log.info('no observer: the hook returns void', { file: behaviour, hook });
+        return { fresh: false };
+      }
+      return { fresh: false, failed: err };
+    }
+  }
+
+  private notObserved(behaviour: string, hook: string, errno: number, why: string): void {
+    this.warn(behaviour, new KrsiError(errno,
+      `${behaviour}: denials on ${hook} are not reported or counted (krsifs's observer is not attached): ${why}; ` +
+        `the programs still enforce`, { details: { behaviour, hook } }));
+  }
+
+  /** The behaviour has no program left: its observer and its counters go. */
+  private async settleObserver(behaviour: string): Promise<void> {
+    try {
+      if ((await this.kernel.pins(behaviour)).length > 0) return;
+      if (await this.kernel.detachObserver(behaviour)) this.log.info('observer detached', { file: behaviour });
+    } catch (e) {
+      this.log.error('cannot remove the observer', { file: behaviour, error: (e as Error).message });
+    }
+  }
+
+  /**
+   * Run the kernel's attach with the behaviour's observer in place (checks
+   * done, so a refused line costs no observer). When the observer just took
+   * the hook's last slot and the programs then find it full, it yields if
+   * they would fit without it (`fits`, given the E2BIG): the programs are
+   * attached, unobserved, and that is said.
+   */
+  private async observed<T>(behaviour: string, hook: string, attach: () => Promise<T>, fits: (e: KrsiError) => Promise<boolean>): Promise<T> {
+    const { fresh, failed } = await this.ensureObserver(behaviour, hook);
+    let r: T;
+    try {
+      r = await attach();
+    } catch (e) {
+      const err = KrsiError.from(e);
+      if (!fresh || err.code !== 'E2BIG' || !(await fits(err))) throw e;
+      await this.kernel.detachObserver(behaviour).catch(() => false);
+      this.log.info('observer detached: the hook has no room for it and the program', { file: behaviour, hook });
+      r = await attach();
+      this.notObserved(behaviour, hook, errnoE2BIG,
+        'the hook had room for one more program and the policy came first (the observer takes a slot of its own)');
+      return r;
+    }
+    if (failed) this.notObserved(behaviour, hook, failed.errno, failed.message);
+    return r;
   }
 
   /** The `hooks` file: every behaviour, its hook here or why it has none. */
@@ -234,18 +345,31 @@ export class Krsi {
       case 'empty':
         return;
       case 'detach':
-        return this.detach(behaviour, cmd.name);
-      case 'detachAll': {
-        const listed = await this.registry.list(behaviour);
-        for (const a of listed) {
-          await this.detach(behaviour, a.name, listed).catch((e: KrsiError) => {
-            if (e.code !== 'ENOENT') throw e; // removed meanwhile: as good as detached
-          });
+        try {
+          return await this.detach(behaviour, cmd.name);
+        } finally {
+          await this.settleObserver(behaviour);
         }
-        return;
+      case 'detachAll': {
+        try {
+          const listed = await this.registry.list(behaviour);
+          for (const a of listed) {
+            await this.detach(behaviour, a.name, listed).catch((e: KrsiError) => {
+              if (e.code !== 'ENOENT') throw e; // removed meanwhile: as good as detached
+            });
+          }
+          return;
+        } finally {
+          await this.settleObserver(behaviour);
+        }
       }
       case 'attach':
-        return this.attach(behaviour, hook, object!, cmd.globals, cmd.mode);
+        try {
+          return await this.attach(behaviour, hook, object!, cmd.globals, cmd.mode);
+        } catch (e) {
+          await this.settleObserver(behaviour); // a failed first attach leaves no observer behind
+          throw e;
+        }
     }
   }
 
@@ -264,7 +388,12 @@ export class Krsi {
       this.check(behaviour, hook, resolved, facts, globals, mode);
       await this.kernel.ensurePinDir(behaviour);
       const load = mode === 'monitor' ? { ...globals, [MONITOR_GLOBAL]: '1' } : globals;
-      programs = await this.kernel.loadAndAttach(data, hook, { globals: load, objectName: path.basename(resolved) });
+      const checked = facts;
+      programs = await this.observed(
+        behaviour, hook,
+        () => this.kernel.loadAndAttach(data, hook, { globals: load, objectName: path.basename(resolved) }),
+        async (e) => roomWithoutObserver(await this.capacity(e, hook, checked)),
+      );
     } catch (e) {
       // say which file the writer's path resolved to: it is what was refused
       let err = KrsiError.from(e);
@@ -312,7 +441,7 @@ export class Krsi {
       }
       const name = loadedName(facts.name, id);
       await this.kernel.ensurePinDir(behaviour);
-      prog = { ...(await this.kernel.attachProgram(id, hook, behaviour, temporaryPin(name))), name };
+      prog = { ...(await this.observed(behaviour, hook, () => this.kernel.attachProgram(id, hook, behaviour, temporaryPin(name)), async () => true)), name };
     } catch (e) {
       const err = KrsiError.from(e);
       err.details.object ??= source;
@@ -406,9 +535,11 @@ export class Krsi {
     if (facts.programs.some((p) => p.name === err.details.program && companionOf(p) !== null)) return err;
     const onHook = await this.kernel.linksOnHook(hook).catch(() => null);
     let ours = 0;
+    let observers = 0;
     for (const dir of await this.kernel.pinnedBehaviours().catch(() => [] as string[])) {
       const pins = await this.kernel.pins(dir).catch(() => []);
       ours += pins.filter((p) => p.hook === hook).length;
+      if (this.hookOf.get(dir) === hook && (await this.kernel.observer(dir).catch(() => null))) observers++;
     }
     // companions run on their own functions: they take none of the hook's slots
     const onThisHook = facts.programs.filter((p) => companionOf(p) === null);
@@ -416,12 +547,13 @@ export class Krsi {
     const limit = onHook !== null && failed >= 0 ? onHook + failed : MAX_LINKS_PER_HOOK;
     const n = onThisHook.length;
     const msg =
-      `${err.message}: hook ${hook} already has ${onHook ?? '?'} programs attached (krsifs: ${ours} of them)` +
+      `${err.message}: hook ${hook} already has ${onHook ?? '?'} programs attached (krsifs: ${ours + observers} of them` +
+      (observers ? `, its denial observer included` : '') + ')' +
       (n > 1 ? ` and this object has ${n}` : '') +
       `; the kernel allows ${limit} per hook, shared with fentry/fexit on bpf_lsm_${hook}`;
     return new KrsiError(err.errno, msg, {
       verifierLog: err.verifierLog,
-      details: { ...err.details, attachedOnHook: onHook, attachedByKrsifs: ours, limit },
+      details: { ...err.details, attachedOnHook: onHook, attachedByKrsifs: ours + observers, observers, limit, objectPrograms: n },
     });
   }
 
@@ -504,6 +636,17 @@ export class Krsi {
       file: behaviour, program: name, link_id: linkId,
     });
   }
+}
+
+/**
+ * Would the object fit on the hook without the observer that just took a
+ * slot? Known from capacity()'s measure; unknown (a loaded program, one
+ * link): try.
+ */
+function roomWithoutObserver(err: KrsiError): boolean {
+  const { attachedOnHook: on, limit, objectPrograms: n } = err.details;
+  if (typeof on !== 'number' || typeof limit !== 'number' || typeof n !== 'number') return true;
+  return on - 1 + n <= limit;
 }
 
 /** The pin name of a loaded program: its kernel name, made a C identifier (bpffs refuses dots). */

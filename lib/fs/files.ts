@@ -2,7 +2,7 @@
 // its name, its mode, and which kind of file it is. Every file is opened with
 // direct I/O, so `cat` reads what the handler returns; its size is what a
 // read returns now or a nominal one (KrsiFsHandlers.size).
-export type FileKind = 'behaviour' | 'hooks' | 'error_log' | 'events';
+export type FileKind = 'behaviour' | 'hooks' | 'error_log' | 'events' | 'stats';
 
 export interface FileEntry {
   name: string;
@@ -21,5 +21,7 @@ export function fileTable(behaviours: readonly string[]): Map<string, FileEntry>
   table.set('error_log', { name: 'error_log', kind: 'error_log', mode: 0o600 });
   // Audit records, a blocking stream like trace_pipe: only root reads it.
   table.set('events', { name: 'events', kind: 'events', mode: 0o400 });
+  // Counts of denials per behaviour, like the hooks: no paths, no secret.
+  table.set('stats', { name: 'stats', kind: 'stats', mode: 0o444 });
   return table;
 }

@@ -103,7 +103,7 @@ export class KrsiFsHandlers implements FsHandlers {
     const acc = flags & 3; // O_ACCMODE
     const writable = acc === constants.O_WRONLY || acc === constants.O_RDWR;
     if (writable) {
-      if (f.kind === 'hooks' || f.kind === 'events') throw new KrsiError('EACCES', `${f.name}: read-only file`);
+      if (readOnly(f)) throw new KrsiError('EACCES', `${f.name}: read-only file`);
       await this.authorize(f, caller);
     }
     const fh = this.nextFh++;
@@ -244,7 +244,7 @@ export class KrsiFsHandlers implements FsHandlers {
   /** O_TRUNC (`>`) detaches nothing; on error_log it clears the log. */
   async truncate(p: string, size: number, caller: Caller): Promise<void> {
     const f = this.file(p);
-    if (f.kind === 'hooks' || f.kind === 'events') throw new KrsiError('EACCES', `${f.name}: read-only file`);
+    if (readOnly(f)) throw new KrsiError('EACCES', `${f.name}: read-only file`);
     await this.authorize(f, caller);
     if (f.kind === 'error_log' && size === 0) this.core.errorLog.clear();
   }
@@ -286,6 +286,8 @@ export class KrsiFsHandlers implements FsHandlers {
         return this.core.errorLog.text();
       case 'events':
         return ''; // read() serves the stream
+      case 'stats':
+        return this.core.statsText();
     }
   }
 
@@ -306,6 +308,11 @@ export class KrsiFsHandlers implements FsHandlers {
     if (!h) throw new KrsiError('EBADF', `unknown file handle ${fh}`);
     return h;
   }
+}
+
+/** Files nobody writes, root included. */
+function readOnly(f: FileEntry): boolean {
+  return f.kind === 'hooks' || f.kind === 'events' || f.kind === 'stats';
 }
 
 /** The start of a write, for error_log when no whole line can be shown. */

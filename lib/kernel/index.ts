@@ -253,3 +253,41 @@ export function probe(): Promise<ProbeResult> {
 
 /** The Link class itself, for instanceof; links come only from loadAndAttach/openPinnedLink. */
 export const LinkClass: abstract new (...args: never[]) => Link = native.Link;
+
+/** What attachObserver made: its link, pinned at the given path. */
+export interface ObserverLink {
+  progId: number;
+  linkId: number;
+}
+
+/**
+ * Load krsifs's observer object (bpf/krsi_observer.o) with its fexit program
+ * aimed at bpf_lsm_<hook>, attach it and pin the link at `pinPath`.
+ * Errors: EOPNOTSUPP the hook returns void (no verdict), E2BIG the hook is
+ * full, EINVAL a bad global; the kernel's errno for a refused load or pin.
+ */
+export function attachObserver(
+  data: Buffer,
+  hook: string,
+  opts: { globals: Record<string, string | number>; reuseMaps: Record<string, string>; pinPath: string },
+): Promise<ObserverLink> {
+  return native.attachObserver(data, hook, opts);
+}
+
+const U64_MAX = (1n << 64n) - 1n;
+
+function checkKey(key: bigint): void {
+  if (typeof key !== 'bigint' || key < 0n || key > U64_MAX) throw new TypeError('map key must be a 64-bit unsigned bigint');
+}
+
+/** The value of `key` in the map pinned at `path`; null when it has none. Synchronous. */
+export function mapLookup(path: string, key: bigint): Buffer | null {
+  checkKey(key);
+  return native.mapLookup(path, key);
+}
+
+/** Delete `key` from the map pinned at `path`; false when it was not there. Synchronous. */
+export function mapDelete(path: string, key: bigint): boolean {
+  checkKey(key);
+  return native.mapDelete(path, key);
+}

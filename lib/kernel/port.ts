@@ -4,20 +4,27 @@
 //   <root>/link-objects/<link id>              symlink to the object the program came from
 //   <root>/link-digests/<link id>              symlink whose target is the digest of its bytes and settings
 //   <root>/link-modes/<link id>                symlink whose target is its mode (enforce, monitor)
+//   <root>/link-observers/<behaviour>          the behaviour's denial observer (bpf/krsi_observer.bpf.c)
+//   <root>/events, events_lost, stats, reported  the shared maps (lib/kernel/events.ts)
 // (bpffs refuses names with a dot; behaviour and program names never hold a
 // '-', so neither name can clash with theirs.)
 // Everything lives in bpffs, so it lives exactly as long as the pins: a
 // reboot clears both, `rm -r <root>` removes both. krsifs holds no link fd
 // once a program is pinned: removing a pin detaches its program.
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, readlink, rename, statfs, symlink, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rename, statfs, symlink, unlink } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { KrsiError } from '../errors.js';
 import type { AttachedProgram, KernelLink, KernelPort, PinnedLink, Unpinned } from '../core/kernel-port.js';
 import { MODES, type Mode } from '../core/grammar.js';
 import { isPinName } from '../core/registry.js';
+import { behaviourId } from '../core/behaviour-id.js';
+import { SUBJECT, SUBJECT_GLOBAL, decodeCounts, subjectOf } from '../core/observer.js';
 import * as kernel from './index.js';
+import { reuseMapsOf, sharedMapPaths } from './events.js';
+import { BEHAVIOUR_GLOBAL, BEHAVIOUR_ID_GLOBAL, HOOK_GLOBAL } from '../core/globals.js';
 
 export const BPFFS = '/sys/fs/bpf';
 export const DEFAULT_PIN_ROOT = `${BPFFS}/krsi`;
@@ -26,6 +33,25 @@ const OBJECTS = 'link-objects';
 const DIGESTS = 'link-digests';
 const MODE_RECORDS = 'link-modes';
 const RECORDS = [OBJECTS, DIGESTS, MODE_RECORDS];
+const OBSERVERS = 'link-observers';
+
+// The observer object ships with the product: bpf/obj/ in a checkout (and
+// the VM image), the top of PREFIX/lib/krsifs once installed (lib/install.ts).
+const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const OBSERVER_OBJECTS = [path.join(packageRoot, 'bpf/obj/krsi_observer.o'), path.join(packageRoot, 'krsi_observer.o')];
+let observerBytes: Promise<Buffer> | undefined;
+
+function observerObject(): Promise<Buffer> {
+  observerBytes ??= (async () => {
+    for (const p of OBSERVER_OBJECTS) {
+      const b = await readFile(p).catch(() => null);
+      if (b) return b;
+    }
+    throw new KrsiError('ENOENT', `the observer object is missing (looked in ${OBSERVER_OBJECTS.join(', ')}): run npm run build`);
+  })();
+  observerBytes.catch(() => (observerBytes = undefined));
+  return observerBytes;
+}
 
 async function isBpffs(dir: string): Promise<boolean> {
   try {
@@ -202,6 +228,72 @@ export class BpffsKernelPort implements KernelPort {
       if (info?.hook === hook) n++;
     }
     return n;
+  }
+
+  private observerPin(behaviour: string): string {
+    return path.join(this.root, OBSERVERS, behaviour);
+  }
+
+  async observer(behaviour: string): Promise<{ linkId: number } | null> {
+    if (this.state.error) return null;
+    const link = await kernel.openPinnedLink(this.observerPin(behaviour)).catch((e: KrsiError) => {
+      if (e.code === 'ENOENT') return null;
+      throw e;
+    });
+    if (!link) return null;
+    const linkId = link.id;
+    await link.close();
+    return { linkId };
+  }
+
+  async attachObserver(behaviour: string, hook: string): Promise<{ linkId: number }> {
+    this.usable();
+    await mkdir(path.join(this.root, OBSERVERS), { recursive: true, mode: 0o700 });
+    const where = this.observerPin(behaviour);
+    // a stale pin (an observer of a hook the catalogue no longer maps) goes first
+    await unlink(where).catch(() => {});
+    const { linkId } = await kernel.attachObserver(await observerObject(), hook, {
+      globals: {
+        [BEHAVIOUR_GLOBAL]: behaviour,
+        [HOOK_GLOBAL]: hook,
+        [BEHAVIOUR_ID_GLOBAL]: behaviourId(behaviour).toString(),
+        [SUBJECT_GLOBAL]: SUBJECT[subjectOf(hook)],
+      },
+      reuseMaps: reuseMapsOf(sharedMapPaths(this.root)),
+      pinPath: where,
+    });
+    return { linkId };
+  }
+
+  async detachObserver(behaviour: string): Promise<boolean> {
+    if (this.state.error) return false;
+    let had = true;
+    await unlink(this.observerPin(behaviour)).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') had = false;
+      else throw KrsiError.from(e, `remove observer pin ${this.observerPin(behaviour)}`);
+    });
+    // the counters run since the behaviour's first attach: a later one starts at 0
+    try {
+      kernel.mapDelete(sharedMapPaths(this.root).stats, behaviourId(behaviour));
+    } catch (e) {
+      if (KrsiError.from(e).code !== 'ENOENT') throw e;
+    }
+    return had;
+  }
+
+  async observedBehaviours(): Promise<string[]> {
+    if (this.state.error) return [];
+    return readdir(path.join(this.root, OBSERVERS)).catch(() => [] as string[]);
+  }
+
+  async counts(behaviour: string): Promise<{ denied: number; monitored: number }> {
+    if (this.state.error) return decodeCounts(null);
+    try {
+      return decodeCounts(kernel.mapLookup(sharedMapPaths(this.root).stats, behaviourId(behaviour)));
+    } catch (e) {
+      if (KrsiError.from(e).code === 'ENOENT') return decodeCounts(null); // no map yet: nothing counted
+      throw e;
+    }
   }
 
   async recordObject(linkId: number, object: string, mode: Mode, digest?: string): Promise<void> {

@@ -212,6 +212,44 @@ class FakeKernel implements KernelPort {
   async pruneObjects(live: ReadonlySet<number>) {
     for (const id of this.objectOf.keys()) if (!live.has(id)) this.objectOf.delete(id);
   }
+
+  /** Model the denial observer (a link on the hook, pinned apart); off: every hook "returns void". */
+  observe = false;
+  observers = new Map<string, number>();
+  counters = new Map<string, { denied: number; monitored: number }>();
+
+  async observer(behaviour: string) {
+    const id = this.observers.get(behaviour);
+    return id === undefined ? null : { linkId: id };
+  }
+
+  async attachObserver(behaviour: string, hook: string) {
+    if (!this.observe) throw new KrsiError('EOPNOTSUPP', `observer: hook ${hook} returns void: it has no verdict to observe`, { details: { returnsVoid: true } });
+    if ((await this.linksOnHook(hook)) >= this.limit) throw new KrsiError('E2BIG', `observer: attach fexit to bpf_lsm_${hook}: argument list too long`);
+    const id = this.nextId++ + 9000;
+    this.links.set(id, { id, progId: id, name: 'krsi_observer', hook, refs: 1 });
+    this.observers.set(behaviour, id);
+    this.events.push(`observe ${behaviour}`);
+    return { linkId: id };
+  }
+
+  async detachObserver(behaviour: string) {
+    const id = this.observers.get(behaviour);
+    this.counters.delete(behaviour);
+    if (id === undefined) return false;
+    this.observers.delete(behaviour);
+    this.put(id);
+    this.events.push(`unobserve ${behaviour}`);
+    return true;
+  }
+
+  async observedBehaviours() {
+    return [...this.observers.keys()];
+  }
+
+  async counts(behaviour: string) {
+    return this.counters.get(behaviour) ?? { denied: 0, monitored: 0 };
+  }
 }
 
 function setup(k = new FakeKernel(), cat = catalogue) {
@@ -621,4 +659,68 @@ t.test('KEY=VALUE for a global krsifs sets is EINVAL before anything is read', a
   await t.rejects(core.execute('process_execution', 'v.o krsi_monitor=1', caller), { code: 'EINVAL', message: /krsi_monitor: krsifs sets it itself.*mode=/ });
   t.same(k.loadGlobals, []);
   t.match(core.errorLog.text(), /v\.o krsi_monitor=1/);
+});
+
+t.test('observer: attached before the first program, kept for the second, gone with the last', async (t) => {
+  const { k, core } = setup();
+  k.observe = true;
+  k.lsm('a.o', ['one']);
+  k.lsm('b.o', ['two']);
+  await core.execute('process_execution', 'a.o', caller);
+  t.same(k.events.slice(0, 2), ['observe process_execution', 'attach one 101 bprm_check_security'], 'the observer first: the first denial is seen');
+  await core.execute('process_execution', 'b.o', caller);
+  t.equal(k.events.filter((e) => e.startsWith('observe')).length, 1, 'one observer per behaviour');
+  k.counters.set('process_execution', { denied: 4, monitored: 1 });
+  t.equal(await core.statsText(), 'process_execution\tbprm_check_security\tprograms=2\tdenied=4\tmonitored=1\n');
+  await core.execute('process_execution', '!one', caller);
+  t.ok(k.observers.has('process_execution'), 'a program left: the observer stays');
+  await core.execute('process_execution', '!*', caller);
+  t.notOk(k.observers.has('process_execution'), 'the last one went: the observer too');
+  t.notOk(k.counters.has('process_execution'), 'and its counters: they run since the first attach');
+  t.equal(await core.statsText(), '', 'no line without programs');
+});
+
+t.test('observer: a failed first attach leaves none; one that cannot attach is said and the program still goes in', async (t) => {
+  const { k, core } = setup();
+  k.observe = true;
+  k.lsm('bad.o', ['bad']);
+  k.failLoad.set('bad.o', new KrsiError('EINVAL', 'load program bad: refused'));
+  await t.rejects(core.execute('process_execution', 'bad.o', caller), { code: 'EINVAL' });
+  t.equal(k.observers.size, 0, 'no program: no observer');
+
+  k.lsm('one.o', ['one']);
+  k.limit = 1; // room for the program or the observer: the program wins
+  await core.execute('process_execution', 'one.o', caller);
+  t.equal((await core.registry.list('process_execution')).length, 1, 'enforcement first');
+  t.equal(k.observers.size, 0);
+  t.match(core.errorLog.text(), /process_execution: denials on bprm_check_security are not reported or counted .*observer takes a slot of its own/);
+});
+
+t.test('observer: adopted at start-up, added where missing, removed where no program is left', async (t) => {
+  const k = new FakeKernel();
+  k.observe = true;
+  k.lsm('a.o', ['one']);
+  const first = setup(k).core;
+  await first.execute('process_execution', 'a.o', caller);
+  await first.execute('file_open', 'a.o', caller);
+  // behind our back: the observer of process_execution and every pin of file_open go
+  await k.detachObserver('process_execution');
+  k.rm('file_open', 'one');
+  const next = setup(k).core;
+  await next.adopt();
+  t.ok(k.observers.has('process_execution'), 'a behaviour with pins and no observer gets one');
+  t.notOk(k.observers.has('file_open'), 'an observer without pins goes');
+});
+
+t.test('capacity: the E2BIG message counts the observer', async (t) => {
+  const { k, core } = setup();
+  k.observe = true;
+  k.limit = 3;
+  k.lsm('two.o', ['a', 'b']);
+  k.lsm('one.o', ['c']);
+  await core.execute('process_execution', 'two.o', caller);
+  await t.rejects(core.execute('process_execution', 'one.o', caller), {
+    code: 'E2BIG',
+    message: /already has 3 programs attached \(krsifs: 3 of them, its denial observer included\)/,
+  });
 });

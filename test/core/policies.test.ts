@@ -120,6 +120,21 @@ class Kernel implements KernelPort {
     this.digests.delete(linkId);
   }
   async pruneObjects() {}
+  async observer() {
+    return null;
+  }
+  async attachObserver(_behaviour: string, hook: string): Promise<{ linkId: number }> {
+    throw new KrsiError('EOPNOTSUPP', `observer: hook ${hook} returns void: it has no verdict to observe`, { details: { returnsVoid: true } });
+  }
+  async detachObserver() {
+    return false;
+  }
+  async observedBehaviours() {
+    return [];
+  }
+  async counts() {
+    return { denied: 0, monitored: 0 };
+  }
   async digestOf(linkId: number) {
     return this.digests.get(linkId) ?? null;
   }

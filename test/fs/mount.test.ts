@@ -16,7 +16,7 @@ t.test('a fresh mount has a file per behaviour, hooks and error_log, all empty b
   t.ok(await isMounted(d.mountpoint), 'listed in /proc/self/mountinfo');
   const names = (await readdir(d.mountpoint)).sort();
   // every behaviour of the default catalogue resolves on this kernel (its BTF has all the hooks)
-  t.same(names, [...behaviours, 'hooks', 'error_log', 'events'].sort());
+  t.same(names, [...behaviours, 'hooks', 'error_log', 'events', 'stats'].sort());
   for (const b of behaviours) {
     const r = await bash(`cat ${d.mountpoint}/${b}`);
     t.equal(r.exitCode, 0, `cat ${b} succeeds`);
@@ -25,6 +25,9 @@ t.test('a fresh mount has a file per behaviour, hooks and error_log, all empty b
   const hooks = await bash(`cat ${d.mountpoint}/hooks`);
   t.match(hooks.stdout, /^process_execution\tbprm_check_security\tavailable$/m, 'cat works on the hooks file');
   t.equal((await bash(`cat ${d.mountpoint}/error_log`)).stdout, '');
+  t.equal((await bash(`cat ${d.mountpoint}/stats`)).stdout, '', 'stats: no line without programs attached');
+  const w = await bash(`echo x > ${d.mountpoint}/stats`);
+  t.not(w.exitCode, 0, 'stats is read-only, for root too');
   t.match(d.log(), /level=info msg=mounted /, 'structured log line on stderr');
 });
 
@@ -36,6 +39,7 @@ t.test('ls -l: behaviour files 0600, hooks 0444, error_log 0600, owner root, siz
   t.match(ls.stdout, /^-rw------- 1 0 0 +65536 .* process_execution$/m, 'a behaviour file: a nominal size (its listing is read from the kernel only when read)');
   t.match(ls.stdout, new RegExp(`^-r--r--r-- 1 0 0 +${Buffer.byteLength((await bash(`cat ${d.mountpoint}/hooks`)).stdout)} .* hooks$`, 'm'), 'hooks: its size is its length');
   t.match(ls.stdout, /^-rw------- 1 0 0 +0 .* error_log$/m);
+  t.match(ls.stdout, /^-r--r--r-- 1 0 0 +65536 .* stats$/m, 'stats: 0444, a nominal size (read from the kernel when read)');
   const st = await stat(`${d.mountpoint}/process_execution`);
   t.ok(Math.abs(st.mtimeMs - Date.now()) < 60_000, 'mtime is the mount time, not 1970');
 });

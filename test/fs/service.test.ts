@@ -64,7 +64,7 @@ t.test('krsifs install --root STAGE --prefix: a self-contained tree, the unit re
   t.match(r.stderr, /msg=enabled unit=krsifs.service/);
 
   const tree = path.join(stage, 'opt/kf/lib/krsifs');
-  for (const f of ['dist/lib/cli.js', 'dist/lib/daemon.js', 'build/Release/krsifs.node', 'lib/catalogue.json', 'deny_exec.o', 'module_allowlist.o', 'package.json']) {
+  for (const f of ['dist/lib/cli.js', 'dist/lib/daemon.js', 'build/Release/krsifs.node', 'lib/catalogue.json', 'deny_exec.o', 'module_allowlist.o', 'krsi_observer.o', 'package.json']) {
     t.ok(existsSync(path.join(tree, f)), f);
   }
   t.notOk(existsSync(path.join(tree, 'dist/test')), 'no tests');
