@@ -8,7 +8,7 @@ for (const kernel of testKernels()) {
   t.test(`the denial observer and stats: silent programs, dedupe, paths, a burst, lifecycle, capacity (${kernel})`, (t) =>
     runGuestSuite(t, {
       name: 'denials',
-      steps: 7,
+      steps: 8,
       mount: false,
       notes: /# (burst: .*)/,
       after: 'echo "# daemon logs:"; tail -n 30 /tmp/krsifs-*.log | sed "s/^/#   /"',

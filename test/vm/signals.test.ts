@@ -7,7 +7,7 @@ for (const kernel of testKernels()) {
   t.test(`signal policies on a real BPF LSM kernel (${kernel})`, (t) =>
     runGuestSuite(t, {
       name: 'signals',
-      steps: 4,
+      steps: 5,
       // only on failure: a long tail on the serial console just before the
       // guest powers off has twice cost the runner the exit line (under load)
       after: 'if [ $s -ne 0 ]; then echo "# daemon log:"; sed "s/^/#   /" /tmp/krsifs.log | tail -40; fi',
