@@ -7,7 +7,6 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { KrsiError } from './errors.js';
 import type { Logger } from './log.js';
-import type { KernelPort } from './core/kernel-port.js';
 import type { ProbeResult } from './kernel/index.js';
 import { loadCatalogue, resolveCatalogue } from './core/catalogue.js';
 import { Krsi } from './core/krsi.js';
@@ -71,8 +70,8 @@ export async function runMount(opts: MountOptions): Promise<number> {
     log.info('pins', { root: pins.root, ephemeral: !!opts.ephemeral });
   }
   const port = new BpffsKernelPort(pins);
-  const events = startEvents(pins.error ? null : pins.root, resolved, log);
-  const core = new Krsi(refuseWithoutBpfLsm(events.wrap(port), probe), resolved, { log });
+  const events = startEvents(pins.error ? null : pins.root, resolved, log, port);
+  const core = new Krsi(port, resolved, { log, loadOptions: events.loadOptions, attachRefusal: bpfLsmRefusal(probe) });
   port.onForeign = (behaviour, err) => core.warn(behaviour, err);
   if (!pins.error) {
     for (const b of core.behaviours()) await port.ensurePinDir(b);
@@ -161,22 +160,14 @@ export async function runMount(opts: MountOptions): Promise<number> {
  * there itself, with the probe's errno (EOPNOTSUPP) and fix (the GRUB line);
  * where the list is unreadable, the kernel decides.
  */
-export function refuseWithoutBpfLsm<P extends KernelPort>(port: P, probe: ProbeResult): P {
+export function bpfLsmRefusal(probe: ProbeResult): ((hook: string) => KrsiError) | undefined {
   const { lsm, bpfLsmActive } = probe.checks;
-  if (bpfLsmActive || lsm === null) return port;
-  const loadAndAttach: KernelPort['loadAndAttach'] = async (_data, hook) => {
-    throw new KrsiError(
+  if (bpfLsmActive || lsm === null) return undefined;
+  return (hook) =>
+    new KrsiError(
       probe.errno ?? 'EOPNOTSUPP',
       `load: ${probe.reason}: the kernel would attach the program to ${hook} and never run it, so krsifs attaches nothing; ` +
         `${(probe.fix ?? `add bpf to the kernel's lsm= list`).replace(/\s*\n\s*/g, ' ')} (see krsifs doctor)`,
       { details: { hook, lsm: lsm.join(',') } },
     );
-  };
-  return new Proxy(port, {
-    get(target, prop) {
-      if (prop === 'loadAndAttach') return loadAndAttach;
-      const v = Reflect.get(target, prop, target);
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
 }

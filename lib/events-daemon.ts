@@ -3,19 +3,19 @@
 // counters and marks of bpf/krsi_verdict.h (<pin root>/stats, /reported), so
 // that they outlive the daemon like the pinned links; a reader draining the
 // ring on the loop into the EventHub (naming the program and errno of the
-// observer's records); and a KernelPort wrapper that makes every object
-// declaring `krsi_events` use those maps and tells it the behaviour it was
-// written to. lib/core/krsi.ts knows none of this.
+// observer's records); and the load options (Krsi's loadOptions) that make
+// every object declaring `krsi_events` use those maps and tell it the
+// behaviour it was written to. lib/core/krsi.ts knows none of this.
 import { KrsiError } from './errors.js';
 import type { Logger } from './log.js';
 import type { ResolvedBehaviour } from './core/catalogue.js';
 import { EventHub, decodeRecord, formatRecord, type EventRecord } from './core/events.js';
 import { behaviourId } from './core/behaviour-id.js';
 import { BEHAVIOUR_GLOBAL, BEHAVIOUR_ID_GLOBAL, HOOK_GLOBAL } from './core/globals.js';
-import type { KernelPort } from './core/kernel-port.js';
+import type { KernelPort, ObjectFacts } from './core/kernel-port.js';
+import type { LoadOptions } from './core/krsi.js';
 import { completeObserved } from './core/observer.js';
 import { isTemporaryPin } from './core/registry.js';
-import * as kernel from './kernel/index.js';
 import {
   RING_MAP,
   eventsOpen,
@@ -32,8 +32,12 @@ export interface EventsService {
   hub: EventHub;
   /** Where the ring is pinned; null when there is none (then objects keep their own ring and nobody reads it). */
   ringPath: string | null;
-  /** The port, with loadAndAttach pointing objects at the ring. */
-  wrap<P extends KernelPort>(port: P): P;
+  /**
+   * What an object's load gets so that it writes to the shared ring and maps
+   * and knows its behaviour (Krsi's loadOptions): nothing for an object that
+   * does not include krsi_events.h, or when there is no ring.
+   */
+  loadOptions(behaviour: string, hook: string, facts: ObjectFacts): LoadOptions;
   close(): void;
 }
 
@@ -41,17 +45,16 @@ export function startEvents(
   pinRoot: string | null,
   catalogue: readonly ResolvedBehaviour[],
   log: Logger,
+  /** The behaviours' pins: an observer's record names the denier when a behaviour has one program. */
+  port: Pick<KernelPort, 'pins'>,
   opts: { ringBytes?: number; queueLines?: number } = {},
 ): EventsService {
   const hub = new EventHub({ queueLines: opts.queueLines });
-  const behaviourOf = new Map<string, string>();
-  for (const b of catalogue) if (b.hook) behaviourOf.set(b.hook, b.behaviour);
+  const behaviours = new Set(catalogue.filter((b) => b.hook).map((b) => b.behaviour));
+  const programsOf = async (behaviour: string) => (await port.pins(behaviour)).filter((p) => !isTemporaryPin(p.name)).map((p) => p.name);
   let reader: EventReader | null = null;
   let ringPath: string | null = null;
   let reuseMaps: Record<string, string> | null = null;
-  // The programs of a behaviour, to name the denier of an observer's record;
-  // set by wrap (it has the port).
-  let programsOf: ((behaviour: string) => Promise<string[]>) | null = null;
   // Batches with observer records wait for a pins read: the ones after them
   // wait their turn, so lines keep the ring's order.
   let order: Promise<void> = Promise.resolve();
@@ -66,8 +69,7 @@ export function startEvents(
       let programs = named.get(r.behaviour);
       if (!programs) {
         // the record's text is any program's to write: only a behaviour's own name reaches the pins
-        const known = programsOf && [...behaviourOf.values()].includes(r.behaviour);
-        programs = known ? await programsOf!(r.behaviour).catch(() => []) : [];
+        programs = behaviours.has(r.behaviour) ? await programsOf(r.behaviour).catch(() => []) : [];
         named.set(r.behaviour, programs);
       }
       hub.publish(formatRecord(completeObserved(r, programs)));
@@ -109,29 +111,14 @@ export function startEvents(
   return {
     hub,
     ringPath,
-    wrap<P extends KernelPort>(port: P): P {
-      programsOf = async (behaviour) => (await port.pins(behaviour)).filter((p) => !isTemporaryPin(p.name)).map((p) => p.name);
-      const shared = reuseMaps;
-      if (!shared) return port;
-      const loadAndAttach: KernelPort['loadAndAttach'] = async (data, hook, o) => {
-        const info = await kernel.inspect(data, o.objectName);
-        if (!info.maps.some((m) => m.name === RING_MAP)) return port.loadAndAttach(data, hook, o);
-        const globals = { ...o.globals };
-        const declares = (name: string) => info.globals.some((g) => g.name === name && g.section.startsWith('.rodata'));
-        const behaviour = behaviourOf.get(hook) ?? hook;
-        if (declares(BEHAVIOUR_GLOBAL)) globals[BEHAVIOUR_GLOBAL] = behaviour;
-        if (declares(HOOK_GLOBAL)) globals[HOOK_GLOBAL] = hook;
-        if (declares(BEHAVIOUR_ID_GLOBAL)) globals[BEHAVIOUR_ID_GLOBAL] = behaviourId(behaviour).toString();
-        const withRing = { ...o, globals, reuseMaps: shared };
-        return port.loadAndAttach(data, hook, withRing);
-      };
-      return new Proxy(port, {
-        get(target, prop) {
-          if (prop === 'loadAndAttach') return loadAndAttach;
-          const v = Reflect.get(target, prop, target);
-          return typeof v === 'function' ? v.bind(target) : v;
-        },
-      });
+    loadOptions(behaviour, hook, facts) {
+      if (!reuseMaps || !facts.maps.some((m) => m.name === RING_MAP)) return { globals: {} };
+      const declares = (name: string) => facts.globals.some((g) => g.name === name && g.section.startsWith('.rodata'));
+      const globals: Record<string, string> = {};
+      if (declares(BEHAVIOUR_GLOBAL)) globals[BEHAVIOUR_GLOBAL] = behaviour;
+      if (declares(HOOK_GLOBAL)) globals[HOOK_GLOBAL] = hook;
+      if (declares(BEHAVIOUR_ID_GLOBAL)) globals[BEHAVIOUR_ID_GLOBAL] = behaviourId(behaviour).toString();
+      return { globals, reuseMaps };
     },
     close() {
       reader?.close();

@@ -51,6 +51,8 @@ export interface ObjectFacts {
   license: string;
   programs: ProgramFacts[];
   globals: { name: string; size: number; section: string }[];
+  /** Its maps by name (a shared one, such as bpf/krsi_events.h's ring, is reused at load). */
+  maps: { name: string }[];
 }
 
 /** A link this process holds an fd of (fresh from loadAndAttach). */
@@ -135,7 +137,7 @@ export interface KernelPort {
   loadAndAttach(
     data: Buffer,
     hook: string,
-    opts: { globals?: Record<string, string | number>; objectName?: string },
+    opts: { globals?: Record<string, string | number>; objectName?: string; reuseMaps?: Record<string, string> },
   ): Promise<AttachedProgram[]>;
 
   // The pins are the registry: one directory per behaviour under the pin

@@ -28,9 +28,25 @@ export interface LineOrigin {
  */
 export const MAX_LINKS_PER_HOOK = 38;
 
+/** What the daemon adds to an object's load, from the facts the core already read. */
+export interface LoadOptions {
+  /** The globals krsifs sets (lib/core/globals.ts) that the object declares. */
+  globals: Record<string, string>;
+  /** Shared maps the object declares, by name, and where they are pinned. */
+  reuseMaps?: Record<string, string>;
+}
+
 export interface KrsiOptions {
   errorLogSize?: number;
   log?: Logger;
+  /** The events ring, the counters and the globals krsifs sets (lib/events-daemon.ts). */
+  loadOptions?: (behaviour: string, hook: string, facts: ObjectFacts) => LoadOptions;
+  /**
+   * Why nothing may be attached on this kernel, whatever the line (the bpf LSM
+   * built in but not active: the kernel would attach and never run it), or
+   * null. Asked before each attach, after the line's own checks.
+   */
+  attachRefusal?: (hook: string) => KrsiError | null;
 }
 
 const errnoE2BIG = errnoOf('E2BIG');
@@ -52,7 +68,7 @@ export class Krsi {
   constructor(
     private readonly kernel: KernelPort,
     readonly catalogue: readonly ResolvedBehaviour[],
-    opts: KrsiOptions = {},
+    private readonly opts: KrsiOptions = {},
   ) {
     this.errorLog = new ErrorLog(opts.errorLogSize);
     this.registry = new Registry(kernel);
@@ -386,12 +402,14 @@ export class Krsi {
     try {
       facts = await this.kernel.inspect(data, path.basename(resolved));
       this.check(behaviour, hook, resolved, facts, globals, mode);
+      this.refuseIfUnenforced(hook);
       await this.kernel.ensurePinDir(behaviour);
-      const load = mode === 'monitor' ? { ...globals, [MONITOR_GLOBAL]: '1' } : globals;
+      const extra = this.opts.loadOptions?.(behaviour, hook, facts) ?? { globals: {} };
+      const load = { ...globals, ...(mode === 'monitor' ? { [MONITOR_GLOBAL]: '1' } : {}), ...extra.globals };
       const checked = facts;
       programs = await this.observed(
         behaviour, hook,
-        () => this.kernel.loadAndAttach(data, hook, { globals: load, objectName: path.basename(resolved) }),
+        () => this.kernel.loadAndAttach(data, hook, { globals: load, objectName: path.basename(resolved), reuseMaps: extra.reuseMaps }),
         async (e) => roomWithoutObserver(await this.capacity(e, hook, checked)),
       );
     } catch (e) {
@@ -402,6 +420,12 @@ export class Krsi {
       throw err;
     }
     await this.pinAll(behaviour, hook, resolved, programs, mode, formatDigest(digestOf(data, globals, mode)));
+  }
+
+  /** Throws what the daemon says forbids every attach here (lib/daemon.ts: the bpf LSM inactive). */
+  private refuseIfUnenforced(hook: string): void {
+    const err = this.opts.attachRefusal?.(hook);
+    if (err) throw err;
   }
 
   /**
@@ -440,6 +464,7 @@ export class Krsi {
           (there ? `: write it to ${there.behaviour} instead` : ' (a loaded program\'s hook was fixed when it was loaded)'));
       }
       const name = loadedName(facts.name, id);
+      this.refuseIfUnenforced(hook);
       await this.kernel.ensurePinDir(behaviour);
       prog = { ...(await this.observed(behaviour, hook, () => this.kernel.attachProgram(id, hook, behaviour, temporaryPin(name)), async () => true)), name };
     } catch (e) {

@@ -56,6 +56,7 @@ class FakeKernel implements KernelPort {
       license: 'GPL',
       programs: names.map((name) => ({ name, section: hook ? `lsm/${hook}` : 'lsm', type: 'lsm', isLsm: true, hook, sleepable: false })),
       globals: globals.map((name) => ({ name, size: 256, section: '.rodata' })),
+      maps: [],
     });
   }
 
@@ -89,9 +90,11 @@ class FakeKernel implements KernelPort {
     return this.objects.get(data.toString())!;
   }
 
-  async loadAndAttach(data: Buffer, hook: string, opts: { globals?: Record<string, string | number> } = {}): Promise<AttachedProgram[]> {
+  loadMaps: (Record<string, string> | undefined)[] = [];
+  async loadAndAttach(data: Buffer, hook: string, opts: { globals?: Record<string, string | number>; reuseMaps?: Record<string, string> } = {}): Promise<AttachedProgram[]> {
     const path = data.toString();
     this.loadGlobals.push({ ...opts.globals });
+    this.loadMaps.push(opts.reuseMaps);
     const d = this.delay.get(path);
     if (d) await new Promise((r) => setTimeout(r, d));
     const fail = this.failLoad.get(path);
@@ -314,8 +317,8 @@ t.test('a failed load changes nothing and leaves one error_log entry', async (t)
 t.test('objects the file cannot take are EINVAL before the kernel sees them', async (t) => {
   const { k, core } = setup();
   k.lsm('open.o', ['deny_open'], 'file_open');
-  k.objects.set('sock.o', { license: 'GPL', programs: [{ name: 'f', section: 'socket', type: 'socket_filter', isLsm: false, hook: null, sleepable: false }], globals: [] });
-  k.objects.set('empty.o', { license: 'GPL', programs: [], globals: [] });
+  k.objects.set('sock.o', { license: 'GPL', programs: [{ name: 'f', section: 'socket', type: 'socket_filter', isLsm: false, hook: null, sleepable: false }], globals: [], maps: [] });
+  k.objects.set('empty.o', { license: 'GPL', programs: [], globals: [], maps: [] });
   k.lsm('g.o', ['deny_exec'], null, ['target']);
   await t.rejects(core.execute('process_execution', 'open.o', caller), { code: 'EINVAL', message: /hook file_open .*write it to file_open instead/ });
   await t.rejects(core.execute('process_execution', 'sock.o', caller), { code: 'EINVAL', message: /program f is a socket_filter program/ });
@@ -723,4 +726,33 @@ t.test('capacity: the E2BIG message counts the observer', async (t) => {
     code: 'E2BIG',
     message: /already has 3 programs attached \(krsifs: 3 of them, its denial observer included\)/,
   });
+});
+
+t.test('loadOptions: the daemon\'s globals and shared maps reach the load, from the facts the core read once', async (t) => {
+  const k = new FakeKernel();
+  k.lsm('ev.o', ['ev'], null, ['target', 'krsi_behaviour']);
+  k.objects.get('ev.o')!.maps.push({ name: 'krsi_events' });
+  const seen: string[] = [];
+  const core = new Krsi(k, catalogue, {
+    loadOptions: (behaviour, hook, facts) => {
+      seen.push(`${behaviour} ${hook} ${facts.maps.map((m) => m.name).join(',')}`);
+      return { globals: { krsi_behaviour: behaviour }, reuseMaps: { krsi_events: '/pins/events' } };
+    },
+  });
+  await core.execute('process_execution', 'ev.o target=/x', caller);
+  t.same(seen, ['process_execution bprm_check_security krsi_events'], 'asked once, with the object\'s facts');
+  t.same(k.loadGlobals.at(-1), { target: '/x', krsi_behaviour: 'process_execution' }, 'the line\'s globals and the daemon\'s');
+  t.same(k.loadMaps.at(-1), { krsi_events: '/pins/events' }, 'the shared maps');
+});
+
+t.test('attachRefusal: every attach is refused with its error, objects and loaded programs alike, after the line\'s own checks', async (t) => {
+  const k = new FakeKernel();
+  k.lsm('a.o', ['one']);
+  k.loaded.set(7, { name: 'deny_exec', type: 'lsm', hook: 'bprm_check_security' });
+  const core = new Krsi(k, catalogue, { attachRefusal: (hook) => new KrsiError('EOPNOTSUPP', `the bpf LSM is not active: ${hook} would never run it`) });
+  await t.rejects(core.execute('process_execution', 'a.o', caller), { code: 'EOPNOTSUPP', message: /bprm_check_security would never run it/ });
+  await t.rejects(core.execute('process_execution', 'id:7', caller), { code: 'EOPNOTSUPP' }, 'a loaded program too');
+  await t.rejects(core.execute('process_execution', 'a.o nosuch=1', caller), { code: 'EINVAL' }, 'a bad line gets its own error first');
+  t.same(k.events, [], 'nothing was loaded or attached');
+  t.equal(await core.listing('process_execution'), '');
 });

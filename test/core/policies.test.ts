@@ -58,7 +58,7 @@ class Kernel implements KernelPort {
   async inspect(data: Buffer): Promise<ObjectFacts> {
     const progs = data.toString().split('\n')[0]!.split(',');
     const globals = [{ name: 'target', size: 256, section: '.rodata' }, { name: 'krsi_monitor', size: 4, section: '.rodata' }];
-    return { license: 'GPL', globals, programs: progs.map((name) => ({ name, section: 'lsm', type: 'lsm', isLsm: true, hook: null, sleepable: false })) };
+    return { license: 'GPL', globals, maps: [], programs: progs.map((name) => ({ name, section: 'lsm', type: 'lsm', isLsm: true, hook: null, sleepable: false })) };
   }
   // programs other loaders loaded: not used by the policy directory's tests
   async programInfo(id: number): Promise<never> {
