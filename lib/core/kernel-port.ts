@@ -4,12 +4,6 @@
 // kernel in the VM suite, never here.
 import type { Mode } from './grammar.js';
 
-export interface Caller {
-  pid: number;
-  uid: number;
-  gid: number;
-}
-
 /**
  * The credentials of the task behind a request (lib/kernel/proc.ts reads
  * them), checked before anything is done on its behalf, and used to resolve
@@ -65,11 +59,12 @@ export interface KernelLink {
   detach(): Promise<void>;
 }
 
-export interface AttachedProgram {
+/** A program just attached, with its link (the kernel layer's own link type where it has one). */
+export interface AttachedProgram<L extends KernelLink = KernelLink> {
   name: string;
   progId: number;
   linkId: number;
-  link: KernelLink;
+  link: L;
   /** The temporary pin the link already has (attachProgram pins as it attaches); unset: not pinned yet. */
   pinned?: string;
 }

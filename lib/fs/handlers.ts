@@ -4,14 +4,14 @@
 import { constants } from 'node:fs';
 import { KrsiError } from '../errors.js';
 import { CAP_MAC_ADMIN, credentialsOf, holds } from '../kernel/proc.js';
-import type { Caller, Credentials } from '../core/kernel-port.js';
+import type { Credentials } from '../core/kernel-port.js';
 import type { Krsi } from '../core/krsi.js';
 import { LineBuffer } from '../core/line-buffer.js';
 import { SerialQueue } from '../core/serial-queue.js';
 import { MAX_LINE } from '../core/grammar.js';
 import type { EventHub, EventStream } from '../core/events.js';
 import { fileTable, type FileEntry } from './files.js';
-import type { OpenReply } from '../fuse/index.js';
+import type { Caller, OpenReply } from '../fuse/index.js';
 import { abortWhenKilled } from './signals.js';
 import type { FsHandlers, Stat } from '../fuse/index.js';
 import { POLL, POLL_ALWAYS } from '../fuse/requests.js';

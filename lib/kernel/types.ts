@@ -1,4 +1,5 @@
 // The shapes the addon's kernel layer (addon/bpf_*.cc) returns, exactly.
+import type { AttachedProgram as CoreAttachedProgram, PinnedLink } from '../core/kernel-port.js';
 
 /** One program of an object, as libbpf sees it before load. */
 export interface ProgramInfo {
@@ -110,12 +111,7 @@ export interface Link {
   unpin(): Promise<void>;
 }
 
-export interface AttachedProgram {
-  name: string;
-  progId: number;
-  linkId: number;
-  link: Link;
-}
+export type AttachedProgram = CoreAttachedProgram<Link>;
 
 export interface LinkInfo {
   id: number;
@@ -174,18 +170,9 @@ export interface ProbeResult {
   checks: ProbeChecks;
 }
 
-/** A link pinned in bpffs, as pinnedLinks() reads it. */
-export interface PinnedLinkInfo {
-  /** The pin's file name. */
-  name: string;
-  linkId: number;
-  progId: number;
-  /** The kernel's copy of the program name (15 characters at most). */
-  progName: string;
-  /** The LSM hook the link runs on, 'fentry:FUNC'/'fexit:FUNC' for a companion's link, or null. */
-  hook: string | null;
-  /** The target of the object symlink, or null. */
-  object: string | null;
-  /** Set when the pin is neither an LSM link nor a companion's (a map, a program, another link type): why. */
-  foreign?: string;
-}
+/**
+ * A link pinned in bpffs, as pinnedLinks() reads it: the core's PinnedLink
+ * before its mode record is read, and `foreign` set when the pin is neither an
+ * LSM link nor a companion's (a map, a program, another link type): why.
+ */
+export type PinnedLinkInfo = Omit<PinnedLink, 'mode'> & { foreign?: string };
