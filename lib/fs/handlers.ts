@@ -16,13 +16,6 @@ import { abortWhenKilled } from './signals.js';
 import type { FsHandlers, Stat } from '../fuse/index.js';
 import { POLL, POLL_ALWAYS } from '../fuse/requests.js';
 
-/**
- * The size of a file whose length is not known without asking the kernel
- * (a behaviour's listing) or that has none (events): more than a listing of
- * 38 programs holds, so a reader that trusts st_size (Node's readFile) gets
- * all of it, and above 0 (see size()).
- */
-export const NOMINAL_SIZE = 65536;
 
 interface Handle {
   file: FileEntry;
@@ -56,7 +49,7 @@ export class KrsiFsHandlers implements FsHandlers {
   private readonly events: EventHub | undefined;
 
   constructor(private readonly core: Krsi, opts: HandlerOptions = {}) {
-    this.files = fileTable(core.behaviours());
+    this.files = fileTable(core, this.mountedAt);
     this.events = opts.events;
     this.credentials = opts.credentials ?? credentialsOf;
   }
@@ -72,25 +65,8 @@ export class KrsiFsHandlers implements FsHandlers {
       return { mode: constants.S_IFDIR | 0o755, size: 0, uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 2 };
     }
     const f = this.file(p);
-    const t = this.mtime(f);
-    return { mode: constants.S_IFREG | f.mode, size: this.size(f), uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 1 };
-  }
-
-  /**
-   * hooks and error_log: what a read from offset 0 returns now, in bytes (in
-   * memory, cheap). A behaviour's listing comes from the kernel, on the
-   * worker pool, behind any verifier run: stat must not wait for that, so
-   * behaviour files and events report NOMINAL_SIZE. Never 0 when there may
-   * be something to read: since Linux 6.5, sendfile(2) and splice(2) of a
-   * FUSE file end at its size without asking the daemon, and a size of 0 is
-   * an empty file to busybox cat and every other splicing reader (the addon
-   * refuses the page-cache read that a size above 0 leads to, and they fall
-   * back to read(2)).
-   */
-  private size(f: FileEntry): number {
-    if (f.kind === 'hooks') return Buffer.byteLength(this.core.hooksText());
-    if (f.kind === 'error_log') return Buffer.byteLength(this.core.errorLog.text());
-    return NOMINAL_SIZE;
+    const t = f.mtime();
+    return { mode: constants.S_IFREG | f.mode, size: f.size(), uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 1 };
   }
 
   readdir(p: string): string[] {
@@ -103,22 +79,20 @@ export class KrsiFsHandlers implements FsHandlers {
     const acc = flags & 3; // O_ACCMODE
     const writable = acc === constants.O_WRONLY || acc === constants.O_RDWR;
     if (writable) {
-      if (readOnly(f)) throw new KrsiError('EACCES', `${f.name}: read-only file`);
+      if (!f.write) throw new KrsiError('EACCES', `${f.name}: read-only file`);
       await this.authorize(f, caller);
     }
     const fh = this.nextFh++;
     this.handles.set(fh, {
       file: f,
       writable,
-      lines: writable && f.kind === 'behaviour' ? new LineBuffer() : null,
+      lines: writable && f.write === 'lines' ? new LineBuffer() : null,
       partialBy: null,
       snapshot: null,
-      stream: f.kind === 'events' ? this.events?.open() : undefined,
+      stream: f.stream ? this.events?.open() : undefined,
       nonblock: (flags & constants.O_NONBLOCK) !== 0,
     });
-    // hooks is fixed for the mount's life (the catalogue resolved at start), and
-    // its size is exact: the page cache may serve it
-    return f.kind === 'hooks' ? { fh, cache: true } : fh;
+    return f.cache ? { fh, cache: true } : fh;
   }
 
   /** A snapshot taken at offset 0 (a behaviour's listing is read from the kernel then), served by offset. */
@@ -126,12 +100,12 @@ export class KrsiFsHandlers implements FsHandlers {
     const h = this.handle(fh);
     // events: a stream; the read waits for records, and ends with EINTR only
     // when the reader is being killed (lib/fs/signals.ts)
-    if (h.file.kind === 'events') {
+    if (h.file.stream) {
       if (!h.stream) return Buffer.alloc(0);
       if (h.nonblock && !h.stream.ready) throw new KrsiError('EAGAIN', 'events: no record queued (O_NONBLOCK)');
       return h.stream.read(size, caller ? abortWhenKilled(caller.pid, signal) : signal);
     }
-    if (offset === 0 || h.snapshot === null) h.snapshot = Buffer.from(await this.text(h.file));
+    if (offset === 0 || h.snapshot === null) h.snapshot = Buffer.from((await h.file.text?.()) ?? '');
     return h.snapshot.subarray(offset, offset + size);
   }
 
@@ -142,7 +116,7 @@ export class KrsiFsHandlers implements FsHandlers {
    */
   poll(_p: string, fh: number, _caller: Caller, wake: () => void): number {
     const h = this.handle(fh);
-    if (h.file.kind !== 'events') return POLL_ALWAYS;
+    if (!h.file.stream) return POLL_ALWAYS;
     if (!h.stream || h.stream.ready) return POLL.IN | POLL.RDNORM;
     h.stream.onReady(wake);
     return 0;
@@ -164,7 +138,7 @@ export class KrsiFsHandlers implements FsHandlers {
     return this.perHandle.run(fh, async () => {
       if (!h.writable) throw new KrsiError('EBADF', `${h.file.name}: not open for writing`);
       const writer = await this.authorize(h.file, caller);
-      if (h.file.kind === 'error_log') {
+      if (h.file.write === 'clear') {
         const err = new KrsiError('EINVAL', 'error_log: write nothing to clear it (: > error_log)');
         this.core.fail('error_log', data.toString('utf8').trimEnd(), err);
         throw err;
@@ -244,9 +218,9 @@ export class KrsiFsHandlers implements FsHandlers {
   /** O_TRUNC (`>`) detaches nothing; on error_log it clears the log. */
   async truncate(p: string, size: number, caller: Caller): Promise<void> {
     const f = this.file(p);
-    if (readOnly(f)) throw new KrsiError('EACCES', `${f.name}: read-only file`);
+    if (!f.write) throw new KrsiError('EACCES', `${f.name}: read-only file`);
     await this.authorize(f, caller);
-    if (f.kind === 'error_log' && size === 0) this.core.errorLog.clear();
+    if (size === 0) f.clear?.();
   }
 
   /**
@@ -276,27 +250,6 @@ export class KrsiFsHandlers implements FsHandlers {
     throw err;
   }
 
-  private async text(f: FileEntry): Promise<string> {
-    switch (f.kind) {
-      case 'behaviour':
-        return this.core.listing(f.name);
-      case 'hooks':
-        return this.core.hooksText();
-      case 'error_log':
-        return this.core.errorLog.text();
-      case 'events':
-        return ''; // read() serves the stream
-      case 'stats':
-        return this.core.statsText();
-    }
-  }
-
-  private mtime(f: FileEntry): number {
-    if (f.kind === 'behaviour') return this.core.registry.changedAt(f.name).getTime();
-    if (f.kind === 'error_log') return this.core.errorLog.list().at(-1)?.time.getTime() ?? this.mountedAt;
-    return this.mountedAt;
-  }
-
   private file(p: string): FileEntry {
     const f = this.files.get(p.replace(/^\//, ''));
     if (!f) throw new KrsiError('ENOENT', `${p}: no such file`);
@@ -308,11 +261,6 @@ export class KrsiFsHandlers implements FsHandlers {
     if (!h) throw new KrsiError('EBADF', `unknown file handle ${fh}`);
     return h;
   }
-}
-
-/** Files nobody writes, root included. */
-function readOnly(f: FileEntry): boolean {
-  return f.kind === 'hooks' || f.kind === 'events' || f.kind === 'stats';
 }
 
 /** The start of a write, for error_log when no whole line can be shown. */
