@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "bpf_common.h"
+#include "uv_poller.h"
 
 namespace krsi {
 
@@ -136,21 +137,16 @@ class EventReader : public Napi::ObjectWrap<EventReader> {
       ThrowError(env, EIO, "events reader: no event loop");
       return;
     }
-    poll_ = new uv_poll_t;
-    int uerr = uv_poll_init(loop, poll_, ring_buffer__epoll_fd(rb_.get()));
-    if (uerr == 0) uerr = uv_poll_start(poll_, UV_READABLE, OnPoll);
+    int uerr = poll_.Start(loop, ring_buffer__epoll_fd(rb_.get()), this, OnPoll);
     if (uerr != 0) {
-      ClosePoll();
       ThrowError(env, -uerr, std::string("events reader: watch the ring: ") + uv_strerror(uerr));
       return;
     }
-    poll_->data = this;
     onBatch_ = Napi::Persistent(info[2].As<Napi::Function>());
     async_ = std::make_unique<Napi::AsyncContext>(env, "krsifs:EventReader");
     Ref();  // alive while watching, even without a JS handle
   }
 
-  ~EventReader() override { ClosePoll(); }
 
  private:
   static int OnSample(void* ctx, void* data, size_t size) {
@@ -192,26 +188,19 @@ class EventReader : public Napi::ObjectWrap<EventReader> {
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    if (poll_ != nullptr) {
-      ClosePoll();
+    if (poll_.active()) {
+      poll_.Stop();
       rb_.reset();
       Unref();
     }
     return info.Env().Undefined();
   }
 
-  void ClosePoll() {
-    if (poll_ == nullptr) return;
-    uv_poll_stop(poll_);
-    poll_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-    poll_ = nullptr;
-  }
 
   UniqueFd ringFd_;
   UniqueFd lostFd_;
   RingBufferPtr rb_;  // after the fds it uses: destroyed first
-  uv_poll_t* poll_ = nullptr;
+  UvPoller poll_;  // after rb_: stopped before the ring it watches is freed
   Napi::FunctionReference onBatch_;
   std::unique_ptr<Napi::AsyncContext> async_;
   std::vector<std::vector<uint8_t>> batch_;

@@ -95,20 +95,11 @@ int Session::Mount(const std::vector<std::string>& options, std::string* message
     err = EIO;
     *message = what + "no event loop";
   } else {
-    poll_ = new uv_poll_t;
-    int uerr = uv_poll_init(loop, poll_, fd);
-    if (uerr == 0) {
-      poll_->data = this;
-      uerr = uv_poll_start(poll_, UV_READABLE, OnPoll);
-      if (uerr != 0) uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-    } else {
-      delete poll_;
-    }
+    int uerr = poll_.Start(loop, fd, this, OnPoll);
     if (uerr == 0) {
       self_ = shared_from_this();
       return 0;
     }
-    poll_ = nullptr;
     err = -uerr;
     *message = what + "watch /dev/fuse: " + uv_strerror(uerr);
   }
@@ -211,12 +202,7 @@ void Session::Close(bool lost, bool notify) {
 }
 
 void Session::Teardown(bool lost, bool notify) {
-  if (poll_ != nullptr) {
-    uv_poll_stop(poll_);
-    poll_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-    poll_ = nullptr;
-  }
+  poll_.Stop();
   // Marks the session exited: replies to a dead channel then fail quietly.
   fuse_session_exit(se_);
   auto pending = std::move(pending_);

@@ -13,6 +13,8 @@
 #include <napi.h>
 #include <uv.h>
 
+#include "uv_poller.h"
+
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -20,6 +22,8 @@
 #include <vector>
 
 namespace krsi::fuse {
+
+using krsi::UvPoller;
 
 class Session;
 
@@ -83,7 +87,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<Napi::AsyncContext> async_;
   fuse_session* se_ = nullptr;
   fuse_buf buf_{};
-  uv_poll_t* poll_ = nullptr;
+  UvPoller poll_;
   bool draining_ = false;
   bool closeRequested_ = false;
   std::shared_ptr<Session> self_;  // keeps a live mount alive without a JS handle
