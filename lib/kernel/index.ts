@@ -11,7 +11,6 @@ import type {
   LoadOptions,
   PinnedLinkInfo,
   ObjectInfo,
-  ProbeResult,
   ProgInfo,
   ReadResult,
 } from './types.js';
@@ -243,13 +242,9 @@ export function progInfo(id: number): Promise<ProgInfo> {
   return native.progInfo(id);
 }
 
-/**
- * Will this kernel load a BPF LSM program? Never rejects for a kernel's
- * refusal: `ok` false with the errno, a reason and a fix.
- */
-export function probe(): Promise<ProbeResult> {
-  return native.probe();
-}
+// Will this kernel load a BPF LSM program? Never rejects for a kernel's
+// refusal: `ok` false with the errno, a reason and a fix.
+export { probe } from './probe.js';
 
 /** The Link class itself, for instanceof; links come only from loadAndAttach/openPinnedLink. */
 export const LinkClass: abstract new (...args: never[]) => Link = native.Link;
