@@ -194,13 +194,16 @@ export class BpffsKernelPort implements KernelPort {
   async pins(behaviour: string): Promise<PinnedLink[]> {
     // one native call per read of a behaviour file, whatever the number of programs
     const all = await kernel.pinnedLinks(this.at(behaviour), path.join(this.root, OBJECTS));
-    const own: PinnedLink[] = [];
+    const own: Omit<PinnedLink, 'mode'>[] = [];
     for (const { foreign, ...p } of all) {
       const why = foreign ?? (isPinName(p.name) ? null : 'a name krsifs never gives a pin');
-      if (why === null) own.push({ ...p, mode: await this.modeOf(p.linkId) });
+      if (why === null) own.push(p);
       else this.foreign(behaviour, p.name, why);
     }
-    return own;
+    // the mode records all at once: one after another, they cost a pool round
+    // trip per program on every read of the file
+    const modes = await Promise.all(own.map((p) => this.modeOf(p.linkId)));
+    return own.map((p, i) => ({ ...p, mode: modes[i]! }));
   }
 
   /** Someone else's thing in a pin directory: said once, then left alone. */
