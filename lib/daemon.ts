@@ -69,7 +69,7 @@ export async function runMount(opts: MountOptions): Promise<number> {
   } else {
     log.info('pins', { root: pins.root, ephemeral: !!opts.ephemeral });
   }
-  const port = new BpffsKernelPort(pins);
+  const port = new BpffsKernelPort(pins, log);
   const events = startEvents(pins.error ? null : pins.root, resolved, log, port);
   const core = new Krsi(port, resolved, { log, loadOptions: events.loadOptions, attachRefusal: bpfLsmRefusal(probe) });
   port.onForeign = (behaviour, err) => core.warn(behaviour, err);

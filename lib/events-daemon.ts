@@ -15,7 +15,6 @@ import { BEHAVIOUR_GLOBAL, BEHAVIOUR_ID_GLOBAL, HOOK_GLOBAL } from './core/globa
 import type { KernelPort, ObjectFacts } from './core/kernel-port.js';
 import type { LoadOptions } from './core/krsi.js';
 import { completeObserved } from './core/observer.js';
-import { isTemporaryPin } from './core/registry.js';
 import {
   RING_MAP,
   eventsOpen,
@@ -46,12 +45,12 @@ export function startEvents(
   catalogue: readonly ResolvedBehaviour[],
   log: Logger,
   /** The behaviours' pins: an observer's record names the denier when a behaviour has one program. */
-  port: Pick<KernelPort, 'pins'>,
+  port: Pick<KernelPort, 'list'>,
   opts: { ringBytes?: number; queueLines?: number } = {},
 ): EventsService {
   const hub = new EventHub({ queueLines: opts.queueLines });
   const behaviours = new Set(catalogue.filter((b) => b.hook).map((b) => b.behaviour));
-  const programsOf = async (behaviour: string) => (await port.pins(behaviour)).filter((p) => !isTemporaryPin(p.name)).map((p) => p.name);
+  const programsOf = async (behaviour: string) => (await port.list(behaviour)).map((p) => p.name);
   let reader: EventReader | null = null;
   let ringPath: string | null = null;
   let reuseMaps: Record<string, string> | null = null;

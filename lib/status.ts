@@ -94,7 +94,7 @@ export async function status(o: StatusOptions = {}): Promise<Status> {
   };
   const pinsOf = new Map<string, PinnedLink[]>();
   const pins = async (b: string) => {
-    if (!pinsOf.has(b)) pinsOf.set(b, await port.pins(b).catch(() => []));
+    if (!pinsOf.has(b)) pinsOf.set(b, await port.list(b).catch(() => []));
     return pinsOf.get(b)!;
   };
 
@@ -133,7 +133,7 @@ export async function status(o: StatusOptions = {}): Promise<Status> {
     }
   }
   for (const b of [...new Set([...hookOf.keys(), ...pinned])]) {
-    const programs = (await pins(b)).filter((p) => !/-(new|commit)$/.test(p.name)).length;
+    const programs = (await pins(b)).length;
     if (programs === 0) continue;
     entry(b).stats = { programs, ...(await port.counts(b).catch(() => ({ denied: 0, monitored: 0 }))) };
   }

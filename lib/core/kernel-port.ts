@@ -49,26 +49,6 @@ export interface ObjectFacts {
   maps: { name: string }[];
 }
 
-/** A link this process holds an fd of (fresh from loadAndAttach). */
-export interface KernelLink {
-  readonly id: number;
-  readonly progId: number;
-  /** Close the fd: an unpinned link is detached, a pinned one stays. */
-  close(): Promise<void>;
-  /** Unpin if pinned, then close. */
-  detach(): Promise<void>;
-}
-
-/** A program just attached, with its link (the kernel layer's own link type where it has one). */
-export interface AttachedProgram<L extends KernelLink = KernelLink> {
-  name: string;
-  progId: number;
-  linkId: number;
-  link: L;
-  /** The temporary pin the link already has (attachProgram pins as it attaches); unset: not pinned yet. */
-  pinned?: string;
-}
-
 /** What the kernel says about a loaded program (by id). */
 export interface LoadedProgramFacts {
   /** The kernel's name: 15 characters at most, maybe empty. */
@@ -109,87 +89,109 @@ export interface Unpinned {
   released: boolean;
 }
 
+/** What a line's path named, read as its writer: an object file, or a program another loader loaded. */
+export interface ObjectSource {
+  /** The file as the writer's path resolved, or the loaded program's source ('pinned:PATH', …). */
+  path: string;
+  /** The file's bytes, read once (empty for a loaded program). */
+  data: Buffer;
+  /** An object file: what it holds, read when it was read (libbpf parsed it once). */
+  facts?: ObjectFacts;
+  /** A loaded program instead of an object file. */
+  program?: LoadedProgramRef;
+  /** Let go of what the kernel layer holds for it (the parsed object). Twice is a no-op. */
+  close(): void;
+}
+
+/** One attach, as the core decided it: the adapter does it all or not at all. */
+export interface AttachRequest {
+  behaviour: string;
+  hook: string;
+  /** What the listing's object= shows: the resolved path, or a loaded program's source. */
+  object: string;
+  mode: Mode;
+  /** Of the bytes and settings (lib/core/digest.ts), for objects. */
+  digest?: string;
+  /** Every global set at load: the line's and krsifs's own. */
+  globals: Record<string, string>;
+  /** Shared maps by name, and where they are pinned. */
+  reuseMaps?: Record<string, string>;
+  /** A loaded program's pin name (loadedName); an object's programs keep their own names. */
+  name?: string;
+}
+
+/** What an attach did: the programs now pinned, and the same-named ones they replaced. */
+export interface Attachment {
+  attached: PinnedLink[];
+  replaced: Unpinned[];
+}
+
+/** What start-up did with an attach a crash interrupted. */
+export interface Recovered {
+  behaviour: string;
+  /** The temporary pin found. */
+  pin: PinnedLink;
+  /** finished: renamed to its final name (the attach had committed); removed: it had not; failed: left as it is. */
+  outcome: 'finished' | 'removed' | 'failed';
+  /** finished: the program of the same name it replaced. */
+  replaced?: PinnedLink;
+  error?: string;
+}
+
+/**
+ * The kernel as the core sees it: transactions on a behaviour's programs
+ * (attach, detach, list, recover), the denial observer and its counters.
+ * lib/kernel/port.ts does them over the addon and bpffs; how programs stay
+ * attached (pins), what is recorded beside them and how a crash is survived
+ * is its business, not the core's.
+ */
 export interface KernelPort {
+  /** Where the pins are (for messages: where an operator finds them). */
+  readonly pinRoot: string;
   /**
-   * Read the object at `path` as the writer resolves it (its root, its cwd)
-   * and with its file access rights. `signal` aborts the wait (EINTR) when the
-   * writer is being killed; the read itself may finish later and is dropped.
+   * Read what `path` names as the writer resolves it (its root, its cwd) and
+   * with its file access rights, and parse it. `signal` aborts the wait
+   * (EINTR) when the writer is being killed. Errors: the writer's own open's,
+   * ENOEXEC not a BPF object, …
    */
-  readObject(
-    writer: Credentials,
-    path: string,
-    signal?: AbortSignal,
-  ): Promise<{ data: Buffer; path: string; program?: LoadedProgramRef }>;
+  readObject(writer: Credentials, path: string, signal?: AbortSignal): Promise<ObjectSource>;
   /** A loaded program's facts. Errors: ENOENT no program has this id. */
   programInfo(id: number): Promise<LoadedProgramFacts>;
   /**
-   * Attach loaded program `id` (an LSM program loaded for `hook`) by a new
-   * link of our own, pinned at once as `pin` in the behaviour's directory.
+   * Attach every program of `source` for `req.behaviour`, each replacing the
+   * program of the same name there without leaving the hook unguarded; all or
+   * nothing, across a crash of the daemon too. Errors: the kernel's (E2BIG
+   * with details.program: the program the hook had no room for).
    */
-  attachProgram(id: number, hook: string, behaviour: string, pin: string): Promise<AttachedProgram>;
-  inspect(data: Buffer, name?: string): Promise<ObjectFacts>;
-  /** All or nothing: on failure nothing from this object stays attached. */
-  loadAndAttach(
-    data: Buffer,
-    hook: string,
-    opts: { globals?: Record<string, string | number>; objectName?: string; reuseMaps?: Record<string, string> },
-  ): Promise<AttachedProgram[]>;
-
-  // The pins are the registry: one directory per behaviour under the pin
-  // root, one link pin per program, named by its full name.
-
-  /** The pin root (for messages: where an operator finds the pins). */
-  readonly pinRoot: string;
-  /** Create the behaviour's pin directory. Errors: why pins are impossible here (no bpffs, …). */
-  ensurePinDir(behaviour: string): Promise<void>;
-  /** Pin `link` as `name` in the behaviour's directory. Errors: EEXIST, the pin root's error. */
-  pin(link: KernelLink, behaviour: string, name: string): Promise<void>;
-  /**
-   * rename(2) pin `from` over `to`: a link pinned at `to` loses its pin in the
-   * same step. Resolves once the kernel has let that link go (if it had no
-   * other holder); null when `to` was free.
-   */
-  renamePin(behaviour: string, from: string, to: string): Promise<Unpinned | null>;
-  /** Remove pin `name`; resolves once the kernel has let the link go. Errors: ENOENT no such pin. */
-  unpin(behaviour: string, name: string): Promise<Unpinned>;
-  /**
-   * The behaviour's pins (temporary ones included) as the kernel has them now,
-   * sorted by link id; a pin removed while they are read is left out; [] when
-   * the directory is missing.
-   */
-  pins(behaviour: string): Promise<PinnedLink[]>;
-  /** The directories under the pin root: the behaviours that have (or had) pins. */
+  attach(source: ObjectSource, req: AttachRequest): Promise<Attachment>;
+  /** Detach program `name`; resolves once the kernel has let it go. Errors: ENOENT no such program. */
+  detach(behaviour: string, name: string): Promise<Unpinned>;
+  /** The behaviour's programs as the kernel has them now, in attach order; [] when none. */
+  list(behaviour: string): Promise<PinnedLink[]>;
+  /** The behaviours that have (or had) programs. */
   pinnedBehaviours(): Promise<string[]>;
+  /** Start-up: settle the attaches a crash interrupted, forget what is recorded of links that are gone. */
+  recover(): Promise<Recovered[]>;
   /** How many links the kernel holds on `hook` (LSM links and fentry/fexit on bpf_lsm_<hook>), anyone's. */
   linksOnHook(hook: string): Promise<number>;
+  /** The digest recorded at link `linkId`'s attach; null when none was. */
+  digestOf(linkId: number): Promise<string | null>;
 
   // The denial observer (bpf/krsi_observer.bpf.c): one per behaviour with
-  // programs, pinned apart from them, and its counters.
+  // programs, and its counters.
 
   /** The behaviour's observer link, or null when it has none. */
   observer(behaviour: string): Promise<{ linkId: number } | null>;
   /**
-   * Attach the behaviour's observer on `hook`, pinned (a stale one is
-   * replaced). Errors: EOPNOTSUPP with details.returnsVoid the hook returns void, E2BIG the hook is
-   * full, ENOENT no observer object or shared maps.
+   * Attach the behaviour's observer on `hook` (a stale one is replaced).
+   * Errors: EOPNOTSUPP with details.returnsVoid the hook returns void, E2BIG
+   * the hook is full, ENOENT no observer object or shared maps.
    */
   attachObserver(behaviour: string, hook: string): Promise<{ linkId: number }>;
   /** Remove the observer and the behaviour's counters; false when it had no observer. */
   detachObserver(behaviour: string): Promise<boolean>;
-  /** The behaviours that have an observer pinned. */
+  /** The behaviours that have an observer. */
   observedBehaviours(): Promise<string[]>;
   /** The behaviour's counters (bpf/krsi_verdict.h) since its first attach; zeros when none. */
   counts(behaviour: string): Promise<{ denied: number; monitored: number }>;
-
-  /**
-   * Remember the object a link's program came from (for the listing), the
-   * mode it was attached in and, when given, the digest of its bytes and
-   * settings (lib/core/digest.ts: a declared policy attached from the same
-   * is kept as it is).
-   */
-  recordObject(linkId: number, object: string, mode: Mode, digest?: string): Promise<void>;
-  /** Forget the object (mode, digest) of link `linkId` (it was detached). */
-  forgetObject(linkId: number): Promise<void>;
-  /** Forget the objects of links that are not in `live`. */
-  pruneObjects(live: ReadonlySet<number>): Promise<void>;
 }

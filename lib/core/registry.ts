@@ -1,6 +1,6 @@
 // The programs attached through each behaviour file. The kernel holds the
 // registry: a link pin per program in the behaviour's pin directory (see
-// KernelPort). Nothing is cached here, so a listing cannot drift from what is
+// lib/kernel/port.ts). Nothing is cached here, so a listing cannot drift from what is
 // attached: a pin removed behind krsifs's back is gone from the next one.
 import type { KernelPort, PinnedLink } from './kernel-port.js';
 import type { Mode } from './grammar.js';
@@ -18,37 +18,6 @@ export interface Attached {
   mode: Mode;
 }
 
-/**
- * The pin names of an attach in flight (bpffs refuses dots), never listed:
- * 'NAME-new' while the object's links are being pinned, 'NAME-commit' once
- * every one of them is (see Krsi.pinAll).
- */
-export function isTemporaryPin(name: string): boolean {
-  return name.endsWith('-new') || name.endsWith('-commit');
-}
-
-/**
- * A name krsifs gives a pin: a program's name (a C identifier), maybe with a
- * temporary suffix. Anything else in a pin directory was put there by
- * someone else.
- */
-export function isPinName(name: string): boolean {
-  return /^[A-Za-z_][A-Za-z0-9_]*(-new|-commit)?$/.test(name);
-}
-
-export function temporaryPin(name: string): string {
-  return `${name}-new`;
-}
-
-export function committedPin(name: string): string {
-  return `${name}-commit`;
-}
-
-/** The program's name from a temporary pin's. */
-export function programOfPin(pin: string): string {
-  return pin.replace(/-(new|commit)$/, '');
-}
-
 export class Registry {
   private changed = new Map<string, Date>();
 
@@ -59,7 +28,7 @@ export class Registry {
 
   /** What is attached through `behaviour`, read from the kernel now, in attach order (link id). */
   async list(behaviour: string): Promise<Attached[]> {
-    return (await this.kernel.pins(behaviour)).filter((p) => !isTemporaryPin(p.name)).map((p) => attached(behaviour, p));
+    return (await this.kernel.list(behaviour)).map((p) => attached(behaviour, p));
   }
 
   async get(behaviour: string, name: string): Promise<Attached | undefined> {

@@ -1,9 +1,7 @@
 // The core's KernelPort over the addon and bpffs. The pins are the registry:
 //   <root>/<behaviour>/<program's full name>   a link pin per attached program
-//   <root>/<behaviour>/<name>-new, <name>-commit  an attach in flight (settled at start-up)
-//   <root>/link-objects/<link id>              symlink to the object the program came from
-//   <root>/link-digests/<link id>              symlink whose target is the digest of its bytes and settings
-//   <root>/link-modes/<link id>                symlink whose target is its mode (enforce, monitor)
+//   <root>/<behaviour>/<name>-new, <name>-commit  an attach in flight (pin-protocol.ts)
+//   <root>/link-records/<link id>              what the program came from (link-records.ts)
 //   <root>/link-observers/<behaviour>          the behaviour's denial observer (bpf/krsi_observer.bpf.c)
 //   <root>/events, events_lost, stats, reported  the shared maps (lib/kernel/events.ts)
 // (bpffs refuses names with a dot; behaviour and program names never hold a
@@ -12,14 +10,16 @@
 // reboot clears both, `rm -r <root>` removes both. krsifs holds no link fd
 // once a program is pinned: removing a pin detaches its program.
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, readFile, readlink, rename, statfs, symlink, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, statfs, unlink } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { KrsiError } from '../errors.js';
-import type { AttachedProgram, KernelLink, KernelPort, PinnedLink, Unpinned } from '../core/kernel-port.js';
-import { MODES, type Mode } from '../core/grammar.js';
-import { isPinName } from '../core/registry.js';
+import type { AttachRequest, Attachment, Credentials, KernelPort, ObjectSource, PinnedLink, Recovered, Unpinned } from '../core/kernel-port.js';
+import { silentLogger, type Logger } from '../log.js';
+import { companionOf } from '../core/companion.js';
+import { LinkRecords, parseRecord } from './link-records.js';
+import { commit, isPinName, isTemporaryPin, settle, temporaryPin, type NewLink, type PinDirectory } from './pin-protocol.js';
 import { behaviourId } from '../core/behaviour-id.js';
 import { SUBJECT, SUBJECT_GLOBAL, decodeCounts, subjectOf } from '../core/observer.js';
 import * as kernel from './index.js';
@@ -29,10 +29,6 @@ import { BEHAVIOUR_GLOBAL, BEHAVIOUR_ID_GLOBAL, HOOK_GLOBAL } from '../core/glob
 export const BPFFS = '/sys/fs/bpf';
 export const DEFAULT_PIN_ROOT = `${BPFFS}/krsi`;
 const BPF_FS_MAGIC = 0xcafe4a11;
-const OBJECTS = 'link-objects';
-const DIGESTS = 'link-digests';
-const MODE_RECORDS = 'link-modes';
-const RECORDS = [OBJECTS, DIGESTS, MODE_RECORDS];
 const OBSERVERS = 'link-observers';
 
 // The observer object ships with the product: bpf/obj/ in a checkout (and
@@ -116,18 +112,106 @@ async function gone(probe: () => Promise<unknown>): Promise<boolean> {
   }
 }
 
+/** A behaviour's pin directory in bpffs. */
+class BpffsPinDirectory implements PinDirectory {
+  constructor(
+    readonly path: string,
+    private readonly records: LinkRecords,
+    private readonly releaseTimeoutMs: number,
+    /** Someone else's pin in the directory: why it is not ours. */
+    private readonly foreign: (name: string, why: string) => void,
+  ) {}
+
+  private at(name: string): string {
+    return path.join(this.path, name);
+  }
+
+  async pins(): Promise<PinnedLink[]> {
+    // one native call per read of a behaviour file, whatever the number of programs
+    const all = await kernel.pinnedLinks(this.path, this.records.dir);
+    const own: PinnedLink[] = [];
+    for (const { foreign, object: record, ...p } of all) {
+      const why = foreign ?? (isPinName(p.name) ? null : 'a name krsifs never gives a pin');
+      if (why !== null) {
+        this.foreign(p.name, why);
+        continue;
+      }
+      const { object, mode } = parseRecord(record);
+      own.push({ ...p, object, mode });
+    }
+    return own;
+  }
+
+  async rename(from: string, to: string): Promise<Unpinned | null> {
+    const old = await this.read(to).catch((e: KrsiError) => {
+      if (e.code === 'ENOENT') return null;
+      throw e;
+    });
+    // bpffs's rename is simple_rename: an existing `to` is unlinked in the same
+    // step, so the name always resolves to one attached link
+    await rename(this.at(from), this.at(to)).catch((e: unknown) => {
+      throw KrsiError.from(e, `rename pin ${from} to ${to}`);
+    });
+    return old && { pin: old, released: await this.released(old) };
+  }
+
+  async unpin(name: string): Promise<Unpinned> {
+    const pin = await this.read(name);
+    await unlink(this.at(name)).catch((e: unknown) => {
+      throw KrsiError.from(e, `unpin ${this.at(name)}`);
+    });
+    return { pin, released: await this.released(pin) };
+  }
+
+  /** A pin and what the kernel says about its link; the fd is closed again at once. */
+  private async read(name: string): Promise<PinnedLink> {
+    const link = await kernel.openPinnedLink(this.at(name));
+    try {
+      const info = await kernel.linkInfo(link.id);
+      const { object, mode } = await this.records.read(link.id);
+      return { name, linkId: link.id, progId: link.progId, progName: link.name, hook: info.hook, object, mode };
+    } finally {
+      await link.close();
+    }
+  }
+
+  /**
+   * The kernel drops a removed pin's reference to its link after an RCU grace
+   * period and a workqueue run, not in unlink(2): wait until the link id and
+   * then the program are gone, so a detach has happened when the write that
+   * asked for it returns. False when the link stays (another holder).
+   */
+  private async released(p: PinnedLink): Promise<boolean> {
+    const until = Date.now() + this.releaseTimeoutMs;
+    let wait = 1;
+    while (!(await gone(() => kernel.linkInfo(p.linkId)))) {
+      if (Date.now() > until) return false;
+      await sleep(wait);
+      wait = Math.min(wait * 2, 25);
+    }
+    // the program is put after the link is unhooked: once it is gone, so is
+    // the hook's reference (a program someone else holds stays: do not wait long)
+    const progUntil = Date.now() + 200;
+    while (!(await gone(() => kernel.progInfo(p.progId))) && Date.now() < progUntil) await sleep(2);
+    return true;
+  }
+}
+
 export class BpffsKernelPort implements KernelPort {
-  readonly readObject = kernel.readObject;
-  readonly inspect = kernel.inspect;
-  readonly loadAndAttach = kernel.loadAndAttach;
   readonly programInfo = kernel.progInfo;
-  /** How long unpin waits for the kernel to let a link go. */
+  /** How long a detach waits for the kernel to let a link go. */
   releaseTimeoutMs = 3000;
   /** Told once about each foreign pin (not an LSM link, or a name krsifs never gives). */
   onForeign: ((behaviour: string, err: KrsiError) => void) | undefined;
   private readonly reported = new Set<string>();
+  private readonly records: LinkRecords;
 
-  constructor(private readonly state: PinRootState) {}
+  constructor(
+    private readonly state: PinRootState,
+    private readonly log: Logger = silentLogger,
+  ) {
+    this.records = new LinkRecords(state.root);
+  }
 
   get pinRoot(): string {
     return this.state.root;
@@ -142,73 +226,109 @@ export class BpffsKernelPort implements KernelPort {
     if (e) throw new KrsiError(e.errno, e.message, { details: { ...e.details } });
   }
 
-  private at(behaviour: string, name?: string): string {
-    return name === undefined ? path.join(this.root, behaviour) : path.join(this.root, behaviour, name);
+  private dir(behaviour: string): BpffsPinDirectory {
+    return new BpffsPinDirectory(path.join(this.root, behaviour), this.records, this.releaseTimeoutMs, (name, why) =>
+      this.foreign(behaviour, name, why));
   }
 
+  /** Create the behaviour's pin directory. Errors: why pins are impossible here (no bpffs, …). */
   async ensurePinDir(behaviour: string): Promise<void> {
     this.usable();
-    await mkdir(this.at(behaviour), { recursive: true, mode: 0o700 });
+    await mkdir(path.join(this.root, behaviour), { recursive: true, mode: 0o700 });
   }
 
-  async pin(link: KernelLink, behaviour: string, name: string): Promise<void> {
-    this.usable();
-    await (link as kernel.Link).pin(this.at(behaviour, name));
+  async readObject(writer: Credentials, where: string, signal?: AbortSignal): Promise<ObjectSource> {
+    const r = await kernel.readObject(writer, where, signal);
+    if (r.program) return { path: r.path, data: r.data, program: r.program, close() {} };
+    const facts = await kernel.inspect(r.data, path.basename(r.path)).catch((e: unknown) => {
+      const err = KrsiError.from(e);
+      err.details.object ??= r.path;
+      throw err;
+    });
+    return { path: r.path, data: r.data, facts, close() {} };
   }
 
-  async attachProgram(id: number, hook: string, behaviour: string, pin: string): Promise<AttachedProgram> {
-    this.usable();
-    const where = this.at(behaviour, pin);
-    const a = await kernel.attachProgram(id, hook, where);
-    let link: kernel.Link;
+  async attach(source: ObjectSource, req: AttachRequest): Promise<Attachment> {
+    await this.ensurePinDir(req.behaviour);
+    const dir = this.dir(req.behaviour);
+    const links = source.program ? [await this.attachLoaded(source.program.id, req, dir)] : await this.load(source, req, dir);
+    const replaced = await commit(dir, this.records, links, { object: req.object, mode: req.mode, digest: req.digest }, this.log);
+    const runsOn = (name: string) => {
+      const p = source.facts?.programs.find((x) => x.name === name);
+      return (p && companionOf(p)) ?? req.hook;
+    };
+    const attached = links.map((l) => ({
+      name: l.name, linkId: l.linkId, progId: l.progId, progName: l.name.slice(0, 15), hook: runsOn(l.name), object: req.object, mode: req.mode,
+    }));
+    return { attached, replaced };
+  }
+
+  /** A program another loader loaded, attached by a link of our own, pinned as NAME-new as it attaches. */
+  private async attachLoaded(id: number, req: AttachRequest, dir: BpffsPinDirectory): Promise<NewLink> {
+    const name = req.name ?? `prog_${id}`;
+    const a = await kernel.attachProgram(id, req.hook, path.join(dir.path, temporaryPin(name)));
+    return { name, progId: a.progId, linkId: a.linkId };
+  }
+
+  /** Every program of an object, loaded, attached and pinned as NAME-new; none when one fails. */
+  private async load(source: ObjectSource, req: AttachRequest, dir: BpffsPinDirectory): Promise<NewLink[]> {
+    const programs = await kernel.loadAndAttach(source.data, req.hook, {
+      globals: req.globals,
+      objectName: path.basename(source.path),
+      reuseMaps: req.reuseMaps,
+    });
+    const pinned: NewLink[] = [];
     try {
-      link = await kernel.openPinnedLink(where);
+      for (const p of programs) {
+        await p.link.pin(path.join(dir.path, temporaryPin(p.name)));
+        pinned.push({ name: p.name, progId: p.progId, linkId: p.linkId });
+      }
     } catch (e) {
-      await unlink(where).catch(() => {}); // the pin was the link's only holder: detached
+      for (const p of programs) await p.link.detach().catch(() => {});
       throw e;
+    } finally {
+      for (const p of programs) await p.link.close().catch(() => {});
     }
-    return { name: a.name, progId: a.progId, linkId: a.linkId, link, pinned: pin };
+    return pinned;
   }
 
-  async renamePin(behaviour: string, from: string, to: string): Promise<Unpinned | null> {
-    const old = await this.read(behaviour, to).catch((e: KrsiError) => {
-      if (e.code === 'ENOENT') return null;
-      throw e;
-    });
-    // bpffs's rename is simple_rename: an existing `to` is unlinked in the same
-    // step, so the name always resolves to one attached link
-    await rename(this.at(behaviour, from), this.at(behaviour, to)).catch((e: unknown) => {
-      throw KrsiError.from(e, `rename pin ${from} to ${to}`);
-    });
-    return old && { pin: old, released: await this.released(old) };
+  async detach(behaviour: string, name: string): Promise<Unpinned> {
+    const gone = await this.dir(behaviour).unpin(name);
+    await this.records.forget(gone.pin.linkId);
+    return gone;
   }
 
-  async unpin(behaviour: string, name: string): Promise<Unpinned> {
-    const pin = await this.read(behaviour, name);
-    await unlink(this.at(behaviour, name)).catch((e: unknown) => {
-      throw KrsiError.from(e, `unpin ${this.at(behaviour, name)}`);
-    });
-    return { pin, released: await this.released(pin) };
+  async list(behaviour: string): Promise<PinnedLink[]> {
+    if (this.state.error) return [];
+    return (await this.dir(behaviour).pins()).filter((p) => !isTemporaryPin(p.name));
   }
 
-  async pins(behaviour: string): Promise<PinnedLink[]> {
-    // one native call per read of a behaviour file, whatever the number of programs
-    const all = await kernel.pinnedLinks(this.at(behaviour), path.join(this.root, OBJECTS));
-    const own: Omit<PinnedLink, 'mode'>[] = [];
-    for (const { foreign, ...p } of all) {
-      const why = foreign ?? (isPinName(p.name) ? null : 'a name krsifs never gives a pin');
-      if (why === null) own.push(p);
-      else this.foreign(behaviour, p.name, why);
+  async pinnedBehaviours(): Promise<string[]> {
+    if (this.state.error) return [];
+    const ents = await readdir(this.root, { withFileTypes: true });
+    return ents.filter((d) => d.isDirectory() && !d.name.includes('-')).map((d) => d.name);
+  }
+
+  async recover(): Promise<Recovered[]> {
+    const out: Recovered[] = [];
+    const live = new Set<number>();
+    for (const behaviour of await this.pinnedBehaviours()) {
+      const dir = this.dir(behaviour);
+      out.push(...(await settle(dir, this.records, behaviour)));
+      for (const p of await dir.pins()) live.add(p.linkId); // a pin that could not be settled keeps its record
     }
-    // the mode records all at once: one after another, they cost a pool round
-    // trip per program on every read of the file
-    const modes = await Promise.all(own.map((p) => this.modeOf(p.linkId)));
-    return own.map((p, i) => ({ ...p, mode: modes[i]! }));
+    await this.records.migrate(live);
+    await this.records.prune(live);
+    return out;
+  }
+
+  async digestOf(linkId: number): Promise<string | null> {
+    return (await this.records.read(linkId)).digest;
   }
 
   /** Someone else's thing in a pin directory: said once, then left alone. */
   private foreign(behaviour: string, name: string, why: string): void {
-    const where = this.at(behaviour, name);
+    const where = path.join(this.root, behaviour, name);
     if (this.reported.has(where)) return;
     this.reported.add(where);
     this.onForeign?.(
@@ -216,12 +336,6 @@ export class BpffsKernelPort implements KernelPort {
       new KrsiError('EEXIST', `${where}: ${why}, not a program krsifs attached: not listed and never detached by ` +
         `krsifs; remove it yourself (rm) if it should not be there`, { details: { pin: where } }),
     );
-  }
-
-  async pinnedBehaviours(): Promise<string[]> {
-    if (this.state.error) return [];
-    const ents = await readdir(this.root, { withFileTypes: true });
-    return ents.filter((d) => d.isDirectory() && !d.name.includes('-')).map((d) => d.name);
   }
 
   async linksOnHook(hook: string): Promise<number> {
@@ -297,79 +411,5 @@ export class BpffsKernelPort implements KernelPort {
       if (KrsiError.from(e).code === 'ENOENT') return decodeCounts(null); // no map yet: nothing counted
       throw e;
     }
-  }
-
-  async recordObject(linkId: number, object: string, mode: Mode, digest?: string): Promise<void> {
-    // every record before the pin (as the pin protocol wants): a crash in
-    // between leaves records without a link, which adopt() prunes
-    await this.record(OBJECTS, linkId, object);
-    await this.record(MODE_RECORDS, linkId, mode);
-    if (digest !== undefined) await this.record(DIGESTS, linkId, digest);
-  }
-
-  /** No record (a link pinned by an older krsifs) or one this version cannot read: enforce, which is what it does. */
-  private async modeOf(linkId: number): Promise<Mode> {
-    const m = await readlink(path.join(this.root, MODE_RECORDS, String(linkId))).catch(() => null);
-    return MODES.find((x) => x === m) ?? 'enforce';
-  }
-
-  private async record(what: string, linkId: number, target: string): Promise<void> {
-    const dir = path.join(this.root, what);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    // symlink(2) cannot replace: make it aside, rename it in
-    const tmp = path.join(dir, `${linkId}-${process.pid}`);
-    await unlink(tmp).catch(() => {});
-    await symlink(target, tmp);
-    await rename(tmp, path.join(dir, String(linkId)));
-  }
-
-  /** The digest recorded for link `linkId` at its attach; null when none was (an older krsifs, a crash). */
-  async digestOf(linkId: number): Promise<string | null> {
-    return readlink(path.join(this.root, DIGESTS, String(linkId))).catch(() => null);
-  }
-
-  async forgetObject(linkId: number): Promise<void> {
-    for (const what of RECORDS) await unlink(path.join(this.root, what, String(linkId))).catch(() => {});
-  }
-
-  async pruneObjects(live: ReadonlySet<number>): Promise<void> {
-    for (const what of RECORDS) {
-      const dir = path.join(this.root, what);
-      const names = await readdir(dir).catch(() => [] as string[]);
-      for (const n of names) if (!live.has(Number(n))) await unlink(path.join(dir, n)).catch(() => {});
-    }
-  }
-
-  /** A pin and what the kernel says about its link; the fd is closed again at once. */
-  private async read(behaviour: string, name: string): Promise<PinnedLink> {
-    const link = await kernel.openPinnedLink(this.at(behaviour, name));
-    try {
-      const info = await kernel.linkInfo(link.id);
-      const object = await readlink(path.join(this.root, OBJECTS, String(link.id))).catch(() => null);
-      return { name, linkId: link.id, progId: link.progId, progName: link.name, hook: info.hook, object, mode: await this.modeOf(link.id) };
-    } finally {
-      await link.close();
-    }
-  }
-
-  /**
-   * The kernel drops a removed pin's reference to its link after an RCU grace
-   * period and a workqueue run, not in unlink(2): wait until the link id and
-   * then the program are gone, so a detach has happened when the write that
-   * asked for it returns. False when the link stays (another holder).
-   */
-  private async released(p: PinnedLink): Promise<boolean> {
-    const until = Date.now() + this.releaseTimeoutMs;
-    let wait = 1;
-    while (!(await gone(() => kernel.linkInfo(p.linkId)))) {
-      if (Date.now() > until) return false;
-      await sleep(wait);
-      wait = Math.min(wait * 2, 25);
-    }
-    // the program is put after the link is unhooked: once it is gone, so is
-    // the hook's reference (a program someone else holds stays: do not wait long)
-    const progUntil = Date.now() + 200;
-    while (!(await gone(() => kernel.progInfo(p.progId))) && Date.now() < progUntil) await sleep(2);
-    return true;
   }
 }

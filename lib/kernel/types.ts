@@ -1,5 +1,5 @@
 // The shapes the addon's kernel layer (addon/bpf_*.cc) returns, exactly.
-import type { AttachedProgram as CoreAttachedProgram, PinnedLink } from '../core/kernel-port.js';
+import type { PinnedLink } from '../core/kernel-port.js';
 
 /** One program of an object, as libbpf sees it before load. */
 export interface ProgramInfo {
@@ -111,7 +111,13 @@ export interface Link {
   unpin(): Promise<void>;
 }
 
-export type AttachedProgram = CoreAttachedProgram<Link>;
+/** A program loadAndAttach attached: its link, which this process holds until it pins or closes it. */
+export interface AttachedProgram {
+  name: string;
+  progId: number;
+  linkId: number;
+  link: Link;
+}
 
 export interface LinkInfo {
   id: number;

@@ -4,12 +4,10 @@
 // detached, no gap. Any other is run as the line it is, the usual way (a
 // same-name program is replaced, new attached before old detached). With
 // prune, programs no declaration names are detached, but never on a guess.
-import path from 'node:path';
 import { KrsiError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Krsi } from '../core/krsi.js';
 import type { Credentials, KernelPort, PinnedLink } from '../core/kernel-port.js';
-import { isTemporaryPin } from '../core/registry.js';
 import { isCompanionHook } from '../core/companion.js';
 import { digestOf, parseDigest, sameDigest, type Digest } from '../core/digest.js';
 import type { Mode } from '../core/grammar.js';
@@ -17,12 +15,7 @@ import { lineOf, where, type Declaration, type PolicySet } from './parse.js';
 import { checkTrusted } from './trust.js';
 
 /** What reconciling needs from the kernel layer: reading objects and pins, and the digest records. */
-export interface PolicyKernel {
-  readObject: KernelPort['readObject'];
-  inspect: KernelPort['inspect'];
-  pins(behaviour: string): Promise<PinnedLink[]>;
-  digestOf(linkId: number): Promise<string | null>;
-}
+export type PolicyKernel = Pick<KernelPort, 'readObject' | 'list' | 'digestOf'>;
 
 /** A declaration's object, read the way the daemon reads it, before anything is attached. */
 export interface Plan {
@@ -35,9 +28,13 @@ export interface Plan {
 /** Read, check and inspect a declaration's object (as `reader`, which is root for the daemon). */
 export async function planOf(d: Declaration, kernel: PolicyKernel, reader: Credentials, trust = checkTrusted): Promise<Plan> {
   await trust(d.path, 'object');
-  const { data } = await kernel.readObject(reader, d.path);
-  const facts = await kernel.inspect(data, path.basename(d.path));
-  return { digest: digestOf(data, d.globals, d.mode), programs: facts.programs.map((p) => p.name), mode: d.mode };
+  const source = await kernel.readObject(reader, d.path);
+  try {
+    if (!source.facts) throw new KrsiError('EINVAL', `${d.path} names a loaded program (${source.program?.source}); a policy line names an object file`);
+    return { digest: digestOf(source.data, d.globals, d.mode), programs: source.facts.programs.map((p) => p.name), mode: d.mode };
+  } finally {
+    source.close();
+  }
 }
 
 export type State =
@@ -158,7 +155,7 @@ export async function reconcile(set: PolicySet, deps: ReconcileDeps, opts: { pru
     }
     for (const n of plan.programs) claims.set(`${d.behaviour}/${n}`, d);
 
-    const before = await kernel.pins(d.behaviour);
+    const before = await kernel.list(d.behaviour);
     const state = await stateOf(plan, core.hook(d.behaviour), before, kernel);
     if (state.inForce) {
       result.outcome = 'kept';
@@ -172,7 +169,7 @@ export async function reconcile(set: PolicySet, deps: ReconcileDeps, opts: { pru
       failed(e);
       continue;
     }
-    const after = await kernel.pins(d.behaviour);
+    const after = await kernel.list(d.behaviour);
     result.outcome = state.links.length ? 'replaced' : 'attached';
     result.programs = plan.programs.map((name) => ({ name, linkId: after.find((p) => p.name === name)?.linkId ?? null }));
     log.info(`policy ${result.outcome}`, { policy: at, file: d.behaviour, why: state.why, programs: result.programs.map((p) => `${p.name}:${p.linkId}`).join(',') });
@@ -196,8 +193,8 @@ async function prune(out: ReconcileResult, claims: Map<string, Declaration>, unk
       log.warn('prune skipped for this file', { file: behaviour, why });
       continue;
     }
-    for (const p of await kernel.pins(behaviour)) {
-      if (isTemporaryPin(p.name) || claims.has(`${behaviour}/${p.name}`)) continue;
+    for (const p of await kernel.list(behaviour)) {
+      if (claims.has(`${behaviour}/${p.name}`)) continue;
       try {
         await core.execute(behaviour, `!${p.name}`, deps.credentials, undefined, { where: '--prune', line: `!${p.name}` });
         out.pruned.push({ behaviour, name: p.name, linkId: p.linkId });

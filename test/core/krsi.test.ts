@@ -4,10 +4,10 @@
 import t from 'tap';
 import { Krsi } from '../../lib/core/krsi.js';
 import { KrsiError } from '../../lib/errors.js';
-import type { AttachedProgram, Credentials, KernelPort, LoadedProgramFacts, ObjectFacts, PinnedLink } from '../../lib/core/kernel-port.js';
+import type { AttachRequest, Credentials, LoadedProgramFacts, ObjectFacts, ObjectSource } from '../../lib/core/kernel-port.js';
+import { FakeKernelBase, type FakeLink } from '../helpers/fake-kernel.js';
 import type { ResolvedBehaviour } from '../../lib/core/catalogue.js';
 import { companionOf } from '../../lib/core/companion.js';
-import type { Mode } from '../../lib/core/grammar.js';
 
 const caller: Credentials = {
   pid: process.pid, tgid: process.pid, uid: 0, gid: 0, fsuid: 0, fsgid: 0, groups: [],
@@ -20,36 +20,18 @@ const catalogue: ResolvedBehaviour[] = [
   { behaviour: 'gone', candidates: ['nope'], hook: null, reason: 'none' },
 ];
 
-interface FakeLink {
-  id: number;
-  progId: number;
-  name: string;
-  hook: string;
-  /** fds plus pins: at 0 the kernel detaches the program */
-  refs: number;
-}
-
-/**
- * Objects are named by path; their "bytes" are the path. A small model of
- * the kernel's side: links with a reference count (our fd, pins), detached
- * when it drops to 0, and pin directories by behaviour.
- */
-class FakeKernel implements KernelPort {
-  readonly pinRoot = '/fake/bpf/krsi';
-  events: string[] = [];
+/** Objects are named by path; their "bytes" are the path. */
+class FakeKernel extends FakeKernelBase {
   objects = new Map<string, ObjectFacts>();
   delay = new Map<string, number>();
   failLoad = new Map<string, KrsiError>();
-  failPin = new Set<string>();
-  /** The kernel's limit of links per hook. */
-  limit = 38;
-  links = new Map<number, FakeLink>();
-  dirs = new Map<string, Map<string, number>>();
-  objectOf = new Map<number, string>();
-  modeOf = new Map<number, Mode>();
   /** The globals each load was given, in order. */
   loadGlobals: Record<string, string | number>[] = [];
-  private nextId = 100;
+  loadMaps: (Record<string, string> | undefined)[] = [];
+  /** Paths that name a loaded program (a pin, the writer's fd): its id. */
+  pinnedProgs = new Map<string, number>();
+  /** Programs other loaders loaded, by id. */
+  loaded = new Map<number, LoadedProgramFacts>();
 
   lsm(path: string, names: string[], hook: string | null = null, globals: string[] = []) {
     this.objects.set(path, {
@@ -68,33 +50,21 @@ class FakeKernel implements KernelPort {
     }
   }
 
-  private put(id: number) {
-    const l = this.links.get(id)!;
-    if (--l.refs === 0) {
-      this.links.delete(id);
-      this.events.push(`detach ${l.progId}`);
-    }
-  }
-
-  /** Paths that name a loaded program (a pin, the writer's fd): its id. */
-  pinnedProgs = new Map<string, number>();
-
-  async readObject(_writer: Credentials, path: string) {
-    const pinned = this.pinnedProgs.get(path);
-    if (pinned !== undefined) return { data: Buffer.alloc(0), path, program: { id: pinned, source: `pinned:${path}` } };
-    if (!this.objects.has(path)) throw new KrsiError('ENOENT', `open ${path}: no such file`);
-    return { data: Buffer.from(path), path: `/abs/${path}` };
-  }
-
-  async inspect(data: Buffer) {
+  protected factsOf(data: Buffer): ObjectFacts {
     return this.objects.get(data.toString())!;
   }
 
-  loadMaps: (Record<string, string> | undefined)[] = [];
-  async loadAndAttach(data: Buffer, hook: string, opts: { globals?: Record<string, string | number>; reuseMaps?: Record<string, string> } = {}): Promise<AttachedProgram[]> {
-    const path = data.toString();
-    this.loadGlobals.push({ ...opts.globals });
-    this.loadMaps.push(opts.reuseMaps);
+  async readObject(_writer: Credentials, path: string): Promise<ObjectSource> {
+    const pinned = this.pinnedProgs.get(path);
+    if (pinned !== undefined) return this.source(Buffer.alloc(0), path, { program: { id: pinned, source: `pinned:${path}` } });
+    if (!this.objects.has(path)) throw new KrsiError('ENOENT', `open ${path}: no such file`);
+    return this.source(Buffer.from(path), `/abs/${path}`);
+  }
+
+  protected async load(source: ObjectSource, req: AttachRequest): Promise<FakeLink[]> {
+    const path = source.data.toString();
+    this.loadGlobals.push({ ...req.globals });
+    this.loadMaps.push(req.reuseMaps);
     const d = this.delay.get(path);
     if (d) await new Promise((r) => setTimeout(r, d));
     const fail = this.failLoad.get(path);
@@ -102,156 +72,27 @@ class FakeKernel implements KernelPort {
       this.events.push(`fail ${path}`);
       throw fail;
     }
-    const out: AttachedProgram[] = [];
-    for (const p of this.objects.get(path)!.programs) {
+    const out: FakeLink[] = [];
+    for (const p of source.facts!.programs) {
       // a companion runs on the function its section names, in a trampoline of its own
-      const on = companionOf(p) ?? hook;
+      const on = companionOf(p) ?? req.hook;
       if ((await this.linksOnHook(on)) >= this.limit) {
-        for (const a of out) await a.link.detach();
-        throw new KrsiError('E2BIG', `attach program ${p.name} to ${on}: argument list too long`, { details: { program: p.name, hook } });
+        for (const a of out) this.put(a.id);
+        throw new KrsiError('E2BIG', `attach program ${p.name} to ${on}: argument list too long`, { details: { program: p.name, hook: req.hook } });
       }
       const progId = this.nextId++;
-      const id = progId + 1000;
-      this.links.set(id, { id, progId, name: p.name, hook: on, refs: 1 });
+      const link = { id: progId + 1000, progId, name: p.name, hook: on, refs: 1 };
+      this.links.set(link.id, link);
       this.events.push(`attach ${p.name} ${progId} ${on}`);
-      let open = true;
-      const close = async () => {
-        if (open) this.put(id);
-        open = false;
-      };
-      out.push({ name: p.name, progId, linkId: id, link: { id, progId, close, detach: close } });
+      out.push(link);
     }
     return out;
   }
-
-  /** Programs other loaders loaded, by id. */
-  loaded = new Map<number, LoadedProgramFacts>();
 
   async programInfo(id: number): Promise<LoadedProgramFacts> {
     const p = this.loaded.get(id);
     if (!p) throw new KrsiError('ENOENT', `prog info ${id}: no such file or directory`);
     return p;
-  }
-
-  async attachProgram(id: number, hook: string, behaviour: string, pin: string): Promise<AttachedProgram> {
-    const p = await this.programInfo(id);
-    if (p.type !== 'lsm' || p.hook !== hook) throw new KrsiError('EINVAL', `attach program ${id}: not for ${hook}`);
-    const linkId = id + 5000 + this.nextId++;
-    this.links.set(linkId, { id: linkId, progId: id, name: p.name, hook, refs: 2 }); // our fd and the pin
-    this.dirs.get(behaviour)!.set(pin, linkId);
-    this.events.push(`attach ${p.name} ${id} ${hook}`);
-    let open = true;
-    const close = async () => {
-      if (open) this.put(linkId);
-      open = false;
-    };
-    return { name: p.name, progId: id, linkId, link: { id: linkId, progId: id, close, detach: close }, pinned: pin };
-  }
-
-  async ensurePinDir(behaviour: string) {
-    if (!this.dirs.has(behaviour)) this.dirs.set(behaviour, new Map());
-  }
-
-  async pin(link: { id: number }, behaviour: string, name: string) {
-    if (this.failPin.has(name)) throw new KrsiError('ENOSPC', `pin ${name}: no space left on device`);
-    const dir = this.dirs.get(behaviour)!;
-    if (dir.has(name)) throw new KrsiError('EEXIST', `pin ${name}: file exists`);
-    dir.set(name, link.id);
-    this.links.get(link.id)!.refs++;
-  }
-
-  async renamePin(behaviour: string, from: string, to: string) {
-    const dir = this.dirs.get(behaviour)!;
-    const old = dir.has(to) ? this.read(behaviour, to) : null;
-    dir.set(to, dir.get(from)!);
-    dir.delete(from);
-    if (old) this.put(old.linkId);
-    return old && { pin: old, released: true };
-  }
-
-  async unpin(behaviour: string, name: string) {
-    const dir = this.dirs.get(behaviour);
-    if (!dir?.has(name)) throw new KrsiError('ENOENT', `unpin ${name}: no such file`);
-    const pin = this.read(behaviour, name);
-    dir.delete(name);
-    this.put(pin.linkId);
-    return { pin, released: !this.links.has(pin.linkId) };
-  }
-
-  /** rm of a pin behind krsifs's back */
-  rm(behaviour: string, name: string) {
-    const id = this.dirs.get(behaviour)!.get(name)!;
-    this.dirs.get(behaviour)!.delete(name);
-    this.put(id);
-  }
-
-  private read(behaviour: string, name: string): PinnedLink {
-    const l = this.links.get(this.dirs.get(behaviour)!.get(name)!)!;
-    return { name, linkId: l.id, progId: l.progId, progName: l.name.slice(0, 15), hook: l.hook, object: this.objectOf.get(l.id) ?? null, mode: this.modeOf.get(l.id) ?? 'enforce' };
-  }
-
-  async pins(behaviour: string) {
-    return [...(this.dirs.get(behaviour)?.keys() ?? [])].map((n) => this.read(behaviour, n)).sort((a, b) => a.linkId - b.linkId);
-  }
-
-  async pinnedBehaviours() {
-    return [...this.dirs.keys()];
-  }
-
-  async linksOnHook(hook: string) {
-    return [...this.links.values()].filter((l) => l.hook === hook).length;
-  }
-
-  async recordObject(linkId: number, object: string, mode: Mode) {
-    this.objectOf.set(linkId, object);
-    this.modeOf.set(linkId, mode);
-  }
-
-  async forgetObject(linkId: number) {
-    this.objectOf.delete(linkId);
-    this.modeOf.delete(linkId);
-  }
-
-  async pruneObjects(live: ReadonlySet<number>) {
-    for (const id of this.objectOf.keys()) if (!live.has(id)) this.objectOf.delete(id);
-  }
-
-  /** Model the denial observer (a link on the hook, pinned apart); off: every hook "returns void". */
-  observe = false;
-  observers = new Map<string, number>();
-  counters = new Map<string, { denied: number; monitored: number }>();
-
-  async observer(behaviour: string) {
-    const id = this.observers.get(behaviour);
-    return id === undefined ? null : { linkId: id };
-  }
-
-  async attachObserver(behaviour: string, hook: string) {
-    if (!this.observe) throw new KrsiError('EOPNOTSUPP', `observer: hook ${hook} returns void: it has no verdict to observe`, { details: { returnsVoid: true } });
-    if ((await this.linksOnHook(hook)) >= this.limit) throw new KrsiError('E2BIG', `observer: attach fexit to bpf_lsm_${hook}: argument list too long`);
-    const id = this.nextId++ + 9000;
-    this.links.set(id, { id, progId: id, name: 'krsi_observer', hook, refs: 1 });
-    this.observers.set(behaviour, id);
-    this.events.push(`observe ${behaviour}`);
-    return { linkId: id };
-  }
-
-  async detachObserver(behaviour: string) {
-    const id = this.observers.get(behaviour);
-    this.counters.delete(behaviour);
-    if (id === undefined) return false;
-    this.observers.delete(behaviour);
-    this.put(id);
-    this.events.push(`unobserve ${behaviour}`);
-    return true;
-  }
-
-  async observedBehaviours() {
-    return [...this.observers.keys()];
-  }
-
-  async counts(behaviour: string) {
-    return this.counters.get(behaviour) ?? { denied: 0, monitored: 0 };
   }
 }
 
@@ -451,7 +292,7 @@ t.test('a failed pin detaches everything new and keeps what was attached', async
   k.lsm('b.o', ['keep', 'other']);
   await core.execute('process_execution', 'a.o', caller);
   k.failPin.add('other-new');
-  await t.rejects(core.execute('process_execution', 'b.o', caller), { code: 'ENOSPC', message: /nothing from the object stays attached/ });
+  await t.rejects(core.execute('process_execution', 'b.o', caller), { code: 'ENOSPC', message: /pin other-new/ });
   t.same([...k.links.keys()], [1100], 'only the first program is in the kernel');
   t.match(await core.listing('process_execution'), /^keep\t.*prog_id=100\t/);
   t.same([...k.dirs.get('process_execution')!.keys()], ['keep'], 'no temporary pin left');
@@ -479,10 +320,17 @@ t.test('a new daemon adopts the pins: same listing, same ids; !NAME and replace 
 t.test('start-up removes the temporary pins of an unfinished replace', async (t) => {
   const k = new FakeKernel();
   k.lsm('a.o', ['deny_exec']);
-  const [p] = await k.loadAndAttach(Buffer.from('a.o'), 'bprm_check_security');
-  await k.ensurePinDir('process_execution');
-  await k.pin(p!.link, 'process_execution', 'deny_exec-new');
-  await p!.link.close();
+  // the daemon died while its addon pinned the new link: only its NAME-new pin holds it
+  const pin = k.pin.bind(k);
+  k.pin = async (id, b, n) => {
+    await pin(id, b, n);
+    return new Promise<never>(() => {});
+  };
+  void setup(k).core.execute('process_execution', 'a.o', caller);
+  for (let i = 0; i < 50 && !k.dirs.get('process_execution')?.has('deny_exec-new'); i++) await new Promise((r) => setImmediate(r));
+  k.pin = pin;
+  // the dead daemon's fds are closed by the kernel
+  k.links.get(1100)!.refs = 1;
   const { core } = setup(k);
   t.equal(await core.adopt(), 0);
   t.same(k.links.size, 0, 'its link is detached');
@@ -520,7 +368,7 @@ t.test('a crash while pinning a replace: the next daemon has the old object whol
   await setup(k).core.execute('process_execution', 'v1.o', caller);
   const pin = k.pin.bind(k);
   let pins = 0;
-  k.pin = async (l: { id: number }, b: string, n: string) => (pins++ === 1 ? new Promise<never>(() => {}) : pin(l, b, n));
+  k.pin = async (l: number, b: string, n: string) => (pins++ === 1 ? new Promise<never>(() => {}) : pin(l, b, n));
   void setup(k).core.execute('process_execution', 'v2.o', caller);
   for (let i = 0; i < 50 && pins < 2; i++) await new Promise((r) => setImmediate(r));
   t.equal(pins, 2, 'killed before the second pin');
@@ -627,7 +475,7 @@ t.test('mode=monitor: krsi_monitor=1 at load, the mode listed and recorded; enfo
   await core.execute('process_execution', 'v.o target=/tmp/v', caller);
   t.same(k.loadGlobals.at(-1), { target: '/tmp/v' }, 'enforce: the object\'s own default (0)');
   t.match(await core.listing('process_execution'), /\tobject=\/abs\/v\.o\tmode=enforce\n$/, 'replaced by an enforcing one');
-  t.same([...k.modeOf.values()], ['enforce'], 'the replaced link\'s record is gone');
+  t.same([...k.records.values()].map((r) => r.mode), ['enforce'], 'the replaced link\'s record is gone');
 });
 
 t.test('mode=monitor on an object without krsi_monitor (no krsi_verdict.h) is EINVAL: nothing loaded, one error_log entry', async (t) => {

@@ -10,9 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Krsi } from '../../lib/core/krsi.js';
 import { KrsiError } from '../../lib/errors.js';
-import { parseLine, type Mode } from '../../lib/core/grammar.js';
+import { parseLine } from '../../lib/core/grammar.js';
 import { digestOf, formatDigest, parseDigest } from '../../lib/core/digest.js';
-import type { AttachedProgram, Credentials, KernelLink, KernelPort, ObjectFacts, PinnedLink } from '../../lib/core/kernel-port.js';
+import type { AttachRequest, Credentials, ObjectFacts, ObjectSource, PinnedLink } from '../../lib/core/kernel-port.js';
+import { FakeKernelBase, type FakeLink } from '../helpers/fake-kernel.js';
 import type { ResolvedBehaviour } from '../../lib/core/catalogue.js';
 import { lineOf, parseDeclaration, readPolicyDir, token, type BehaviourNames } from '../../lib/policies/parse.js';
 import { reconcile, stateOf } from '../../lib/policies/reconcile.js';
@@ -35,112 +36,50 @@ const names: BehaviourNames = {
 
 /**
  * Objects are files of this double: path -> bytes (their "program names" are
- * the bytes' first line, comma-separated). Links are pinned by name per
- * behaviour; records (object, digest) by link id, as bpffs keeps them.
+ * the bytes' first line, comma-separated).
  */
-class Kernel implements KernelPort {
-  readonly pinRoot = '/fake';
+class Kernel extends FakeKernelBase {
   files = new Map<string, string>();
-  dirs = new Map<string, Map<string, { linkId: number; progId: number; hook: string }>>();
-  objects = new Map<number, string>();
-  modes = new Map<number, Mode>();
-  digests = new Map<number, string>();
   loads: string[] = [];
   refuse = new Map<string, KrsiError>();
-  private hookOf = new Map<number, string>();
-  private id = 1;
 
-  async readObject(_w: Credentials, p: string) {
-    const f = this.files.get(p);
-    if (f === undefined) throw new KrsiError('ENOENT', `open ${p}: No such file or directory`);
-    return { data: Buffer.from(f), path: p };
-  }
-  async inspect(data: Buffer): Promise<ObjectFacts> {
+  protected factsOf(data: Buffer): ObjectFacts {
     const progs = data.toString().split('\n')[0]!.split(',');
     const globals = [{ name: 'target', size: 256, section: '.rodata' }, { name: 'krsi_monitor', size: 4, section: '.rodata' }];
     return { license: 'GPL', globals, maps: [], programs: progs.map((name) => ({ name, section: 'lsm', type: 'lsm', isLsm: true, hook: null, sleepable: false })) };
   }
+
+  async readObject(_w: Credentials, p: string): Promise<ObjectSource> {
+    const f = this.files.get(p);
+    if (f === undefined) throw new KrsiError('ENOENT', `open ${p}: No such file or directory`);
+    return this.source(Buffer.from(f), p);
+  }
+
   // programs other loaders loaded: not used by the policy directory's tests
   async programInfo(id: number): Promise<never> {
     throw new KrsiError('ENOENT', `prog info ${id}: no such file or directory`);
   }
-  async attachProgram(id: number): Promise<never> {
-    throw new KrsiError('ENOENT', `attach program ${id}: no loaded program has this id`);
-  }
 
-  async loadAndAttach(data: Buffer, hook: string): Promise<AttachedProgram[]> {
-    const text = data.toString();
+  protected async load(source: ObjectSource, req: AttachRequest): Promise<FakeLink[]> {
+    const text = source.data.toString();
     for (const [k, e] of this.refuse) if (text.includes(k)) throw e;
     this.loads.push(text.split('\n')[0]!);
-    return (await this.inspect(data)).programs.map((p) => {
-      const id = this.id++;
-      this.hookOf.set(id, hook);
-      const link = { id, progId: id + 100, close: async () => {}, detach: async () => {} };
-      return { name: p.name, progId: id + 100, linkId: id, link };
+    return source.facts!.programs.map((p) => {
+      const progId = this.nextId++;
+      const link = { id: progId + 1000, progId, name: p.name, hook: req.hook, refs: 1 };
+      this.links.set(link.id, link);
+      return link;
     });
   }
-  async ensurePinDir(b: string) {
-    if (!this.dirs.has(b)) this.dirs.set(b, new Map());
+
+  /** link id -> its digest record */
+  get digests(): Map<number, string | undefined> {
+    return new Map([...this.records].map(([id, r]) => [id, r.digest]));
   }
-  async pin(link: KernelLink, b: string, name: string) {
-    this.dirs.get(b)!.set(name, { linkId: link.id, progId: link.progId, hook: this.hookOf.get(link.id)! });
-  }
-  private read(b: string, name: string): PinnedLink {
-    const p = this.dirs.get(b)!.get(name)!;
-    return { name, linkId: p.linkId, progId: p.progId, progName: name, hook: p.hook, object: this.objects.get(p.linkId) ?? null, mode: this.modes.get(p.linkId) ?? 'enforce' };
-  }
-  async renamePin(b: string, from: string, to: string) {
-    const dir = this.dirs.get(b)!;
-    const old = dir.has(to) ? this.read(b, to) : null;
-    dir.set(to, dir.get(from)!);
-    dir.delete(from);
-    return old && { pin: old, released: true };
-  }
-  async unpin(b: string, name: string) {
-    const pin = this.read(b, name);
-    this.dirs.get(b)!.delete(name);
-    return { pin, released: true };
-  }
-  async pins(b: string) {
-    return [...(this.dirs.get(b)?.keys() ?? [])].map((n) => this.read(b, n)).sort((x, y) => x.linkId - y.linkId);
-  }
-  async pinnedBehaviours() {
-    return [...this.dirs.keys()];
-  }
-  async linksOnHook() {
-    return 0;
-  }
-  async recordObject(linkId: number, object: string, mode: Mode, digest?: string) {
-    this.objects.set(linkId, object);
-    this.modes.set(linkId, mode);
-    if (digest !== undefined) this.digests.set(linkId, digest);
-  }
-  async forgetObject(linkId: number) {
-    this.objects.delete(linkId);
-    this.digests.delete(linkId);
-  }
-  async pruneObjects() {}
-  async observer() {
-    return null;
-  }
-  async attachObserver(_behaviour: string, hook: string): Promise<{ linkId: number }> {
-    throw new KrsiError('EOPNOTSUPP', `observer: hook ${hook} returns void: it has no verdict to observe`, { details: { returnsVoid: true } });
-  }
-  async detachObserver() {
-    return false;
-  }
-  async observedBehaviours() {
-    return [];
-  }
-  async counts() {
-    return { denied: 0, monitored: 0 };
-  }
-  async digestOf(linkId: number) {
-    return this.digests.get(linkId) ?? null;
-  }
+
   /** program name -> link id, in one behaviour */
   ids(b: string): Record<string, number> {
-    return Object.fromEntries([...(this.dirs.get(b) ?? new Map()).entries()].map(([n, p]) => [n, p.linkId]));
+    return Object.fromEntries([...(this.dirs.get(b) ?? new Map<string, number>()).entries()]);
   }
 }
 
@@ -273,7 +212,7 @@ t.test('reconcile: attach what is missing, keep what is the same, replace what c
   t.same(bytes.results.map((r) => r.outcome), ['kept', 'replaced'], 'other bytes: replaced');
 
   // a program with no digest record (attached by an older krsifs) is replaced once, then kept
-  k.digests.delete(k.ids('file_open').deny_b!);
+  delete k.records.get(k.ids('file_open').deny_b!)!.digest;
   t.same((await run(dir)).results.map((r) => r.outcome), ['kept', 'replaced']);
   t.same((await run(dir)).results.map((r) => r.outcome), ['kept', 'kept']);
   t.equal(core.errorLog.list().length, 0);
