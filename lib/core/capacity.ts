@@ -28,7 +28,7 @@ export async function capacity(ctx: CoreContext, err: KrsiError, hook: string, f
   for (const dir of await kernel.pinnedBehaviours().catch(() => [] as string[])) {
     const pins = await kernel.list(dir).catch(() => []);
     ours += pins.filter((p) => p.hook === hook).length;
-    if (ctx.hookOf.get(dir) === hook && (await kernel.observer(dir).catch(() => null))) observers++;
+    if (ctx.hookOf.get(dir) === hook && (await kernel.hasObserver(dir).catch(() => false))) observers++;
   }
   // companions run on their own functions: they take none of the hook's slots
   const onThisHook = facts.programs.filter((p) => companionOf(p) === null);

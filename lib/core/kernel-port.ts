@@ -180,8 +180,8 @@ export interface KernelPort {
   // The denial observer (bpf/krsi_observer.bpf.c): one per behaviour with
   // programs, and its counters.
 
-  /** The behaviour's observer link, or null when it has none. */
-  observer(behaviour: string): Promise<{ linkId: number } | null>;
+  /** Does the behaviour have its observer? */
+  hasObserver(behaviour: string): Promise<boolean>;
   /**
    * Attach the behaviour's observer on `hook` (a stale one is replaced).
    * Errors: EOPNOTSUPP with details.returnsVoid the hook returns void, E2BIG

@@ -18,7 +18,7 @@ export class Observers {
   private async ensure(behaviour: string, hook: string): Promise<{ fresh: boolean; failed?: KrsiError }> {
     const { kernel, log } = this.ctx;
     try {
-      if (await kernel.observer(behaviour)) return { fresh: false };
+      if (await kernel.hasObserver(behaviour)) return { fresh: false };
       const { linkId } = await kernel.attachObserver(behaviour, hook);
       log.info('observer attached', { file: behaviour, hook, link_id: linkId });
       return { fresh: true };
@@ -81,8 +81,8 @@ export class Observers {
     const { kernel, log, hookOf } = this.ctx;
     for (const [behaviour, hook] of hookOf) {
       if ((await kernel.list(behaviour)).length === 0) continue;
-      const had = await kernel.observer(behaviour).catch(() => null);
-      if (had) log.info('adopted observer', { file: behaviour, link_id: had.linkId });
+      const had = await kernel.hasObserver(behaviour).catch(() => false);
+      if (had) log.info('adopted observer', { file: behaviour, hook });
       else {
         const { failed } = await this.ensure(behaviour, hook);
         if (failed) this.notObserved(behaviour, hook, failed.errno, failed.message);

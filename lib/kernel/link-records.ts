@@ -7,9 +7,11 @@
 // (DIGEST '-' when none; OBJECT last, so that it may hold any byte but NUL.)
 // krsifs before 2026-12 kept three: link-objects/, link-modes/, link-digests/;
 // start-up folds them into one (migrate).
-import { mkdir, readdir, readlink, rename, rmdir, symlink, unlink } from 'node:fs/promises';
+import { mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { readdir, readlink, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { MODES, type Mode } from '../core/grammar.js';
+import { onBpffs } from './bpffs.js';
 
 export const RECORDS_DIR = 'link-records';
 const OLD = { object: 'link-objects', mode: 'link-modes', digest: 'link-digests' } as const;
@@ -47,13 +49,16 @@ export class LinkRecords {
     return path.join(this.dir, String(linkId));
   }
 
+  // written and forgotten on the loop, as the pins are (bpffs.ts)
   async write(linkId: number, r: LinkRecord): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     // symlink(2) cannot replace: make it aside, rename it in
     const tmp = path.join(this.dir, `${linkId}-${process.pid}`);
-    await unlink(tmp).catch(() => {});
-    await symlink(formatRecord(r), tmp);
-    await rename(tmp, this.at(linkId));
+    onBpffs(() => {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      rmSync(tmp, { force: true });
+      symlinkSync(formatRecord(r), tmp);
+      renameSync(tmp, this.at(linkId));
+    }, `record link ${linkId}`);
   }
 
   async read(linkId: number): Promise<ReturnType<typeof parseRecord>> {
@@ -61,7 +66,11 @@ export class LinkRecords {
   }
 
   async forget(linkId: number): Promise<void> {
-    await unlink(this.at(linkId)).catch(() => {});
+    try {
+      rmSync(this.at(linkId), { force: true });
+    } catch {
+      // a record left behind is pruned at the next start
+    }
   }
 
   /** Forget the records of links that are not in `live`. */

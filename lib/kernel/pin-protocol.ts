@@ -21,10 +21,12 @@ export interface PinDirectory {
   readonly path: string;
   /** Its pins as the kernel has them now, temporary ones included, by link id. */
   pins(): Promise<PinnedLink[]>;
-  /** rename(2) `from` over `to`: the link `to` held, once the kernel let it go; null when `to` was free. */
-  rename(from: string, to: string): Promise<Unpinned | null>;
-  /** Remove pin `name`, once the kernel let its link go. Errors: ENOENT no such pin. */
-  unpin(name: string): Promise<Unpinned>;
+  /** rename(2) `from` over `to`: a link pinned at `to` loses its pin in the same step. */
+  rename(from: string, to: string): Promise<void>;
+  /** Remove pin `name`. Errors: ENOENT no such pin. */
+  unpin(name: string): Promise<void>;
+  /** Once the kernel has let go of a link whose pin went: true; false when another holder keeps it. */
+  released(pin: PinnedLink): Promise<boolean>;
 }
 
 export interface Records {
@@ -55,11 +57,21 @@ export interface NewLink {
 
 /**
  * Commit links pinned as NAME-new: record them, rename them to NAME-commit,
- * then over NAME. Returns what they replaced. On failure before the commit,
- * every new link goes and nothing changed; after it (only a broken bpffs
- * fails a rename in one directory), the ones renamed stay.
+ * then over NAME. `before`: the directory's pins from before the attach
+ * (read while it loaded), whose final names these take. Resolves, with what
+ * they replaced, once the kernel has let the replaced links go. On failure before the commit, every new link goes
+ * and nothing changed; after it (only a broken bpffs fails a rename in one
+ * directory), the ones renamed stay.
  */
-export async function commit(dir: PinDirectory, records: Records, links: NewLink[], record: LinkRecord, log: Logger): Promise<Unpinned[]> {
+export async function commit(
+  dir: PinDirectory,
+  records: Records,
+  links: NewLink[],
+  record: LinkRecord,
+  before: readonly PinnedLink[],
+  log: Logger,
+): Promise<Unpinned[]> {
+  const held = new Map(before.map((p) => [p.name, p]));
   const pinnedAs = new Map<NewLink, string>(links.map((l) => [l, temporaryPin(l.name)]));
   const fail = async (e: unknown, what: string) => {
     for (const l of links) {
@@ -81,34 +93,45 @@ export async function commit(dir: PinDirectory, records: Records, links: NewLink
   } catch (e) {
     throw await fail(e, '; nothing from the object stays attached');
   }
-  const replaced: Unpinned[] = [];
+  const old: PinnedLink[] = [];
   for (const l of links) {
-    let old;
     try {
-      old = await dir.rename(committedPin(l.name), l.name);
+      await dir.rename(committedPin(l.name), l.name);
     } catch (e) {
       throw await fail(e, '');
     }
     pinnedAs.set(l, l.name);
-    if (old) {
-      await records.forget(old.pin.linkId);
-      replaced.push(old);
+    const was = held.get(l.name);
+    if (was) {
+      await records.forget(was.linkId);
+      old.push(was);
     }
   }
-  return replaced;
+  return Promise.all(old.map(async (pin) => ({ pin, released: await dir.released(pin) })));
+}
+
+/** Detach pin `name`: resolves once the kernel has let its link go. Errors: ENOENT no such pin. */
+export async function detach(dir: PinDirectory, records: Records, name: string): Promise<Unpinned> {
+  const pin = (await dir.pins()).find((p) => p.name === name);
+  if (!pin) throw new KrsiError('ENOENT', `unpin ${dir.path}/${name}: no such pin`);
+  await dir.unpin(name);
+  await records.forget(pin.linkId);
+  return { pin, released: await dir.released(pin) };
 }
 
 /** Start-up: roll an interrupted attach forward when it had committed (a NAME-commit pin exists), back otherwise. */
 export async function settle(dir: PinDirectory, records: Records, behaviour: string): Promise<Recovered[]> {
-  const temp = (await dir.pins()).filter((p) => isTemporaryPin(p.name));
+  const pins = await dir.pins();
+  const temp = pins.filter((p) => isTemporaryPin(p.name));
   const committed = temp.some((p) => p.name === committedPin(programOfPin(p.name)));
   const out: Recovered[] = [];
   for (const pin of temp) {
     try {
       if (committed) {
-        const old = await dir.rename(pin.name, programOfPin(pin.name));
-        if (old) await records.forget(old.pin.linkId);
-        out.push({ behaviour, pin, outcome: 'finished', replaced: old?.pin });
+        const old = pins.find((p) => p.name === programOfPin(pin.name));
+        await dir.rename(pin.name, programOfPin(pin.name));
+        if (old) await records.forget(old.linkId);
+        out.push({ behaviour, pin, outcome: 'finished', replaced: old });
       } else {
         await dir.unpin(pin.name);
         await records.forget(pin.linkId);

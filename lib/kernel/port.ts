@@ -10,7 +10,8 @@
 // reboot clears both, `rm -r <root>` removes both. krsifs holds no link fd
 // once a program is pinned: removing a pin detaches its program.
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, readFile, rename, statfs, unlink } from 'node:fs/promises';
+import { existsSync, mkdirSync, renameSync, unlinkSync } from 'node:fs';
+import { mkdir, readdir, readFile, statfs, unlink } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -19,7 +20,8 @@ import type { AttachRequest, Attachment, Credentials, KernelPort, ObjectSource, 
 import { silentLogger, type Logger } from '../log.js';
 import { companionOf } from '../core/companion.js';
 import { LinkRecords, parseRecord } from './link-records.js';
-import { commit, isPinName, isTemporaryPin, settle, temporaryPin, type NewLink, type PinDirectory } from './pin-protocol.js';
+import { onBpffs } from './bpffs.js';
+import { commit, detach, isPinName, isTemporaryPin, settle, temporaryPin, type NewLink, type PinDirectory } from './pin-protocol.js';
 import { behaviourId } from '../core/behaviour-id.js';
 import { SUBJECT, SUBJECT_GLOBAL, decodeCounts, subjectOf } from '../core/observer.js';
 import * as kernel from './index.js';
@@ -142,37 +144,14 @@ class BpffsPinDirectory implements PinDirectory {
     return own;
   }
 
-  async rename(from: string, to: string): Promise<Unpinned | null> {
-    const old = await this.read(to).catch((e: KrsiError) => {
-      if (e.code === 'ENOENT') return null;
-      throw e;
-    });
-    // bpffs's rename is simple_rename: an existing `to` is unlinked in the same
-    // step, so the name always resolves to one attached link
-    await rename(this.at(from), this.at(to)).catch((e: unknown) => {
-      throw KrsiError.from(e, `rename pin ${from} to ${to}`);
-    });
-    return old && { pin: old, released: await this.released(old) };
+  // bpffs's rename is simple_rename: an existing `to` is unlinked in the same
+  // step, so the name always resolves to one attached link
+  async rename(from: string, to: string): Promise<void> {
+    onBpffs(() => renameSync(this.at(from), this.at(to)), `rename pin ${from} to ${to}`);
   }
 
-  async unpin(name: string): Promise<Unpinned> {
-    const pin = await this.read(name);
-    await unlink(this.at(name)).catch((e: unknown) => {
-      throw KrsiError.from(e, `unpin ${this.at(name)}`);
-    });
-    return { pin, released: await this.released(pin) };
-  }
-
-  /** A pin and what the kernel says about its link; the fd is closed again at once. */
-  private async read(name: string): Promise<PinnedLink> {
-    const link = await kernel.openPinnedLink(this.at(name));
-    try {
-      const info = await kernel.linkInfo(link.id);
-      const { object, mode } = await this.records.read(link.id);
-      return { name, linkId: link.id, progId: link.progId, progName: link.name, hook: info.hook, object, mode };
-    } finally {
-      await link.close();
-    }
+  async unpin(name: string): Promise<void> {
+    onBpffs(() => unlinkSync(this.at(name)), `unpin ${this.at(name)}`);
   }
 
   /**
@@ -181,7 +160,7 @@ class BpffsPinDirectory implements PinDirectory {
    * then the program are gone, so a detach has happened when the write that
    * asked for it returns. False when the link stays (another holder).
    */
-  private async released(p: PinnedLink): Promise<boolean> {
+  async released(p: PinnedLink): Promise<boolean> {
     const until = Date.now() + this.releaseTimeoutMs;
     let wait = 1;
     while (!(await gone(() => kernel.linkInfo(p.linkId)))) {
@@ -234,7 +213,7 @@ export class BpffsKernelPort implements KernelPort {
   /** Create the behaviour's pin directory. Errors: why pins are impossible here (no bpffs, …). */
   async ensurePinDir(behaviour: string): Promise<void> {
     this.usable();
-    await mkdir(path.join(this.root, behaviour), { recursive: true, mode: 0o700 });
+    onBpffs(() => mkdirSync(path.join(this.root, behaviour), { recursive: true, mode: 0o700 }), `mkdir ${behaviour}`);
   }
 
   async readObject(writer: Credentials, where: string, signal?: AbortSignal): Promise<ObjectSource> {
@@ -251,8 +230,13 @@ export class BpffsKernelPort implements KernelPort {
   async attach(source: ObjectSource, req: AttachRequest): Promise<Attachment> {
     await this.ensurePinDir(req.behaviour);
     const dir = this.dir(req.behaviour);
-    const links = source.program ? [await this.attachLoaded(source.program.id, req, dir)] : await this.load(source, req, dir);
-    const replaced = await commit(dir, this.records, links, { object: req.object, mode: req.mode, digest: req.digest }, this.log);
+    // what the new programs will replace is read while they load: one round trip less on the writer's wait
+    const [links, before] = await Promise.all([
+      source.program ? this.attachLoaded(source.program.id, req, dir).then((l) => [l]) : this.load(source, req, dir),
+      dir.pins(),
+    ]);
+    const record = { object: req.object, mode: req.mode, digest: req.digest };
+    const replaced = await commit(dir, this.records, links, record, before, this.log);
     const runsOn = (name: string) => {
       const p = source.facts?.programs.find((x) => x.name === name);
       return (p && companionOf(p)) ?? req.hook;
@@ -293,9 +277,7 @@ export class BpffsKernelPort implements KernelPort {
   }
 
   async detach(behaviour: string, name: string): Promise<Unpinned> {
-    const gone = await this.dir(behaviour).unpin(name);
-    await this.records.forget(gone.pin.linkId);
-    return gone;
+    return detach(this.dir(behaviour), this.records, name);
   }
 
   async list(behaviour: string): Promise<PinnedLink[]> {
@@ -351,16 +333,8 @@ export class BpffsKernelPort implements KernelPort {
     return path.join(this.root, OBSERVERS, behaviour);
   }
 
-  async observer(behaviour: string): Promise<{ linkId: number } | null> {
-    if (this.state.error) return null;
-    const link = await kernel.openPinnedLink(this.observerPin(behaviour)).catch((e: KrsiError) => {
-      if (e.code === 'ENOENT') return null;
-      throw e;
-    });
-    if (!link) return null;
-    const linkId = link.id;
-    await link.close();
-    return { linkId };
+  async hasObserver(behaviour: string): Promise<boolean> {
+    return !this.state.error && existsSync(this.observerPin(behaviour));
   }
 
   async attachObserver(behaviour: string, hook: string): Promise<{ linkId: number }> {

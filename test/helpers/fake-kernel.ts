@@ -19,7 +19,7 @@ import type {
   Unpinned,
 } from '../../lib/core/kernel-port.js';
 import type { LinkRecord } from '../../lib/kernel/link-records.js';
-import { commit, isTemporaryPin, settle, temporaryPin, type NewLink, type PinDirectory, type Records } from '../../lib/kernel/pin-protocol.js';
+import { commit, detach, isTemporaryPin, settle, temporaryPin, type NewLink, type PinDirectory, type Records } from '../../lib/kernel/pin-protocol.js';
 
 export interface FakeLink {
   id: number;
@@ -89,22 +89,20 @@ export abstract class FakeKernelBase implements KernelPort {
     this.links.get(linkId)!.refs++;
   }
 
-  async renamePin(behaviour: string, from: string, to: string): Promise<Unpinned | null> {
+  async renamePin(behaviour: string, from: string, to: string): Promise<void> {
     const dir = this.dirs.get(behaviour)!;
-    const old = dir.has(to) ? this.read(behaviour, to) : null;
+    const old = dir.get(to);
     dir.set(to, dir.get(from)!);
     dir.delete(from);
-    if (old) this.put(old.linkId);
-    return old && { pin: old, released: !this.links.has(old.linkId) };
+    if (old !== undefined) this.put(old);
   }
 
-  async unpin(behaviour: string, name: string): Promise<Unpinned> {
+  async unpin(behaviour: string, name: string): Promise<void> {
     const dir = this.dirs.get(behaviour);
     if (!dir?.has(name)) throw new KrsiError('ENOENT', `unpin ${name}: no such file`);
-    const pin = this.read(behaviour, name);
+    const id = dir.get(name)!;
     dir.delete(name);
-    this.put(pin.linkId);
-    return { pin, released: !this.links.has(pin.linkId) };
+    this.put(id);
   }
 
   protected read(behaviour: string, name: string): PinnedLink {
@@ -124,6 +122,7 @@ export abstract class FakeKernelBase implements KernelPort {
       pins: () => this.pins(behaviour),
       rename: (from, to) => this.renamePin(behaviour, from, to),
       unpin: (name) => this.unpin(behaviour, name),
+      released: async (pin) => !this.links.has(pin.linkId),
     };
   }
 
@@ -147,6 +146,7 @@ export abstract class FakeKernelBase implements KernelPort {
     } else {
       fresh = await this.load(source, req);
     }
+    const before = await this.pins(req.behaviour);
     // the addon pins each new link as NAME-new as it attaches, then closes its fds
     const pinned: NewLink[] = [];
     try {
@@ -160,14 +160,12 @@ export abstract class FakeKernelBase implements KernelPort {
     } finally {
       for (const l of fresh) this.put(l.id);
     }
-    const replaced = await commit(dir, this.recordsPort, pinned, { object: req.object, mode: req.mode, digest: req.digest }, silentLogger);
+    const replaced = await commit(dir, this.recordsPort, pinned, { object: req.object, mode: req.mode, digest: req.digest }, before, silentLogger);
     return { attached: pinned.map((l) => this.read(req.behaviour, l.name)), replaced };
   }
 
   async detach(behaviour: string, name: string): Promise<Unpinned> {
-    const gone = await this.unpin(behaviour, name);
-    this.records.delete(gone.pin.linkId);
-    return gone;
+    return detach(this.dir(behaviour), this.recordsPort, name);
   }
 
   async list(behaviour: string): Promise<PinnedLink[]> {
@@ -204,9 +202,8 @@ export abstract class FakeKernelBase implements KernelPort {
   observers = new Map<string, number>();
   counters = new Map<string, { denied: number; monitored: number }>();
 
-  async observer(behaviour: string): Promise<{ linkId: number } | null> {
-    const id = this.observers.get(behaviour);
-    return id === undefined ? null : { linkId: id };
+  async hasObserver(behaviour: string): Promise<boolean> {
+    return this.observers.has(behaviour);
   }
 
   async attachObserver(behaviour: string, hook: string): Promise<{ linkId: number }> {
