@@ -17,7 +17,8 @@
  *
  * Event (each refusal): sha256=HEX file=PATH action=denied|would-deny
  * error=EPERM uid=N hook=HOOK; when IMA cannot hash: file=PATH error=ERRNO
- * (the exec is allowed) */
+ * (the exec is allowed). ERRNO is sent as a number, which krsifs prints by
+ * name (error=EOPNOTSUPP), as it does every record's error. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>

@@ -25,8 +25,6 @@ const volatile __u32 deny = 0;
 SEC("lsm")
 int BPF_PROG(exec_self_delete, void *dir, struct dentry *dentry, int ret)
 {
-	static const char reported[] = "reported";
-
 	if (ret != 0)
 		return ret;
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -35,17 +33,13 @@ int BPF_PROG(exec_self_delete, void *dir, struct dentry *dentry, int ret)
 	if (!exe || exe != victim)
 		return 0;
 
-	/* one NULL test of the record: see krsi_deny in deny.h */
+	/* one NULL test of the record: see krsi_verdict.h */
 	struct krsi_event *e = krsi_event_begin("exec_self_delete");
 	if (!e)
-		return deny ? krsi_refuse(NULL, KRSI_EPERM) : 0;
+		return krsi_report(NULL, deny, KRSI_EPERM);
 	krsi_event_str(e, "file", BPF_CORE_READ(dentry, d_name.name));
 	krsi_event_u64(e, "ino", BPF_CORE_READ(victim, i_ino));
-	if (deny)
-		return krsi_refuse(e, KRSI_EPERM);
-	krsi_event_str(e, "action", reported);
-	krsi_event_submit(e);
-	return 0;
+	return krsi_report(e, deny, KRSI_EPERM);
 }
 
 char LICENSE[] SEC("license") = "GPL";

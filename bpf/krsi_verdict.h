@@ -22,6 +22,11 @@
  * hook, whoever caused it) does not report it a second time. In monitor mode
  * it returns 0: the operation goes on.
  *
+ * A policy that reports and refuses only when told (a `deny` global) ends
+ * with krsi_report(e, deny, KRSI_EPERM) instead, in the same shape: with
+ * deny, krsi_refuse; without, action=reported is appended, the record sent,
+ * and 0 returned (not counted: nothing was refused).
+ *
  * krsifs sets, at load, like krsi_behaviour:
  *   krsi_monitor        1 for `PATH mode=monitor`, 0 otherwise (enforce)
  *   krsi_hook           the LSM hook the object is attached to
@@ -117,4 +122,20 @@ static __always_inline int krsi_refuse(struct krsi_event *e, int err)
 		krsi_event_submit(e);
 	}
 	return monitor ? 0 : -err;
+}
+
+/* The verdict of a policy that reports, and refuses with -err only when
+ * refuse is set (its `deny` global): see above. Test e for NULL once, as for
+ * krsi_refuse. */
+static __always_inline int krsi_report(struct krsi_event *e, bool refuse, int err)
+{
+	static const char reported[] = "reported";
+
+	if (refuse)
+		return krsi_refuse(e, err);
+	if (e) {
+		krsi_event_str(e, "action", reported);
+		krsi_event_submit(e);
+	}
+	return 0;
 }

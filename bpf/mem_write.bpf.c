@@ -37,7 +37,7 @@
  *
  * Globals:
  *   deny  0 (default): report only; 1: also refuse with EPERM (through
- *         krsi_refuse: counted, and mode=monitor reports would-deny)
+ *         krsi_report: counted, and mode=monitor reports would-deny)
  *
  * Event: target=PID target_comm=COMM how=ptrace|mem|vm_writev, then
  * action=reported, or (deny=1) action=denied error=EPERM uid=N hook=HOOK.
@@ -139,7 +139,6 @@ SEC("lsm")
 int BPF_PROG(mem_write, struct task_struct *child, unsigned int mode, int ret)
 {
 	static const char ptrace[] = "ptrace", mem[] = "mem", vm_writev[] = "vm_writev";
-	static const char reported[] = "reported";
 
 	if (ret != 0)
 		return ret;
@@ -149,23 +148,17 @@ int BPF_PROG(mem_write, struct task_struct *child, unsigned int mode, int ret)
 	if (how == HOW_NONE)
 		return 0;
 
-	/* e is tested once, and krsi_refuse gets either NULL or a pointer known
-	 * good: 6.1's verifier does not carry "not NULL" across a second test of
-	 * a ring buffer record, and would see a path leaking it */
+	/* one NULL test of the record: see krsi_verdict.h */
 	struct krsi_event *e = krsi_event_begin("mem_write");
 	if (!e)
-		return deny ? krsi_refuse(NULL, KRSI_EPERM) : 0;
+		return krsi_report(NULL, deny, KRSI_EPERM);
 
 	char comm[KRSI_EVENT_COMM];
 	BPF_CORE_READ_STR_INTO(&comm, child, comm);
 	krsi_event_u64(e, "target", BPF_CORE_READ(child, tgid));
 	krsi_event_str(e, "target_comm", comm);
 	krsi_event_str(e, "how", how == HOW_PTRACE ? ptrace : how == HOW_MEM ? mem : vm_writev);
-	if (deny)
-		return krsi_refuse(e, KRSI_EPERM);
-	krsi_event_str(e, "action", reported);
-	krsi_event_submit(e);
-	return 0;
+	return krsi_report(e, deny, KRSI_EPERM);
 }
 
 char LICENSE[] SEC("license") = "GPL";

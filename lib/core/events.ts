@@ -5,14 +5,15 @@
 // Line formats (one record per line, fields separated by one space):
 //   time=2025-01-31T12:00:00.123456Z behaviour=B program=P pid=N comm=C KEY=VALUE ...
 //   time=2025-01-31T12:00:00.123456Z lost=N
-// KEY=VALUE pairs are the program's payload, in its order. A value that is
+// KEY=VALUE pairs are the program's payload, in its order; an `error` that is
+// a number is printed as the errno's name (error=EOPNOTSUPP). A value that is
 // empty or holds a space, a quote, a backslash or a control byte is printed
 // in double quotes with \" \\ \n \t and \xNN escapes. `truncated=1` ends a
 // record whose payload did not fit. `lost=N`: N records this reader will
 // never see, because its queue was full (it read too slowly) or because the
 // kernel ring was full; the line comes where the gap is.
 import { quote } from '../text.js';
-import { KrsiError } from '../errors.js';
+import { KrsiError, errnoName } from '../errors.js';
 
 /** Byte layout of struct krsi_event (bpf/krsi_events.h). */
 export const RECORD = {
@@ -84,6 +85,15 @@ function key(k: string): string {
   return k.replace(/[^A-Za-z0-9_.-]/g, '_') || '_';
 }
 
+/**
+ * A value as printed: `error` is the errno, by name. krsi_refuse names its
+ * two in the kernel; a number (the observer's verdict, deny_exec_hash's IMA
+ * error: any errno) is named here, where the whole table is (errnoName).
+ */
+function value(k: string, v: string): string {
+  return k === 'error' && /^\d+$/.test(v) ? errnoName(Number(v)) : quote(v);
+}
+
 /** 2025-01-31T12:00:00.123456Z */
 export function isoMicros(ns: bigint): string {
   const ms = Number(ns / 1_000_000n);
@@ -99,7 +109,7 @@ export function formatRecord(r: EventRecord): string {
     `pid=${r.pid}`,
     `comm=${quote(r.comm)}`,
   ];
-  for (const [k, v] of r.fields) head.push(`${key(k)}=${quote(v)}`);
+  for (const [k, v] of r.fields) head.push(`${key(k)}=${value(k, v)}`);
   if (r.truncated) head.push('truncated=1');
   return head.join(' ') + '\n';
 }

@@ -2,7 +2,6 @@
 // what each hook's arguments name (the one table of it), how an observer's
 // record is completed before it is printed, and the `stats` file's lines.
 // Plain TypeScript: the kernel is a port.
-import { errnoName } from '../errors.js';
 import type { EventRecord } from './events.js';
 
 /** The observer's global that says how to read the hook's arguments. */
@@ -66,14 +65,11 @@ export function denierName(programs: readonly string[]): string {
 
 /**
  * An observer's record as printed: the program that denied (when the
- * behaviour has exactly one, it is that one; else `?`) and the errno by name.
+ * behaviour has exactly one, it is that one; else `?`). Its errno is named
+ * as every record's is (formatRecord).
  */
 export function completeObserved(r: EventRecord, programs: readonly string[]): EventRecord {
-  const fields = r.fields.map(([k, v]): [string, string] => {
-    if (k !== 'error' || !/^\d+$/.test(v)) return [k, v];
-    return [k, errnoName(Number(v))];
-  });
-  return { ...r, program: denierName(programs), fields };
+  return { ...r, program: denierName(programs) };
 }
 
 /** One behaviour's line in `stats`. */

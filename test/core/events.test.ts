@@ -32,6 +32,14 @@ t.test('a record becomes one key=value line; values with spaces are quoted', asy
   t.equal(decodeRecord(Buffer.alloc(10), 0), null, 'too short: no record');
 });
 
+t.test("a record's error is the errno by name, whoever sent it; other numbers stay numbers", async (t) => {
+  const line = (fields: [string, string][]) => formatRecord(decodeRecord(record(fields), 0)!);
+  t.match(line([['file', '/tmp/x'], ['error', '95']]), / file=\/tmp\/x error=EOPNOTSUPP\n$/, "deny_exec_hash's IMA error");
+  t.match(line([['error', 'EPERM'], ['uid', '13']]), / error=EPERM uid=13\n$/, 'a name (krsi_refuse) as it is; uid is no errno');
+  t.match(line([['error', '4095']]), / error=E4095\n$/, 'a number without a name: E<n>');
+  t.match(line([['error', 'not found']]), / error="not found"\n$/, 'a text is quoted as any value');
+});
+
 t.test('every reader gets every line; a slow one keeps its queue and learns what it lost', async (t) => {
   const hub = new EventHub({ queueLines: 4 });
   const fast = hub.open();
