@@ -1,45 +1,53 @@
-// What an opened (not loaded) object holds: its globals, read from the
-// object's BTF, and how to set the `const volatile` ones before load.
+// An object libbpf has opened (parsed once) and not loaded yet: made on the
+// reader thread after a read (bpf_read.cc) or by openObject, loaded,
+// attached and pinned by its handle's load() (bpf_object.cc).
 #pragma once
 
+#include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "bpf_common.h"
 
 namespace krsi {
 
-struct GlobalVar {
-  enum Kind { kString, kInt, kUint, kOther };
+// What the object holds, read on the thread that opened it: the JS side
+// derives everything else (hooks of sections, companions) from these.
+struct ObjectFacts {
+  struct Program {
+    std::string name, section, type, expectedAttachType;
+    bool hasExpected = false;
+    size_t insns = 0;
+  };
+  struct Map {
+    std::string name, type;
+    uint32_t keySize = 0, valueSize = 0, maxEntries = 0;
+    bool internal = false;
+  };
+  // A global of a data section (.rodata, .data, .bss) from the object's BTF.
+  struct Global {
+    std::string name, section;
+    const char* kind = "other";  // "string" (char array), "int", "uint", "other"
+    uint32_t offset = 0, size = 0;
+  };
   std::string name;
-  std::string section;  // ".rodata" for const volatile, ".data", ".bss"
-  uint32_t offset = 0;
-  uint32_t size = 0;
-  Kind kind = kOther;
+  std::vector<Program> programs;
+  std::vector<Map> maps;
+  std::vector<Global> globals;
 };
 
-// One KEY=VALUE: a JS string or number.
-struct GlobalValue {
-  std::string name;
-  bool isNumber = false;
-  double number = 0;
-  std::string text;
+// Shared by the JS handle and a load in flight: close() while a load runs
+// leaves the object to the load, which frees it when done.
+struct Opened {
+  ObjectPtr obj;
+  ObjectFacts facts;
+  bool used = false;  // an object loads once
 };
 
-const char* KindName(GlobalVar::Kind k);
-std::vector<GlobalVar> ListGlobals(bpf_object* obj);
-// Write every value into the initial image of its section (.rodata, .data,
-// .bss: all before load); KEY=0xHEX is raw bytes for non-integer globals. EINVAL naming the global
-// on an unknown name, a wrong type, a value out of range or too long.
-bool SetGlobals(bpf_object* obj, const std::vector<GlobalValue>& values, Failure* f);
-
-// Maps the object declares by a name in `reuse` (name, pinned path) become
-// the pinned map: libbpf uses it instead of creating one (the daemon's events
-// ring and counters). Names the object lacks are skipped.
-bool ReuseMaps(bpf_object* obj, const std::vector<std::pair<std::string, std::string>>& reuse, Failure* f);
-// opts.globals / opts.reuseMaps of a load call, checked; false with a pending TypeError.
-bool ParseGlobals(Napi::Env env, Napi::Value g, const char* what, std::vector<GlobalValue>* out);
-bool ParseReuseMaps(Napi::Env env, Napi::Value rm, const char* what, std::vector<std::pair<std::string, std::string>>* out);
+// Open `data` (libbpf's object name: `name`) and read its facts; null with f
+// set (ENOEXEC) when the bytes are not a BPF object libbpf can open.
+std::shared_ptr<Opened> OpenBytes(const std::vector<uint8_t>& data, const std::string& name, Failure* f);
+// {facts, handle} for JS (JS thread only).
+Napi::Value NewOpened(Napi::Env env, BpfEnvData* data, std::shared_ptr<Opened> o);
 
 }  // namespace krsi

@@ -1,6 +1,7 @@
 // readObject(writer, path): the bytes of a BPF object, read once, as the
-// writer would read them itself. Everything after (inspect, load) works on
-// these bytes, so what is inspected is what is loaded.
+// writer would read them itself, and opened by libbpf on the same thread:
+// one round trip gives the bytes, the object's facts and the opened object
+// that loads (bpf_object.cc), so what is inspected is what is loaded.
 //
 // Each read runs on a thread of its own, started for it and never shared,
 // not on libuv's pool: a path on a filesystem that does not answer (a
@@ -39,7 +40,7 @@
 #include <memory>
 #include <mutex>
 
-#include "bpf_common.h"
+#include "bpf_object.h"
 
 namespace krsi {
 
@@ -102,6 +103,10 @@ struct Read {
   // from ("pinned:PATH" is filled on the JS thread; "fd:PID/N").
   uint32_t progId = 0;
   std::string source;
+  // The object libbpf opened from `data` (named by the file's basename, the
+  // prefix of its internal maps); null for a program, or when it failed.
+  std::shared_ptr<Opened> object;
+  bool openFailed = false;  // failure is libbpf's: details.object names the file
 };
 
 // The way back to JS, shared by the env and every reader thread: a thread
@@ -349,7 +354,15 @@ void ReadAsWriter(Read* r) {
     }
     r->data.insert(r->data.end(), chunk.data(), chunk.data() + got);
   }
+  // The basename of what was opened: d_path through our own fd table
+  char seen[4096];
+  ssize_t n = readlinkat(selfFds.get(), name.c_str(), seen, sizeof(seen) - 1);
+  std::string base = n > 0 ? std::string(seen, n) : path;
+  base = base.substr(base.rfind('/') == std::string::npos ? 0 : base.rfind('/') + 1);
   r->opened = std::move(pathFd);
+  ClearLibbpfLog();
+  r->object = OpenBytes(r->data, base, f);
+  r->openFailed = !r->object;
 }
 
 struct Job {
@@ -370,18 +383,21 @@ void* ReaderMain(void* arg) {
 
 // On the JS thread: settle the read's promise. env is null when the env is
 // going away: then only free it.
-void Settle(napi_env env, napi_value, void*, void* data) {
+void Settle(napi_env env, napi_value, void* context, void* data) {
   std::unique_ptr<Read> r(static_cast<Read*>(data));
   if (env == nullptr) return;
   Napi::Env e(env);
   Napi::HandleScope scope(e);
+  // readlink of our own fd: a d_path in the daemon's root, no filesystem asked
+  char seen[4096];
+  ssize_t n = r->opened.valid()
+                  ? readlink(("/proc/self/fd/" + std::to_string(r->opened.get())).c_str(), seen, sizeof(seen) - 1)
+                  : -1;
   if (r->failure.failed()) {
+    if (r->openFailed) r->failure.detail("object", n > 0 ? std::string(seen, n) : r->path);
     napi_reject_deferred(env, r->deferred, MakeError(e, r->failure));
     return;
   }
-  // readlink of our own fd: a d_path in the daemon's root, no filesystem asked
-  char seen[4096];
-  ssize_t n = readlink(("/proc/self/fd/" + std::to_string(r->opened.get())).c_str(), seen, sizeof(seen) - 1);
   Napi::Object o = Napi::Object::New(e);
   o.Set("data", Napi::Buffer<uint8_t>::Copy(e, r->data.data(), r->data.size()));
   o.Set("path", Napi::String::New(e, n > 0 ? std::string(seen, n) : r->path));
@@ -391,6 +407,7 @@ void Settle(napi_env env, napi_value, void*, void* data) {
     p.Set("source", r->source.empty() ? "pinned:" + (n > 0 ? std::string(seen, n) : r->path) : r->source);
     o.Set("program", p);
   }
+  if (r->object) o.Set("object", NewOpened(e, static_cast<BpfEnvData*>(context), std::move(r->object)));
   napi_resolve_deferred(env, r->deferred, o);
 }
 
@@ -480,11 +497,11 @@ Napi::Value ReadObject(const Napi::CallbackInfo& info) {
 }
 }  // namespace
 
-void InitRead(Napi::Env env, Napi::Object exports) {
+void InitRead(Napi::Env env, Napi::Object exports, BpfEnvData* data) {
   auto* ref = new HubRef{std::make_shared<Hub>()};
   napi_value name = Napi::String::New(env, "krsifs:readObject");
   napi_threadsafe_function tsfn;
-  if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, ref, HubFinalize, nullptr, Settle, &tsfn) !=
+  if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, ref, HubFinalize, data, Settle, &tsfn) !=
       napi_ok) {
     delete ref;
     Napi::Error::New(env, "krsifs: cannot create the object readers' threadsafe function").ThrowAsJavaScriptException();
