@@ -252,6 +252,7 @@ class LoadWorker : public PromiseWorker {
       // lib/kernel/object.ts says which program and why, from these
       failure_.set(-e, "load object: " + ErrText(-e));
       failure_.detail("stage", "load").detail("log", log.data).detail("libbpf", LibbpfLog());
+      failure_.detail("libbpfLast", LibbpfLastLine());
       return;
     }
     std::vector<LinkPtr> links;
@@ -276,7 +277,7 @@ class LoadWorker : public PromiseWorker {
       if (at == nullptr || bpf_obj_pin(bpf_link__fd(l.get()), at->c_str()) != 0) {
         int err = at ? errno : EINVAL;
         failure_.set(err, "pin program " + name + " at " + (at ? *at : "(no pin path given)") + ": " + ErrText(err));
-        failure_.detail("program", name);
+        failure_.detail("stage", "pin").detail("program", name);
         return;
       }
       pins.paths.push_back(*at);

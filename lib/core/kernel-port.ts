@@ -49,7 +49,14 @@ export interface ObjectFacts {
   maps: { name: string }[];
 }
 
-/** A link this process holds an fd of (fresh from loadAndAttach). */
+/** An object the kernel layer opened (parsed once) as it read it, not loaded yet. */
+export interface OpenedObjectRef {
+  readonly facts: ObjectFacts;
+  /** Free it (it will not load). Twice is a no-op. */
+  close(): void;
+}
+
+/** A link this process holds an fd of. */
 export interface KernelLink {
   readonly id: number;
   readonly progId: number;
@@ -119,7 +126,9 @@ export interface KernelPort {
     writer: Credentials,
     path: string,
     signal?: AbortSignal,
-  ): Promise<{ data: Buffer; path: string; program?: LoadedProgramRef }>;
+  ): Promise<{ data: Buffer; path: string; program?: LoadedProgramRef; object?: OpenedObjectRef }>;
+  /** Open the bytes again (an object loads once: a second attempt needs its own). */
+  openObject(data: Buffer, name: string): Promise<OpenedObjectRef>;
   /** A loaded program's facts. Errors: ENOENT no program has this id. */
   programInfo(id: number): Promise<LoadedProgramFacts>;
   /**
@@ -127,12 +136,16 @@ export interface KernelPort {
    * link of our own, pinned at once as `pin` in the behaviour's directory.
    */
   attachProgram(id: number, hook: string, behaviour: string, pin: string): Promise<AttachedProgram>;
-  inspect(data: Buffer, name?: string): Promise<ObjectFacts>;
-  /** All or nothing: on failure nothing from this object stays attached. */
+  /**
+   * Load, attach and pin every program of `object` (each at pins[name] in the
+   * behaviour's directory), in one round trip; the results come pinned. All
+   * or nothing: on failure nothing from this object stays attached or pinned.
+   */
   loadAndAttach(
-    data: Buffer,
+    object: OpenedObjectRef,
     hook: string,
-    opts: { globals?: Record<string, string | number>; objectName?: string; reuseMaps?: Record<string, string> },
+    behaviour: string,
+    opts: { globals?: Record<string, string | number>; reuseMaps?: Record<string, string>; pins: Record<string, string> },
   ): Promise<AttachedProgram[]>;
 
   // The pins are the registry: one directory per behaviour under the pin

@@ -7,7 +7,7 @@ import type { ResolvedBehaviour } from './catalogue.js';
 import { ErrorLog } from './error-log.js';
 import { parseLine, type Command, type Mode } from './grammar.js';
 import { KRSIFS_GLOBALS, MONITOR_GLOBAL } from './globals.js';
-import type { AttachedProgram, Credentials, KernelPort, LoadedProgramRef, ObjectFacts } from './kernel-port.js';
+import type { AttachedProgram, Credentials, KernelPort, LoadedProgramRef, ObjectFacts, OpenedObjectRef } from './kernel-port.js';
 import { Registry, committedPin, isTemporaryPin, programOfPin, temporaryPin, type Attached } from './registry.js';
 import { SerialQueue } from './serial-queue.js';
 import { companionOf, isCompanionHook } from './companion.js';
@@ -93,21 +93,23 @@ export class Krsi {
    */
   async execute(behaviour: string, raw: Buffer | string, writer: Credentials, signal?: AbortSignal, origin?: LineOrigin): Promise<void> {
     const text = typeof raw === 'string' ? raw : decodeLine(raw);
+    let object: ObjectBytes | undefined;
     try {
       if (text instanceof KrsiError) throw text;
       const cmd = parseLine(text);
       // The object is read before the line queues: a file on a stalled
       // filesystem then holds up its own writer only, not the lines other
       // writers send to this behaviour.
-      const object =
+      object =
         cmd.kind !== 'attach'
           ? undefined
           : cmd.programId !== undefined
             ? { data: Buffer.alloc(0), path: cmd.path, program: { id: cmd.programId, source: cmd.path } }
             : await this.kernel.readObject(writer, cmd.path, signal);
+      const read = object;
       await this.queue.run(behaviour, () => {
         if (signal?.aborted) throw killed();
-        return this.run(behaviour, cmd, object);
+        return this.run(behaviour, cmd, read);
       });
     } catch (e) {
       let err = KrsiError.from(e);
@@ -122,6 +124,8 @@ export class Krsi {
         this.fail(behaviour, typeof text === 'string' ? text : lossy(raw), err);
       }
       throw err;
+    } finally {
+      object?.object?.close(); // loaded or not, libbpf's copy is done with
     }
   }
 
@@ -392,7 +396,7 @@ export class Krsi {
   private async attach(
     behaviour: string,
     hook: string,
-    { data, path: resolved, program }: ObjectBytes,
+    { data, path: resolved, program, object }: ObjectBytes,
     globals: Record<string, string>,
     mode: Mode,
   ): Promise<void> {
@@ -400,16 +404,28 @@ export class Krsi {
     let programs: AttachedProgram[];
     let facts: ObjectFacts | undefined;
     try {
-      facts = await this.kernel.inspect(data, path.basename(resolved));
+      if (!object) throw new KrsiError('ENOEXEC', `attach ${resolved}: not an object libbpf could open`);
+      facts = object.facts;
       this.check(behaviour, hook, resolved, facts, globals, mode);
       this.refuseIfUnenforced(hook);
       await this.kernel.ensurePinDir(behaviour);
       const extra = this.opts.loadOptions?.(behaviour, hook, facts) ?? { globals: {} };
-      const load = { ...globals, ...(mode === 'monitor' ? { [MONITOR_GLOBAL]: '1' } : {}), ...extra.globals };
+      const load = { globals: { ...globals, ...(mode === 'monitor' ? { [MONITOR_GLOBAL]: '1' } : {}), ...extra.globals }, reuseMaps: extra.reuseMaps };
       const checked = facts;
+      const pins = Object.fromEntries(facts.programs.map((p) => [p.name, temporaryPin(p.name)]));
+      // an object loads once: a second try (the observer made room) opens the bytes again
+      let fresh: OpenedObjectRef | undefined = object;
       programs = await this.observed(
         behaviour, hook,
-        () => this.kernel.loadAndAttach(data, hook, { globals: load, objectName: path.basename(resolved), reuseMaps: extra.reuseMaps }),
+        async () => {
+          const o = fresh ?? (await this.kernel.openObject(data, path.basename(resolved)));
+          fresh = undefined;
+          try {
+            return await this.kernel.loadAndAttach(o, hook, behaviour, { ...load, pins });
+          } finally {
+            o.close();
+          }
+        },
         async (e) => roomWithoutObserver(await this.capacity(e, hook, checked)),
       );
     } catch (e) {
@@ -418,6 +434,8 @@ export class Krsi {
       err.details.object ??= resolved;
       if (err.code === 'E2BIG' && facts) err = await this.capacity(err, hook, facts);
       throw err;
+    } finally {
+      object?.close();
     }
     await this.pinAll(behaviour, hook, resolved, programs, mode, formatDigest(digestOf(data, globals, mode)));
   }

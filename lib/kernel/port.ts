@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { KrsiError } from '../errors.js';
-import type { AttachedProgram, KernelLink, KernelPort, PinnedLink, Unpinned } from '../core/kernel-port.js';
+import type { AttachedProgram, KernelLink, KernelPort, OpenedObjectRef, PinnedLink, Unpinned } from '../core/kernel-port.js';
 import { MODES, type Mode } from '../core/grammar.js';
 import { isPinName } from '../core/registry.js';
 import { behaviourId } from '../core/behaviour-id.js';
@@ -118,8 +118,7 @@ async function gone(probe: () => Promise<unknown>): Promise<boolean> {
 
 export class BpffsKernelPort implements KernelPort {
   readonly readObject = kernel.readObject;
-  readonly inspect = kernel.inspect;
-  readonly loadAndAttach = kernel.loadAndAttach;
+  readonly openObject = kernel.openObject;
   readonly programInfo = kernel.progInfo;
   /** How long unpin waits for the kernel to let a link go. */
   releaseTimeoutMs = 3000;
@@ -154,6 +153,24 @@ export class BpffsKernelPort implements KernelPort {
   async pin(link: KernelLink, behaviour: string, name: string): Promise<void> {
     this.usable();
     await (link as kernel.Link).pin(this.at(behaviour, name));
+  }
+
+  async loadAndAttach(
+    object: OpenedObjectRef,
+    hook: string,
+    behaviour: string,
+    opts: { globals?: Record<string, string | number>; reuseMaps?: Record<string, string>; pins: Record<string, string> },
+  ): Promise<AttachedProgram[]> {
+    this.usable();
+    const pinPaths = Object.fromEntries(Object.entries(opts.pins).map(([name, pin]) => [name, this.at(behaviour, pin)]));
+    const made = await (object as kernel.OpenedObject).loadAndAttach(hook, { globals: opts.globals, reuseMaps: opts.reuseMaps, pinPaths }).catch((e: unknown) => {
+      const err = KrsiError.from(e);
+      if (err.details.stage !== 'pin') throw err;
+      throw new KrsiError(err.errno, `pin ${behaviour}: ${err.message}; nothing from the object stays attached`, { details: err.details });
+    });
+    // the pins hold the links: no fd is left to close
+    const none = async () => {};
+    return made.map((m) => ({ ...m, link: { id: m.linkId, progId: m.progId, close: none, detach: none }, pinned: opts.pins[m.name] }));
   }
 
   async attachProgram(id: number, hook: string, behaviour: string, pin: string): Promise<AttachedProgram> {

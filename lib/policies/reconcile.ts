@@ -4,7 +4,6 @@
 // detached, no gap. Any other is run as the line it is, the usual way (a
 // same-name program is replaced, new attached before old detached). With
 // prune, programs no declaration names are detached, but never on a guess.
-import path from 'node:path';
 import { KrsiError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Krsi } from '../core/krsi.js';
@@ -19,7 +18,6 @@ import { checkTrusted } from './trust.js';
 /** What reconciling needs from the kernel layer: reading objects and pins, and the digest records. */
 export interface PolicyKernel {
   readObject: KernelPort['readObject'];
-  inspect: KernelPort['inspect'];
   pins(behaviour: string): Promise<PinnedLink[]>;
   digestOf(linkId: number): Promise<string | null>;
 }
@@ -35,9 +33,10 @@ export interface Plan {
 /** Read, check and inspect a declaration's object (as `reader`, which is root for the daemon). */
 export async function planOf(d: Declaration, kernel: PolicyKernel, reader: Credentials, trust = checkTrusted): Promise<Plan> {
   await trust(d.path, 'object');
-  const { data } = await kernel.readObject(reader, d.path);
-  const facts = await kernel.inspect(data, path.basename(d.path));
-  return { digest: digestOf(data, d.globals, d.mode), programs: facts.programs.map((p) => p.name), mode: d.mode };
+  const { data, object } = await kernel.readObject(reader, d.path);
+  if (!object) throw new KrsiError('ENOEXEC', `${d.path}: a loaded program, not an object file`, { details: { object: d.path } });
+  object.close(); // its facts are all a plan needs
+  return { digest: digestOf(data, d.globals, d.mode), programs: object.facts.programs.map((p) => p.name), mode: d.mode };
 }
 
 export type State =

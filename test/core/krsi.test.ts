@@ -4,7 +4,7 @@
 import t from 'tap';
 import { Krsi } from '../../lib/core/krsi.js';
 import { KrsiError } from '../../lib/errors.js';
-import type { AttachedProgram, Credentials, KernelPort, LoadedProgramFacts, ObjectFacts, PinnedLink } from '../../lib/core/kernel-port.js';
+import type { AttachedProgram, Credentials, KernelPort, LoadedProgramFacts, ObjectFacts, OpenedObjectRef, PinnedLink } from '../../lib/core/kernel-port.js';
 import type { ResolvedBehaviour } from '../../lib/core/catalogue.js';
 import { companionOf } from '../../lib/core/companion.js';
 import type { Mode } from '../../lib/core/grammar.js';
@@ -83,16 +83,23 @@ class FakeKernel implements KernelPort {
     const pinned = this.pinnedProgs.get(path);
     if (pinned !== undefined) return { data: Buffer.alloc(0), path, program: { id: pinned, source: `pinned:${path}` } };
     if (!this.objects.has(path)) throw new KrsiError('ENOENT', `open ${path}: no such file`);
-    return { data: Buffer.from(path), path: `/abs/${path}` };
+    return { data: Buffer.from(path), path: `/abs/${path}`, object: await this.openObject(Buffer.from(path)) };
   }
 
-  async inspect(data: Buffer) {
-    return this.objects.get(data.toString())!;
+  /** An opened object: its facts, and which of ours it is. */
+  async openObject(data: Buffer) {
+    const key = data.toString();
+    return { key, facts: this.objects.get(key)!, close: () => {} };
   }
 
   loadMaps: (Record<string, string> | undefined)[] = [];
-  async loadAndAttach(data: Buffer, hook: string, opts: { globals?: Record<string, string | number>; reuseMaps?: Record<string, string> } = {}): Promise<AttachedProgram[]> {
-    const path = data.toString();
+  async loadAndAttach(
+    object: OpenedObjectRef,
+    hook: string,
+    behaviour: string,
+    opts: { globals?: Record<string, string | number>; reuseMaps?: Record<string, string>; pins: Record<string, string> },
+  ): Promise<AttachedProgram[]> {
+    const path = (object as OpenedObjectRef & { key: string }).key;
     this.loadGlobals.push({ ...opts.globals });
     this.loadMaps.push(opts.reuseMaps);
     const d = this.delay.get(path);
@@ -106,20 +113,29 @@ class FakeKernel implements KernelPort {
     for (const p of this.objects.get(path)!.programs) {
       // a companion runs on the function its section names, in a trampoline of its own
       const on = companionOf(p) ?? hook;
+      // all or nothing, as the addon's load: the pins made so far go again
+      const undo = async () => {
+        for (const a of out) await this.unpin(behaviour, a.pinned!);
+      };
       if ((await this.linksOnHook(on)) >= this.limit) {
-        for (const a of out) await a.link.detach();
+        await undo();
         throw new KrsiError('E2BIG', `attach program ${p.name} to ${on}: argument list too long`, { details: { program: p.name, hook } });
       }
       const progId = this.nextId++;
       const id = progId + 1000;
       this.links.set(id, { id, progId, name: p.name, hook: on, refs: 1 });
       this.events.push(`attach ${p.name} ${progId} ${on}`);
-      let open = true;
-      const close = async () => {
-        if (open) this.put(id);
-        open = false;
-      };
-      out.push({ name: p.name, progId, linkId: id, link: { id, progId, close, detach: close } });
+      try {
+        await this.pin({ id }, behaviour, opts.pins[p.name]!);
+      } catch (e) {
+        this.put(id);
+        await undo();
+        const err = KrsiError.from(e); // as BpffsKernelPort says it
+        throw new KrsiError(err.errno, `pin ${behaviour}: ${err.message}; nothing from the object stays attached`);
+      }
+      this.put(id); // the pin holds it, no fd stays
+      const none = async () => {};
+      out.push({ name: p.name, progId, linkId: id, link: { id, progId, close: none, detach: none }, pinned: opts.pins[p.name] });
     }
     return out;
   }
@@ -479,10 +495,8 @@ t.test('a new daemon adopts the pins: same listing, same ids; !NAME and replace 
 t.test('start-up removes the temporary pins of an unfinished replace', async (t) => {
   const k = new FakeKernel();
   k.lsm('a.o', ['deny_exec']);
-  const [p] = await k.loadAndAttach(Buffer.from('a.o'), 'bprm_check_security');
   await k.ensurePinDir('process_execution');
-  await k.pin(p!.link, 'process_execution', 'deny_exec-new');
-  await p!.link.close();
+  await k.loadAndAttach(await k.openObject(Buffer.from('a.o')), 'bprm_check_security', 'process_execution', { pins: { deny_exec: 'deny_exec-new' } });
   const { core } = setup(k);
   t.equal(await core.adopt(), 0);
   t.same(k.links.size, 0, 'its link is detached');

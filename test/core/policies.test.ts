@@ -12,7 +12,7 @@ import { Krsi } from '../../lib/core/krsi.js';
 import { KrsiError } from '../../lib/errors.js';
 import { parseLine, type Mode } from '../../lib/core/grammar.js';
 import { digestOf, formatDigest, parseDigest } from '../../lib/core/digest.js';
-import type { AttachedProgram, Credentials, KernelLink, KernelPort, ObjectFacts, PinnedLink } from '../../lib/core/kernel-port.js';
+import type { AttachedProgram, Credentials, KernelLink, KernelPort, ObjectFacts, OpenedObjectRef, PinnedLink } from '../../lib/core/kernel-port.js';
 import type { ResolvedBehaviour } from '../../lib/core/catalogue.js';
 import { lineOf, parseDeclaration, readPolicyDir, token, type BehaviourNames } from '../../lib/policies/parse.js';
 import { reconcile, stateOf } from '../../lib/policies/reconcile.js';
@@ -53,9 +53,12 @@ class Kernel implements KernelPort {
   async readObject(_w: Credentials, p: string) {
     const f = this.files.get(p);
     if (f === undefined) throw new KrsiError('ENOENT', `open ${p}: No such file or directory`);
-    return { data: Buffer.from(f), path: p };
+    return { data: Buffer.from(f), path: p, object: await this.openObject(Buffer.from(f)) };
   }
-  async inspect(data: Buffer): Promise<ObjectFacts> {
+  async openObject(data: Buffer) {
+    return { data, facts: this.factsOf(data), close: () => {} };
+  }
+  factsOf(data: Buffer): ObjectFacts {
     const progs = data.toString().split('\n')[0]!.split(',');
     const globals = [{ name: 'target', size: 256, section: '.rodata' }, { name: 'krsi_monitor', size: 4, section: '.rodata' }];
     return { license: 'GPL', globals, maps: [], programs: progs.map((name) => ({ name, section: 'lsm', type: 'lsm', isLsm: true, hook: null, sleepable: false })) };
@@ -68,16 +71,20 @@ class Kernel implements KernelPort {
     throw new KrsiError('ENOENT', `attach program ${id}: no loaded program has this id`);
   }
 
-  async loadAndAttach(data: Buffer, hook: string): Promise<AttachedProgram[]> {
+  async loadAndAttach(object: OpenedObjectRef, hook: string, behaviour: string, opts: { pins: Record<string, string> }): Promise<AttachedProgram[]> {
+    const data = (object as OpenedObjectRef & { data: Buffer }).data;
     const text = data.toString();
     for (const [k, e] of this.refuse) if (text.includes(k)) throw e;
     this.loads.push(text.split('\n')[0]!);
-    return (await this.inspect(data)).programs.map((p) => {
+    const out: AttachedProgram[] = [];
+    for (const p of object.facts.programs) {
       const id = this.id++;
       this.hookOf.set(id, hook);
       const link = { id, progId: id + 100, close: async () => {}, detach: async () => {} };
-      return { name: p.name, progId: id + 100, linkId: id, link };
-    });
+      await this.pin(link, behaviour, opts.pins[p.name]!);
+      out.push({ name: p.name, progId: id + 100, linkId: id, link, pinned: opts.pins[p.name] });
+    }
+    return out;
   }
   async ensurePinDir(b: string) {
     if (!this.dirs.has(b)) this.dirs.set(b, new Map());
