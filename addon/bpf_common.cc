@@ -86,16 +86,6 @@ const btf* VmlinuxBtf(int* err) {
   return cached;
 }
 
-bool IsIdentifier(const std::string& s) {
-  if (s.empty() || s.size() > 128) return false;
-  for (size_t i = 0; i < s.size(); i++) {
-    char c = s[i];
-    bool ok = c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9');
-    if (!ok) return false;
-  }
-  return true;
-}
-
 // Functions named bpf_lsm_* include the BPF LSM's own code (bpf_lsm_init,
 // bpf_lsm_func_proto, ...), not only the hooks: linkage cannot tell them
 // apart (pahole marks every vmlinux FUNC static). The kernel's table of LSM

@@ -84,8 +84,6 @@ std::string HookOfFunc(const btf* b, const btf_type* t);
 // "link", "map", "prog", or "" for anything else. BPF_OBJ_GET_INFO_BY_FD
 // fills the struct of the object's own type, so this must be known first.
 std::string BpfFdKind(int fd);
-// A valid C identifier, as every hook name is.
-bool IsIdentifier(const std::string& s);
 
 // Check the ELF header ourselves so the message says exactly what is wrong;
 // fills f with ENOEXEC when `data` is not a 64-bit BPF ELF object.

@@ -422,40 +422,19 @@ void HubFinalize(napi_env, void* data, void*) {
   ref->hub->tsfn = nullptr;
 }
 
-// A uid, gid or pid from JS: an integer in [0, 2^32 - 2] ((uid_t)-1 means "no change").
-bool ToId(Napi::Value v, uint32_t* out) {
-  if (!v.IsNumber()) return false;
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= 4294967294.0) || d != static_cast<double>(static_cast<uint32_t>(d))) return false;
-  *out = static_cast<uint32_t>(d);
-  return true;
-}
-
+// The writer as lib/kernel/index.ts checked and packed it: a Uint32Array of
+// pid, tgid, fsuid, fsgid, CapEff's low and high words, then the groups.
 bool ParseWriter(Napi::Value v, Writer* w) {
-  if (!v.IsObject()) return false;
-  Napi::Object o = v.As<Napi::Object>();
-  uint32_t pid = 0;
-  if (!ToId(o.Get("pid"), &pid) || pid == 0 || pid > INT32_MAX) return false;
-  w->pid = static_cast<int>(pid);
-  uint32_t tgid = 0;
-  if (o.Has("tgid") && ToId(o.Get("tgid"), &tgid) && tgid > 0 && tgid <= INT32_MAX) w->tgid = static_cast<int>(tgid);
-  if (!ToId(o.Get("fsuid"), &w->fsuid) || !ToId(o.Get("fsgid"), &w->fsgid)) return false;
-  Napi::Value g = o.Get("groups");
-  if (!g.IsArray()) return false;
-  Napi::Array groups = g.As<Napi::Array>();
-  if (groups.Length() > kMaxGroups) return false;
-  for (uint32_t i = 0; i < groups.Length(); i++) {
-    uint32_t gid = 0;
-    if (!ToId(groups.Get(i), &gid)) return false;
-    w->groups.push_back(gid);
-  }
-  // a hex string: a bigint does not cross as one, and 64 bits do not fit a double
-  Napi::Value cap = o.Get("capEff");
-  if (!cap.IsString()) return false;
-  std::string hex = cap.As<Napi::String>().Utf8Value();
-  if (hex.empty() || hex.size() > 16 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) return false;
-  w->capEff = strtoull(hex.c_str(), nullptr, 16);
-  return true;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) return false;
+  Napi::Uint32Array a = v.As<Napi::Uint32Array>();
+  if (a.ElementLength() < 6 || a.ElementLength() - 6 > kMaxGroups) return false;
+  w->pid = static_cast<int>(a[0]);
+  w->tgid = static_cast<int>(a[1]);
+  w->fsuid = a[2];
+  w->fsgid = a[3];
+  w->capEff = a[4] | static_cast<uint64_t>(a[5]) << 32;
+  w->groups.assign(a.Data() + 6, a.Data() + a.ElementLength());
+  return w->pid > 0;
 }
 
 Napi::Value ReadObject(const Napi::CallbackInfo& info) {
@@ -463,7 +442,7 @@ Napi::Value ReadObject(const Napi::CallbackInfo& info) {
   auto* hubRef = static_cast<HubRef*>(info.Data());
   auto read = std::make_unique<Read>();
   if (info.Length() < 2 || !ParseWriter(info[0], &read->writer) || !info[1].IsString()) {
-    Napi::TypeError::New(env, "readObject({pid, fsuid, fsgid, groups, capEff: hex string}, path: string)")
+    Napi::TypeError::New(env, "readObject(writer: Uint32Array, path: string)")
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }

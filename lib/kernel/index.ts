@@ -43,8 +43,11 @@ export function objectReadsInFlight(): { total: number; byWriter: Map<number, nu
 const MAX_ID = 2 ** 32 - 2;
 const isId = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 0 && (n as number) <= MAX_ID;
 
-/** The writer as the addon takes it, checked here: nothing unchecked crosses. */
-function nativeWriter(w: Credentials): { pid: number; tgid: number; fsuid: number; fsgid: number; groups: number[]; capEff: string } {
+/**
+ * The writer as the addon takes it, checked here: nothing unchecked crosses.
+ * Packed: pid, tgid, fsuid, fsgid, CapEff's low and high words, the groups.
+ */
+function nativeWriter(w: Credentials): Uint32Array {
   if (!Number.isInteger(w.pid) || w.pid <= 0 || w.pid > 2 ** 31 - 1) throw new KrsiError('ESRCH', `no such process: pid ${w.pid}`);
   if (!isId(w.fsuid) || !isId(w.fsgid)) throw new TypeError(`readObject: bad fsuid/fsgid ${w.fsuid}/${w.fsgid}`);
   if (!Array.isArray(w.groups) || w.groups.length > 65536 || !w.groups.every(isId)) {
@@ -56,7 +59,7 @@ function nativeWriter(w: Credentials): { pid: number; tgid: number; fsuid: numbe
   // Capabilities held in a user namespace of its own mean nothing here.
   const capEff = w.inDaemonUserNs ? w.capEff : 0n;
   const tgid = Number.isInteger(w.tgid) && w.tgid > 0 && w.tgid <= 2 ** 31 - 1 ? w.tgid : w.pid;
-  return { pid: w.pid, tgid, fsuid: w.fsuid, fsgid: w.fsgid, groups: [...w.groups], capEff: capEff.toString(16) };
+  return Uint32Array.from([w.pid, tgid, w.fsuid, w.fsgid, Number(capEff & 0xffffffffn), Number(capEff >> 32n), ...w.groups]);
 }
 
 const seconds = (ms: number) => `${ms % 1000 === 0 ? ms / 1000 : (ms / 1000).toFixed(1)} s`;
