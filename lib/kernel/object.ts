@@ -7,6 +7,7 @@ import { endianness } from 'node:os';
 import { native } from '../addon.js';
 import { KrsiError } from '../errors.js';
 import { companionOf } from '../core/companion.js';
+import { hasHook } from './hooks.js';
 import type { GlobalInfo, ObjectInfo, ObjectLoadOptions, OpenedObject, ProgramInfo } from './types.js';
 
 /** The facts as the addon gives them: what libbpf knows, before this file reads the sections. */
@@ -85,15 +86,6 @@ export async function openObject(data: Buffer, name?: string): Promise<OpenedObj
   return wrapOpened(raw, data);
 }
 
-let hookSet: Promise<Set<string>> | undefined;
-
-/** The running kernel's LSM hooks, once (addon/bpf_btf.cc). */
-function kernelHookSet(): Promise<Set<string>> {
-  hookSet ??= (native.kernelHooks() as Promise<string[]>).then((h) => new Set(h));
-  hookSet.catch(() => (hookSet = undefined));
-  return hookSet;
-}
-
 class Opened implements OpenedObject {
   private used = false;
 
@@ -111,11 +103,11 @@ class Opened implements OpenedObject {
 
   private async load(hook: string, opts: ObjectLoadOptions): Promise<{ name: string; progId: number; linkId: number }[]> {
     const targets = opts.targets ?? {};
-    const hooks = await kernelHookSet().catch((e: unknown) => {
+    const known = await hasHook(hook).catch((e: unknown) => {
       const err = KrsiError.from(e);
       throw new KrsiError(err.errno, `load object: cannot read the kernel's BTF (/sys/kernel/btf/vmlinux): ${err.message}`);
     });
-    if (!hooks.has(hook)) {
+    if (!known) {
       throw new KrsiError('EINVAL', `load object: no LSM hook named '${hook}' in this kernel (no bpf_lsm_${hook} in its BTF)`, { details: { hook } });
     }
     const onHook = checkPrograms(this.facts.programs, hook, targets);
