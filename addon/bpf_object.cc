@@ -31,85 +31,63 @@ const char* KindOf(const btf* b, uint32_t typeId) {
   return "other";
 }
 
-void ReadFacts(bpf_object* obj, ObjectFacts* f) {
-  f->name = bpf_object__name(obj);
+// What the object holds, read from libbpf's memory on the JS thread (no
+// syscall; a load has not started: the object is only the handle's then).
+Napi::Value Facts(Napi::Env env, bpf_object* obj) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", bpf_object__name(obj));
+  Napi::Array progs = Napi::Array::New(env);
   bpf_program* p;
   bpf_object__for_each_program(p, obj) {
-    ObjectFacts::Program pf;
-    pf.name = bpf_program__name(p);
-    pf.section = bpf_program__section_name(p);
+    Napi::Object x = Napi::Object::New(env);
     bpf_prog_type t = bpf_program__type(p);
-    pf.type = Str(libbpf_bpf_prog_type_str(t), t);
     bpf_attach_type a = bpf_program__expected_attach_type(p);
+    x.Set("name", bpf_program__name(p));
+    x.Set("section", bpf_program__section_name(p));
+    x.Set("type", Str(libbpf_bpf_prog_type_str(t), t));
     // 0 is BPF_CGROUP_INET_INGRESS, and also "none" for most types
-    pf.hasExpected = a != 0 || t == BPF_PROG_TYPE_CGROUP_SKB;
-    pf.expectedAttachType = Str(libbpf_bpf_attach_type_str(a), a);
-    pf.insns = bpf_program__insn_cnt(p);
-    f->programs.push_back(pf);
+    x.Set("expectedAttachType", a != 0 || t == BPF_PROG_TYPE_CGROUP_SKB
+                                    ? Napi::Value(Napi::String::New(env, Str(libbpf_bpf_attach_type_str(a), a)))
+                                    : env.Null());
+    x.Set("instructions", Napi::Number::New(env, static_cast<double>(bpf_program__insn_cnt(p))));
+    progs.Set(progs.Length(), x);
   }
+  o.Set("programs", progs);
+  Napi::Array maps = Napi::Array::New(env);
   bpf_map* m;
   bpf_object__for_each_map(m, obj) {
+    Napi::Object x = Napi::Object::New(env);
     bpf_map_type t = bpf_map__type(m);
-    f->maps.push_back({bpf_map__name(m), Str(libbpf_bpf_map_type_str(t), t), bpf_map__key_size(m),
-                       bpf_map__value_size(m), bpf_map__max_entries(m), bpf_map__is_internal(m)});
+    x.Set("name", bpf_map__name(m));
+    x.Set("type", Str(libbpf_bpf_map_type_str(t), t));
+    x.Set("keySize", bpf_map__key_size(m));
+    x.Set("valueSize", bpf_map__value_size(m));
+    x.Set("maxEntries", bpf_map__max_entries(m));
+    x.Set("internal", bpf_map__is_internal(m));
+    maps.Set(maps.Length(), x);
   }
+  o.Set("maps", maps);
+  Napi::Array globals = Napi::Array::New(env);
+  o.Set("globals", globals);
   const btf* b = bpf_object__btf(obj);
-  if (b == nullptr) return;
-  for (uint32_t id = 1; id < btf__type_cnt(b); id++) {
+  for (uint32_t id = 1; b != nullptr && id < btf__type_cnt(b); id++) {
     const btf_type* t = btf__type_by_id(b, id);
-    if (!btf_is_datasec(t)) continue;
-    std::string sec = btf__name_by_offset(b, t->name_off);
+    std::string sec = btf_is_datasec(t) ? btf__name_by_offset(b, t->name_off) : "";
     // data sections only: "license" and ".maps" are datasecs too
     if (sec.rfind(".rodata", 0) != 0 && sec.rfind(".data", 0) != 0 && sec.rfind(".bss", 0) != 0) continue;
     const btf_var_secinfo* vi = btf_var_secinfos(t);
     for (uint16_t i = 0; i < btf_vlen(t); i++, vi++) {
       const btf_type* v = btf__type_by_id(b, vi->type);
       if (!btf_is_var(v) || btf_var(v)->linkage == BTF_VAR_STATIC) continue;
-      f->globals.push_back({btf__name_by_offset(b, v->name_off), sec, KindOf(b, v->type), vi->offset, vi->size});
+      Napi::Object x = Napi::Object::New(env);
+      x.Set("name", btf__name_by_offset(b, v->name_off));
+      x.Set("size", vi->size);
+      x.Set("offset", vi->offset);
+      x.Set("section", sec);
+      x.Set("kind", KindOf(b, v->type));
+      globals.Set(globals.Length(), x);
     }
   }
-}
-
-Napi::Value FactsToJs(Napi::Env env, const ObjectFacts& f) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("name", f.name);
-  Napi::Array progs = Napi::Array::New(env, f.programs.size());
-  for (size_t i = 0; i < f.programs.size(); i++) {
-    const ObjectFacts::Program& pf = f.programs[i];
-    Napi::Object p = Napi::Object::New(env);
-    p.Set("name", pf.name);
-    p.Set("section", pf.section);
-    p.Set("type", pf.type);
-    p.Set("expectedAttachType", pf.hasExpected ? Napi::String::New(env, pf.expectedAttachType) : env.Null());
-    p.Set("instructions", Napi::Number::New(env, static_cast<double>(pf.insns)));
-    progs.Set(i, p);
-  }
-  o.Set("programs", progs);
-  Napi::Array maps = Napi::Array::New(env, f.maps.size());
-  for (size_t i = 0; i < f.maps.size(); i++) {
-    const ObjectFacts::Map& mf = f.maps[i];
-    Napi::Object m = Napi::Object::New(env);
-    m.Set("name", mf.name);
-    m.Set("type", mf.type);
-    m.Set("keySize", mf.keySize);
-    m.Set("valueSize", mf.valueSize);
-    m.Set("maxEntries", mf.maxEntries);
-    m.Set("internal", mf.internal);
-    maps.Set(i, m);
-  }
-  o.Set("maps", maps);
-  Napi::Array globals = Napi::Array::New(env, f.globals.size());
-  for (size_t i = 0; i < f.globals.size(); i++) {
-    const ObjectFacts::Global& gf = f.globals[i];
-    Napi::Object g = Napi::Object::New(env);
-    g.Set("name", gf.name);
-    g.Set("size", gf.size);
-    g.Set("offset", gf.offset);
-    g.Set("section", gf.section);
-    g.Set("kind", gf.kind);
-    globals.Set(i, g);
-  }
-  o.Set("globals", globals);
   return o;
 }
 
@@ -398,7 +376,10 @@ class OpenWorker : public PromiseWorker {
       : PromiseWorker(env, "krsifs:OpenWorker"), data_(data), bytes_(std::move(bytes)), name_(std::move(name)) {}
 
  protected:
-  void Run() override { o_ = OpenBytes(bytes_, name_, &failure_); }
+  void Run() override {
+    o_ = std::make_shared<Opened>();
+    o_->obj = OpenObject(bytes_, name_, &failure_);
+  }
   Napi::Value Result(Napi::Env env) override { return NewOpened(env, data_, std::move(o_)); }
 
  private:
@@ -417,17 +398,9 @@ Napi::Value OpenObjectJs(const Napi::CallbackInfo& info) {
 }
 }  // namespace
 
-std::shared_ptr<Opened> OpenBytes(const std::vector<uint8_t>& data, const std::string& name, Failure* f) {
-  auto o = std::make_shared<Opened>();
-  o->obj = OpenObject(data, name, f);
-  if (!o->obj) return nullptr;
-  ReadFacts(o->obj.get(), &o->facts);
-  return o;
-}
-
 Napi::Value NewOpened(Napi::Env env, BpfEnvData* data, std::shared_ptr<Opened> o) {
   Napi::Object out = Napi::Object::New(env);
-  out.Set("facts", FactsToJs(env, o->facts));
+  out.Set("facts", Facts(env, o->obj.get()));
   // the External only lives for the constructor call
   out.Set("handle", data->openedCtor.New({Napi::External<std::shared_ptr<Opened>>::New(env, &o)}));
   return out;

@@ -361,8 +361,10 @@ void ReadAsWriter(Read* r) {
   base = base.substr(base.rfind('/') == std::string::npos ? 0 : base.rfind('/') + 1);
   r->opened = std::move(pathFd);
   ClearLibbpfLog();
-  r->object = OpenBytes(r->data, base, f);
-  r->openFailed = !r->object;
+  r->object = std::make_shared<Opened>();
+  r->object->obj = OpenObject(r->data, base, f);
+  r->openFailed = !r->object->obj;
+  if (r->openFailed) r->object.reset();
 }
 
 struct Job {
