@@ -55,9 +55,11 @@ std::string ErrText(int err) {
   return s;
 }
 
-std::string BpfFdKind(int fd) {
+std::string BpfFdKind(int fd, int selfFds) {
   char buf[64];
-  ssize_t n = readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), buf, sizeof(buf) - 1);
+  std::string name = std::to_string(fd);
+  ssize_t n = selfFds >= 0 ? readlinkat(selfFds, name.c_str(), buf, sizeof(buf) - 1)
+                           : readlink(("/proc/self/fd/" + name).c_str(), buf, sizeof(buf) - 1);
   if (n <= 0) return "";
   std::string s(buf, n);
   const std::string prefix = "anon_inode:bpf-";

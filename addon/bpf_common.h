@@ -83,7 +83,8 @@ std::string HookOfFunc(const btf* b, const btf_type* t);
 // What a bpf fd refers to, from its anon inode's name ("anon_inode:bpf-link"):
 // "link", "map", "prog", or "" for anything else. BPF_OBJ_GET_INFO_BY_FD
 // fills the struct of the object's own type, so this must be known first.
-std::string BpfFdKind(int fd);
+// selfFds: an fd of /proc/self/fd, for a thread whose root is not ours.
+std::string BpfFdKind(int fd, int selfFds = -1);
 
 // Check the ELF header ourselves so the message says exactly what is wrong;
 // fills f with ENOEXEC when `data` is not a 64-bit BPF ELF object.

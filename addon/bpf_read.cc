@@ -162,17 +162,6 @@ bool TakeRights(const Writer& w, Failure* f, const std::string& what) {
   return true;
 }
 
-// What a bpf fd is, by the name of its anon inode, read through our own
-// /proc/self/fd opened before the thread changed its root.
-std::string FdKindAt(int selfFds, int fd) {
-  char buf[64];
-  ssize_t n = readlinkat(selfFds, std::to_string(fd).c_str(), buf, sizeof(buf) - 1);
-  if (n <= 0) return "";
-  std::string s(buf, n);
-  const std::string prefix = "anon_inode:bpf-";
-  return s.compare(0, prefix.size(), prefix) == 0 ? s.substr(prefix.size()) : "";
-}
-
 // "/proc/self/fd/N": N, else -1.
 int WriterFdNumber(const std::string& path) {
   const std::string prefix = "/proc/self/fd/";
@@ -194,7 +183,7 @@ bool TakeWriterProgram(Read* r, int selfFds) {
   UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
   if (!pidfd.valid()) return false;
   UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), n, 0)));
-  if (!fd.valid() || FdKindAt(selfFds, fd.get()) != "prog") return false;
+  if (!fd.valid() || BpfFdKind(fd.get(), selfFds) != "prog") return false;
   bpf_prog_info info = {};
   uint32_t len = sizeof(info);
   if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 || info.type != BPF_PROG_TYPE_LSM) return false;
@@ -297,7 +286,7 @@ void ReadAsWriter(Read* r) {
       f->set(EAGAIN, what + ": the pin was replaced while it was read; try again");
       return;
     }
-    std::string kind = FdKindAt(selfFds.get(), obj.get());
+    std::string kind = BpfFdKind(obj.get(), selfFds.get());
     if (kind != "prog") {
       f->set(ENOEXEC, what + ": a pinned " + (kind.empty() ? "bpf object" : kind) +
                           " on bpffs (a kernel interface file), not a program nor a BPF object; it was not read");
