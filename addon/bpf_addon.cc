@@ -1,4 +1,4 @@
-// The kernel layer's exports: readObject, inspect, kernelHooks, loadAndAttach,
+// The kernel layer's exports: readObject, openObject, kernelHooks, attachProgram,
 // openPinnedLink, linkInfo, progInfo, probe, the Link class, and the events
 // ring (eventsOpen, EventReader), pinnedLinks.
 #include "bpf_common.h"
@@ -10,9 +10,9 @@ void InitBpf(Napi::Env env, Napi::Object exports) {
   auto* data = new BpfEnvData();
   env.AddCleanupHook([data]() { delete data; });
   InitLink(env, exports, data);
-  InitRead(env, exports);
-  InitInspect(env, exports);
-  InitLoad(env, exports, data);
+  InitRead(env, exports, data);
+  InitObject(env, exports, data);
+  InitLoad(env, exports);
   InitInfo(env, exports);
   InitBtf(env, exports);
   InitProbe(env, exports);

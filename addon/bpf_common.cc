@@ -55,9 +55,11 @@ std::string ErrText(int err) {
   return s;
 }
 
-std::string BpfFdKind(int fd) {
+std::string BpfFdKind(int fd, int selfFds) {
   char buf[64];
-  ssize_t n = readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), buf, sizeof(buf) - 1);
+  std::string name = std::to_string(fd);
+  ssize_t n = selfFds >= 0 ? readlinkat(selfFds, name.c_str(), buf, sizeof(buf) - 1)
+                           : readlink(("/proc/self/fd/" + name).c_str(), buf, sizeof(buf) - 1);
   if (n <= 0) return "";
   std::string s(buf, n);
   const std::string prefix = "anon_inode:bpf-";
@@ -84,16 +86,6 @@ const btf* VmlinuxBtf(int* err) {
     cached = b;  // kept for the life of the process
   }
   return cached;
-}
-
-bool IsIdentifier(const std::string& s) {
-  if (s.empty() || s.size() > 128) return false;
-  for (size_t i = 0; i < s.size(); i++) {
-    char c = s[i];
-    bool ok = c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9');
-    if (!ok) return false;
-  }
-  return true;
 }
 
 // Functions named bpf_lsm_* include the BPF LSM's own code (bpf_lsm_init,
@@ -150,15 +142,6 @@ std::string HookOfFunc(const btf* b, const btf_type* t) {
   return name + 8;
 }
 
-bool KernelHasHook(const std::string& hook, int* err) {
-  *err = 0;
-  if (!IsIdentifier(hook)) return false;
-  const btf* b = VmlinuxBtf(err);
-  if (b == nullptr) return false;
-  int id = btf__find_by_name_kind(b, ("bpf_lsm_" + hook).c_str(), BTF_KIND_FUNC);
-  return id > 0 && HookOfFunc(b, btf__type_by_id(b, id)) == hook;
-}
-
 static std::string MachineName(unsigned m) {
   switch (m) {
     case EM_X86_64: return "x86-64";
@@ -196,16 +179,10 @@ bool CheckBpfElf(const uint8_t* d, size_t size, Failure* f) {
   return true;
 }
 
-ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, char* logBuf,
-                     size_t logSize, Failure* f) {
+ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, Failure* f) {
   if (!CheckBpfElf(data.data(), data.size(), f)) return nullptr;
   LIBBPF_OPTS(bpf_object_open_opts, opts);
   if (!name.empty()) opts.object_name = name.c_str();
-  if (logBuf != nullptr) {
-    opts.kernel_log_buf = logBuf;
-    opts.kernel_log_size = logSize;
-    opts.kernel_log_level = 0;  // libbpf asks for the log (level 1) only when a load fails
-  }
   ClearLibbpfLog();
   errno = 0;
   bpf_object* obj = bpf_object__open_mem(data.data(), data.size(), &opts);
@@ -226,23 +203,6 @@ ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, 
     return nullptr;
   }
   return ObjectPtr(obj);
-}
-
-std::string HookOfSection(const char* sec) {
-  std::string s = sec ? sec : "";
-  for (const char* p : {"lsm.s/", "lsm/"}) {
-    if (s.rfind(p, 0) == 0) return s.substr(strlen(p));
-  }
-  return "";
-}
-
-std::string CompanionOfSection(const char* sec) {
-  std::string s = sec ? sec : "";
-  for (const char* kind : {"fentry", "fexit"}) {
-    std::string prefix = std::string(kind) + "/";
-    if (s.rfind(prefix, 0) == 0 && IsIdentifier(s.substr(prefix.size()))) return kind + (":" + s.substr(prefix.size()));
-  }
-  return "";
 }
 
 std::string CompanionOfLink(const bpf_link_info& info) {
@@ -277,11 +237,6 @@ std::string CompanionOfLink(const bpf_link_info& info) {
   return std::string(kind) + ":" + (fn ? fn : "?");
 }
 
-bool IsSleepableSection(const char* sec) {
-  std::string s = sec ? sec : "";
-  return s == "lsm.s" || s.rfind("lsm.s/", 0) == 0;
-}
-
 bool CopyBytes(Napi::Env env, Napi::Value v, const char* what, std::vector<uint8_t>* out) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
     Napi::TypeError::New(env, std::string(what) + ": expected a Buffer").ThrowAsJavaScriptException();
@@ -290,27 +245,6 @@ bool CopyBytes(Napi::Env env, Napi::Value v, const char* what, std::vector<uint8
   Napi::Uint8Array a = v.As<Napi::Uint8Array>();
   out->assign(a.Data(), a.Data() + a.ElementLength());
   return true;
-}
-
-std::string JsonString(const std::string& s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char b[8];
-          snprintf(b, sizeof(b), "\\u%04x", c);
-          o += b;
-        } else {
-          o += static_cast<char>(c);
-        }
-    }
-  }
-  return o + "\"";
 }
 
 }  // namespace krsi

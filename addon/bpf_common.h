@@ -77,43 +77,29 @@ std::string ErrName(int err);
 // The running kernel's BTF (btf__load_vmlinux_btf), loaded once and shared
 // read-only by every thread. nullptr (and *err set) when it cannot be read.
 const btf* VmlinuxBtf(int* err);
-// Does the running kernel offer LSM hook `hook` (BTF FUNC bpf_lsm_<hook>)?
-bool KernelHasHook(const std::string& hook, int* err);
 // "file_open" for the BTF FUNC bpf_lsm_file_open, "" for anything that is not
 // an LSM hook (other types, static functions, the BPF LSM's own helpers).
 std::string HookOfFunc(const btf* b, const btf_type* t);
 // What a bpf fd refers to, from its anon inode's name ("anon_inode:bpf-link"):
 // "link", "map", "prog", or "" for anything else. BPF_OBJ_GET_INFO_BY_FD
 // fills the struct of the object's own type, so this must be known first.
-std::string BpfFdKind(int fd);
-// A valid C identifier, as every hook name is.
-bool IsIdentifier(const std::string& s);
+// selfFds: an fd of /proc/self/fd, for a thread whose root is not ours.
+std::string BpfFdKind(int fd, int selfFds = -1);
 
 // Check the ELF header ourselves so the message says exactly what is wrong;
 // fills f with ENOEXEC when `data` is not a 64-bit BPF ELF object.
 bool CheckBpfElf(const uint8_t* data, size_t size, Failure* f);
 
-// Open an object from memory (no load). kernel_log_buf may be null.
-ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, char* logBuf,
-                     size_t logSize, Failure* f);
+// Open an object from memory (no load): ENOEXEC for anything libbpf cannot open.
+ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, Failure* f);
 
-// Section name → hook: "lsm/file_open" → "file_open", "lsm" → "".
-std::string HookOfSection(const char* sec);
-// A companion program's section: "fentry/FUNC" / "fexit/FUNC" → "fentry:FUNC" /
-// "fexit:FUNC" (as the listing's HOOK column shows it), "" for anything else
-// (fmod_ret, sleepable and bare sections included).
-std::string CompanionOfSection(const char* sec);
 // What an fentry/fexit link runs on, "fentry:FUNC" / "fexit:FUNC" (FUNC from
 // vmlinux's or the target module's BTF); "" for any other link.
 std::string CompanionOfLink(const bpf_link_info& info);
-bool IsSleepableSection(const char* sec);
 
 // Copy a JS Buffer (or Uint8Array) into a vector; false (and a pending
 // TypeError) if it is not one.
 bool CopyBytes(Napi::Env env, Napi::Value v, const char* what, std::vector<uint8_t>* out);
-
-// JSON string literal for Failure::detailsJson.
-std::string JsonString(const std::string& s);
 
 // Base of every worker: a Promise settled on the JS thread. Execute() runs
 // Run() on a libuv thread and never touches N-API; failures go into failure_
@@ -157,16 +143,17 @@ class PromiseWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
 };
 
-// Per-env state of the kernel layer (the Link class constructor).
+// Per-env state of the kernel layer (the Link and opened-object constructors).
 struct BpfEnvData {
   Napi::FunctionReference linkCtor;
+  Napi::FunctionReference openedCtor;
 };
 
 // Every export, registered by InitBpf (bpf_addon.cc).
 void InitLink(Napi::Env env, Napi::Object exports, BpfEnvData* data);
-void InitRead(Napi::Env env, Napi::Object exports);
-void InitInspect(Napi::Env env, Napi::Object exports);
-void InitLoad(Napi::Env env, Napi::Object exports, BpfEnvData* data);
+void InitRead(Napi::Env env, Napi::Object exports, BpfEnvData* data);
+void InitObject(Napi::Env env, Napi::Object exports, BpfEnvData* data);
+void InitLoad(Napi::Env env, Napi::Object exports);
 void InitInfo(Napi::Env env, Napi::Object exports);
 void InitBtf(Napi::Env env, Napi::Object exports);
 void InitProbe(Napi::Env env, Napi::Object exports);

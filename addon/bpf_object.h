@@ -1,45 +1,20 @@
-// What an opened (not loaded) object holds: its globals, read from the
-// object's BTF, and how to set the `const volatile` ones before load.
+// An object libbpf has opened (parsed once) and not loaded yet: made on the
+// reader thread after a read (bpf_read.cc) or by openObject, loaded,
+// attached and pinned by its handle's load() (bpf_object.cc).
 #pragma once
-
-#include <string>
-#include <utility>
-#include <vector>
 
 #include "bpf_common.h"
 
 namespace krsi {
 
-struct GlobalVar {
-  enum Kind { kString, kInt, kUint, kOther };
-  std::string name;
-  std::string section;  // ".rodata" for const volatile, ".data", ".bss"
-  uint32_t offset = 0;
-  uint32_t size = 0;
-  Kind kind = kOther;
+// Shared by the JS handle and a load in flight: close() while a load runs
+// leaves the object to the load, which frees it when done.
+struct Opened {
+  ObjectPtr obj;
+  bool used = false;  // an object loads once
 };
 
-// One KEY=VALUE: a JS string or number.
-struct GlobalValue {
-  std::string name;
-  bool isNumber = false;
-  double number = 0;
-  std::string text;
-};
-
-const char* KindName(GlobalVar::Kind k);
-std::vector<GlobalVar> ListGlobals(bpf_object* obj);
-// Write every value into the initial image of its section (.rodata, .data,
-// .bss: all before load); KEY=0xHEX is raw bytes for non-integer globals. EINVAL naming the global
-// on an unknown name, a wrong type, a value out of range or too long.
-bool SetGlobals(bpf_object* obj, const std::vector<GlobalValue>& values, Failure* f);
-
-// Maps the object declares by a name in `reuse` (name, pinned path) become
-// the pinned map: libbpf uses it instead of creating one (the daemon's events
-// ring and counters). Names the object lacks are skipped.
-bool ReuseMaps(bpf_object* obj, const std::vector<std::pair<std::string, std::string>>& reuse, Failure* f);
-// opts.globals / opts.reuseMaps of a load call, checked; false with a pending TypeError.
-bool ParseGlobals(Napi::Env env, Napi::Value g, const char* what, std::vector<GlobalValue>* out);
-bool ParseReuseMaps(Napi::Env env, Napi::Value rm, const char* what, std::vector<std::pair<std::string, std::string>>* out);
+// {facts, handle} for JS (JS thread only, before any load).
+Napi::Value NewOpened(Napi::Env env, BpfEnvData* data, std::shared_ptr<Opened> o);
 
 }  // namespace krsi

@@ -1,6 +1,7 @@
 // readObject(writer, path): the bytes of a BPF object, read once, as the
-// writer would read them itself. Everything after (inspect, load) works on
-// these bytes, so what is inspected is what is loaded.
+// writer would read them itself, and opened by libbpf on the same thread:
+// one round trip gives the bytes, the object's facts and the opened object
+// that loads (bpf_object.cc), so what is inspected is what is loaded.
 //
 // Each read runs on a thread of its own, started for it and never shared,
 // not on libuv's pool: a path on a filesystem that does not answer (a
@@ -39,7 +40,7 @@
 #include <memory>
 #include <mutex>
 
-#include "bpf_common.h"
+#include "bpf_object.h"
 
 namespace krsi {
 
@@ -102,6 +103,10 @@ struct Read {
   // from ("pinned:PATH" is filled on the JS thread; "fd:PID/N").
   uint32_t progId = 0;
   std::string source;
+  // The object libbpf opened from `data` (named by the file's basename, the
+  // prefix of its internal maps); null for a program, or when it failed.
+  std::shared_ptr<Opened> object;
+  bool openFailed = false;  // failure is libbpf's: details.object names the file
 };
 
 // The way back to JS, shared by the env and every reader thread: a thread
@@ -157,17 +162,6 @@ bool TakeRights(const Writer& w, Failure* f, const std::string& what) {
   return true;
 }
 
-// What a bpf fd is, by the name of its anon inode, read through our own
-// /proc/self/fd opened before the thread changed its root.
-std::string FdKindAt(int selfFds, int fd) {
-  char buf[64];
-  ssize_t n = readlinkat(selfFds, std::to_string(fd).c_str(), buf, sizeof(buf) - 1);
-  if (n <= 0) return "";
-  std::string s(buf, n);
-  const std::string prefix = "anon_inode:bpf-";
-  return s.compare(0, prefix.size(), prefix) == 0 ? s.substr(prefix.size()) : "";
-}
-
 // "/proc/self/fd/N": N, else -1.
 int WriterFdNumber(const std::string& path) {
   const std::string prefix = "/proc/self/fd/";
@@ -189,7 +183,7 @@ bool TakeWriterProgram(Read* r, int selfFds) {
   UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
   if (!pidfd.valid()) return false;
   UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), n, 0)));
-  if (!fd.valid() || FdKindAt(selfFds, fd.get()) != "prog") return false;
+  if (!fd.valid() || BpfFdKind(fd.get(), selfFds) != "prog") return false;
   bpf_prog_info info = {};
   uint32_t len = sizeof(info);
   if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 || info.type != BPF_PROG_TYPE_LSM) return false;
@@ -292,7 +286,7 @@ void ReadAsWriter(Read* r) {
       f->set(EAGAIN, what + ": the pin was replaced while it was read; try again");
       return;
     }
-    std::string kind = FdKindAt(selfFds.get(), obj.get());
+    std::string kind = BpfFdKind(obj.get(), selfFds.get());
     if (kind != "prog") {
       f->set(ENOEXEC, what + ": a pinned " + (kind.empty() ? "bpf object" : kind) +
                           " on bpffs (a kernel interface file), not a program nor a BPF object; it was not read");
@@ -349,7 +343,17 @@ void ReadAsWriter(Read* r) {
     }
     r->data.insert(r->data.end(), chunk.data(), chunk.data() + got);
   }
+  // The basename of what was opened: d_path through our own fd table
+  char seen[4096];
+  ssize_t n = readlinkat(selfFds.get(), name.c_str(), seen, sizeof(seen) - 1);
+  std::string base = n > 0 ? std::string(seen, n) : path;
+  base = base.substr(base.rfind('/') == std::string::npos ? 0 : base.rfind('/') + 1);
   r->opened = std::move(pathFd);
+  ClearLibbpfLog();
+  r->object = std::make_shared<Opened>();
+  r->object->obj = OpenObject(r->data, base, f);
+  r->openFailed = !r->object->obj;
+  if (r->openFailed) r->object.reset();
 }
 
 struct Job {
@@ -370,18 +374,21 @@ void* ReaderMain(void* arg) {
 
 // On the JS thread: settle the read's promise. env is null when the env is
 // going away: then only free it.
-void Settle(napi_env env, napi_value, void*, void* data) {
+void Settle(napi_env env, napi_value, void* context, void* data) {
   std::unique_ptr<Read> r(static_cast<Read*>(data));
   if (env == nullptr) return;
   Napi::Env e(env);
   Napi::HandleScope scope(e);
+  // readlink of our own fd: a d_path in the daemon's root, no filesystem asked
+  char seen[4096];
+  ssize_t n = r->opened.valid()
+                  ? readlink(("/proc/self/fd/" + std::to_string(r->opened.get())).c_str(), seen, sizeof(seen) - 1)
+                  : -1;
   if (r->failure.failed()) {
+    if (r->openFailed) r->failure.detail("object", n > 0 ? std::string(seen, n) : r->path);
     napi_reject_deferred(env, r->deferred, MakeError(e, r->failure));
     return;
   }
-  // readlink of our own fd: a d_path in the daemon's root, no filesystem asked
-  char seen[4096];
-  ssize_t n = readlink(("/proc/self/fd/" + std::to_string(r->opened.get())).c_str(), seen, sizeof(seen) - 1);
   Napi::Object o = Napi::Object::New(e);
   o.Set("data", Napi::Buffer<uint8_t>::Copy(e, r->data.data(), r->data.size()));
   o.Set("path", Napi::String::New(e, n > 0 ? std::string(seen, n) : r->path));
@@ -391,6 +398,7 @@ void Settle(napi_env env, napi_value, void*, void* data) {
     p.Set("source", r->source.empty() ? "pinned:" + (n > 0 ? std::string(seen, n) : r->path) : r->source);
     o.Set("program", p);
   }
+  if (r->object) o.Set("object", NewOpened(e, static_cast<BpfEnvData*>(context), std::move(r->object)));
   napi_resolve_deferred(env, r->deferred, o);
 }
 
@@ -405,40 +413,19 @@ void HubFinalize(napi_env, void* data, void*) {
   ref->hub->tsfn = nullptr;
 }
 
-// A uid, gid or pid from JS: an integer in [0, 2^32 - 2] ((uid_t)-1 means "no change").
-bool ToId(Napi::Value v, uint32_t* out) {
-  if (!v.IsNumber()) return false;
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= 4294967294.0) || d != static_cast<double>(static_cast<uint32_t>(d))) return false;
-  *out = static_cast<uint32_t>(d);
-  return true;
-}
-
+// The writer as lib/kernel/index.ts checked and packed it: a Uint32Array of
+// pid, tgid, fsuid, fsgid, CapEff's low and high words, then the groups.
 bool ParseWriter(Napi::Value v, Writer* w) {
-  if (!v.IsObject()) return false;
-  Napi::Object o = v.As<Napi::Object>();
-  uint32_t pid = 0;
-  if (!ToId(o.Get("pid"), &pid) || pid == 0 || pid > INT32_MAX) return false;
-  w->pid = static_cast<int>(pid);
-  uint32_t tgid = 0;
-  if (o.Has("tgid") && ToId(o.Get("tgid"), &tgid) && tgid > 0 && tgid <= INT32_MAX) w->tgid = static_cast<int>(tgid);
-  if (!ToId(o.Get("fsuid"), &w->fsuid) || !ToId(o.Get("fsgid"), &w->fsgid)) return false;
-  Napi::Value g = o.Get("groups");
-  if (!g.IsArray()) return false;
-  Napi::Array groups = g.As<Napi::Array>();
-  if (groups.Length() > kMaxGroups) return false;
-  for (uint32_t i = 0; i < groups.Length(); i++) {
-    uint32_t gid = 0;
-    if (!ToId(groups.Get(i), &gid)) return false;
-    w->groups.push_back(gid);
-  }
-  // a hex string: a bigint does not cross as one, and 64 bits do not fit a double
-  Napi::Value cap = o.Get("capEff");
-  if (!cap.IsString()) return false;
-  std::string hex = cap.As<Napi::String>().Utf8Value();
-  if (hex.empty() || hex.size() > 16 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) return false;
-  w->capEff = strtoull(hex.c_str(), nullptr, 16);
-  return true;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) return false;
+  Napi::Uint32Array a = v.As<Napi::Uint32Array>();
+  if (a.ElementLength() < 6 || a.ElementLength() - 6 > kMaxGroups) return false;
+  w->pid = static_cast<int>(a[0]);
+  w->tgid = static_cast<int>(a[1]);
+  w->fsuid = a[2];
+  w->fsgid = a[3];
+  w->capEff = a[4] | static_cast<uint64_t>(a[5]) << 32;
+  w->groups.assign(a.Data() + 6, a.Data() + a.ElementLength());
+  return w->pid > 0;
 }
 
 Napi::Value ReadObject(const Napi::CallbackInfo& info) {
@@ -446,7 +433,7 @@ Napi::Value ReadObject(const Napi::CallbackInfo& info) {
   auto* hubRef = static_cast<HubRef*>(info.Data());
   auto read = std::make_unique<Read>();
   if (info.Length() < 2 || !ParseWriter(info[0], &read->writer) || !info[1].IsString()) {
-    Napi::TypeError::New(env, "readObject({pid, fsuid, fsgid, groups, capEff: hex string}, path: string)")
+    Napi::TypeError::New(env, "readObject(writer: Uint32Array, path: string)")
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
@@ -480,11 +467,11 @@ Napi::Value ReadObject(const Napi::CallbackInfo& info) {
 }
 }  // namespace
 
-void InitRead(Napi::Env env, Napi::Object exports) {
+void InitRead(Napi::Env env, Napi::Object exports, BpfEnvData* data) {
   auto* ref = new HubRef{std::make_shared<Hub>()};
   napi_value name = Napi::String::New(env, "krsifs:readObject");
   napi_threadsafe_function tsfn;
-  if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, ref, HubFinalize, nullptr, Settle, &tsfn) !=
+  if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, ref, HubFinalize, data, Settle, &tsfn) !=
       napi_ok) {
     delete ref;
     Napi::Error::New(env, "krsifs: cannot create the object readers' threadsafe function").ThrowAsJavaScriptException();

@@ -40,10 +40,11 @@ Napi::Value StrError(const Napi::CallbackInfo& info) {
 
 Napi::Value MakeError(Napi::Env env, const Failure& f) {
   auto* data = Ctor(env);
-  Napi::Value details = env.Undefined();
-  if (!f.detailsJson.empty()) {
-    Napi::Object json = env.Global().Get("JSON").As<Napi::Object>();
-    details = json.Get("parse").As<Napi::Function>().Call(json, {Napi::String::New(env, f.detailsJson)});
+  Napi::Object details = Napi::Object::New(env);
+  for (const Failure::Detail& d : f.details) {
+    if (d.kind == Failure::Detail::kNumber) details.Set(d.key, Napi::Number::New(env, d.number));
+    else if (d.kind == Failure::Detail::kBool) details.Set(d.key, Napi::Boolean::New(env, true));
+    else details.Set(d.key, Napi::String::New(env, d.text));
   }
   Napi::Array log = Napi::Array::New(env, f.verifierLog.size());
   for (size_t i = 0; i < f.verifierLog.size(); i++) log.Set(i, Napi::String::New(env, f.verifierLog[i]));
@@ -54,7 +55,7 @@ Napi::Value MakeError(Napi::Env env, const Failure& f) {
   }
   Napi::Object opts = Napi::Object::New(env);
   if (!f.verifierLog.empty()) opts.Set("verifierLog", log);
-  if (!details.IsUndefined()) opts.Set("details", details);
+  if (!f.details.empty()) opts.Set("details", details);
   return data->ctor.New({Napi::Number::New(env, f.err), Napi::String::New(env, f.message), opts});
 }
 

@@ -3,17 +3,8 @@
 // libuv thread (readObject: on a thread of its own), never on the event loop.
 // Failures are KrsiError (errno, code, message, verifierLog for loads, details).
 import { native } from '../addon.js';
-import type {
-  AttachedLoaded,
-  AttachedProgram,
-  Link,
-  LinkInfo,
-  LoadOptions,
-  PinnedLinkInfo,
-  ObjectInfo,
-  ProgInfo,
-  ReadResult,
-} from './types.js';
+import type { AttachedLoaded, Link, LinkInfo, PinnedLinkInfo, ProgInfo, ReadResult } from './types.js';
+import { openObject, wrapOpened, type NativeOpened } from './object.js';
 
 export type * from './types.js';
 import type { Credentials } from '../core/kernel-port.js';
@@ -52,8 +43,11 @@ export function objectReadsInFlight(): { total: number; byWriter: Map<number, nu
 const MAX_ID = 2 ** 32 - 2;
 const isId = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 0 && (n as number) <= MAX_ID;
 
-/** The writer as the addon takes it, checked here: nothing unchecked crosses. */
-function nativeWriter(w: Credentials): { pid: number; tgid: number; fsuid: number; fsgid: number; groups: number[]; capEff: string } {
+/**
+ * The writer as the addon takes it, checked here: nothing unchecked crosses.
+ * Packed: pid, tgid, fsuid, fsgid, CapEff's low and high words, the groups.
+ */
+function nativeWriter(w: Credentials): Uint32Array {
   if (!Number.isInteger(w.pid) || w.pid <= 0 || w.pid > 2 ** 31 - 1) throw new KrsiError('ESRCH', `no such process: pid ${w.pid}`);
   if (!isId(w.fsuid) || !isId(w.fsgid)) throw new TypeError(`readObject: bad fsuid/fsgid ${w.fsuid}/${w.fsgid}`);
   if (!Array.isArray(w.groups) || w.groups.length > 65536 || !w.groups.every(isId)) {
@@ -65,7 +59,7 @@ function nativeWriter(w: Credentials): { pid: number; tgid: number; fsuid: numbe
   // Capabilities held in a user namespace of its own mean nothing here.
   const capEff = w.inDaemonUserNs ? w.capEff : 0n;
   const tgid = Number.isInteger(w.tgid) && w.tgid > 0 && w.tgid <= 2 ** 31 - 1 ? w.tgid : w.pid;
-  return { pid: w.pid, tgid, fsuid: w.fsuid, fsgid: w.fsgid, groups: [...w.groups], capEff: capEff.toString(16) };
+  return Uint32Array.from([w.pid, tgid, w.fsuid, w.fsgid, Number(capEff & 0xffffffffn), Number(capEff >> 32n), ...w.groups]);
 }
 
 const seconds = (ms: number) => `${ms % 1000 === 0 ? ms / 1000 : (ms / 1000).toFixed(1)} s`;
@@ -74,7 +68,9 @@ const seconds = (ms: number) => `${ms % 1000 === 0 ? ms / 1000 : (ms / 1000).toF
  * Read the BPF object at `path` as the writer would read it itself: resolved
  * in its root and from its cwd (in its mount namespace), opened with its file
  * access rights (fsuid, fsgid, groups, its effective capabilities ∩ ours).
- * The file is read once: inspect and load the returned bytes.
+ * The file is read once and opened by libbpf on the same thread: `object`
+ * holds its facts and loads it (ENOEXEC, with details.object, when the file
+ * is no BPF object).
  *
  * Each read runs on a thread of its own (addon/bpf_read.cc), never on the
  * libuv pool, so a file on a filesystem that does not answer holds its own
@@ -120,14 +116,18 @@ export function readObject(
   const timeoutMs = opts.timeoutMs ?? limits.timeoutMs;
   readsOf.set(tgid, mine + 1);
   readsInFlight++;
-  const read = (native.readObject(w, path) as Promise<ReadResult>).finally(() => {
+  const read = (native.readObject(w, path) as Promise<Omit<ReadResult, 'object'> & { object?: NativeOpened }>).then(
+    ({ object, ...r }): ReadResult => (object ? { ...r, object: wrapOpened(object, r.data) } : r),
+  ).finally(() => {
     readsInFlight--;
     const n = (readsOf.get(tgid) ?? 1) - 1;
     if (n > 0) readsOf.set(tgid, n);
     else readsOf.delete(tgid);
   });
   return new Promise<ReadResult>((resolve, reject) => {
+    let settled = false;
     const done = () => {
+      settled = true;
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
     };
@@ -144,6 +144,7 @@ export function readObject(
     signal?.addEventListener('abort', onAbort, { once: true });
     read.then(
       (r) => {
+        if (settled) return r.object?.close(); // nobody waits for it any more
         done();
         resolve(r);
       },
@@ -155,50 +156,9 @@ export function readObject(
   });
 }
 
-/**
- * What an object holds, without loading it.
- * Errors: ENOEXEC not ELF / not a BPF object / malformed; libbpf's errno otherwise.
- */
-export function inspect(data: Buffer, name?: string): Promise<ObjectInfo> {
-  return name === undefined ? native.inspect(data) : native.inspect(data, name);
-}
+export { openObject };
 
-let hooksCache: Promise<string[]> | undefined;
-let hookSet: Promise<Set<string>> | undefined;
-
-/**
- * Every LSM hook the running kernel offers (bpf_lsm_* in its BTF), sorted;
- * cached. With `btfPath`, the hooks of that BTF file (not cached).
- */
-export function kernelHooks(btfPath?: string): Promise<string[]> {
-  if (btfPath !== undefined) return native.kernelHooks(btfPath);
-  if (!hooksCache) {
-    hooksCache = native.kernelHooks() as Promise<string[]>;
-    hooksCache.catch(() => {
-      hooksCache = undefined; // try again next time
-      hookSet = undefined;
-    });
-  }
-  return hooksCache.then((h) => [...h]);
-}
-
-/** Does the running kernel offer LSM hook `name`? */
-export async function hasHook(name: string): Promise<boolean> {
-  if (!hookSet) hookSet = kernelHooks().then((h) => new Set(h));
-  return (await hookSet).has(name);
-}
-
-/**
- * Load every program of the object and attach it to `hook`, all or nothing.
- * SEC("lsm")/SEC("lsm.s") programs take `hook`; SEC("lsm/H") ones must name it.
- * Errors: EINVAL no program, a non-LSM program, a program for another hook, a
- * hook the kernel lacks, a bad global (unknown, wrong type, out of range, too
- * long); the kernel's errno for a refused load (verifierLog holds the log;
- * EPERM where BPF LSM is not permitted) or attach (E2BIG: too many on the hook).
- */
-export function loadAndAttach(data: Buffer, hook: string, opts: LoadOptions = {}): Promise<AttachedProgram[]> {
-  return native.loadAndAttach(data, hook, opts);
-}
+export { hasHook, kernelHooks } from './hooks.js';
 
 /**
  * Attach a program that is already loaded (by id) to `hook` with a link of
@@ -246,7 +206,7 @@ export function progInfo(id: number): Promise<ProgInfo> {
 // refusal: `ok` false with the errno, a reason and a fix.
 export { probe } from './probe.js';
 
-/** The Link class itself, for instanceof; links come only from loadAndAttach/openPinnedLink. */
+/** The Link class itself, for instanceof; links come only from openPinnedLink. */
 export const LinkClass: abstract new (...args: never[]) => Link = native.Link;
 
 /** What attachObserver made: its link, pinned at the given path. */
@@ -257,16 +217,34 @@ export interface ObserverLink {
 
 /**
  * Load krsifs's observer object (bpf/krsi_observer.o) with its fexit program
- * aimed at bpf_lsm_<hook>, attach it and pin the link at `pinPath`.
- * Errors: EOPNOTSUPP the hook returns void (no verdict), E2BIG the hook is
- * full, EINVAL a bad global; the kernel's errno for a refused load or pin.
+ * aimed at bpf_lsm_<hook>, attach it and pin the link at `pinPath`: an
+ * object like any other, its one program given its target.
+ * Errors: EOPNOTSUPP (details.returnsVoid) the hook returns void (no
+ * verdict), E2BIG the hook is full, EINVAL a bad global; the kernel's errno
+ * for a refused load or pin.
  */
-export function attachObserver(
+export async function attachObserver(
   data: Buffer,
   hook: string,
   opts: { globals: Record<string, string | number>; reuseMaps: Record<string, string>; pinPath: string },
 ): Promise<ObserverLink> {
-  return native.attachObserver(data, hook, opts);
+  const object = await openObject(data, 'krsi_observer.o');
+  try {
+    const [p, ...more] = object.facts.programs;
+    if (!p || more.length > 0) throw new KrsiError('EINVAL', 'observer: the object must hold exactly one program');
+    const [l] = await object.loadAndAttach(hook, {
+      globals: opts.globals,
+      reuseMaps: opts.reuseMaps,
+      pinPaths: { [p.name]: opts.pinPath },
+      targets: { [p.name]: `bpf_lsm_${hook}` },
+    });
+    return { progId: l!.progId, linkId: l!.linkId };
+  } catch (e) {
+    const err = KrsiError.from(e);
+    throw new KrsiError(err.errno, `observer: ${err.message}`, { verifierLog: err.verifierLog, details: err.details });
+  } finally {
+    object.close();
+  }
 }
 
 const U64_MAX = (1n << 64n) - 1n;

@@ -184,6 +184,8 @@ export class BpffsKernelPort implements KernelPort {
   onForeign: ((behaviour: string, err: KrsiError) => void) | undefined;
   private readonly reported = new Set<string>();
   private readonly records: LinkRecords;
+  /** The parsed objects behind the sources this port read, until they load or close. */
+  private readonly opened = new WeakMap<ObjectSource, kernel.OpenedObject>();
 
   constructor(
     private readonly state: PinRootState,
@@ -217,14 +219,13 @@ export class BpffsKernelPort implements KernelPort {
   }
 
   async readObject(writer: Credentials, where: string, signal?: AbortSignal): Promise<ObjectSource> {
+    // read and parsed by libbpf on the reader's thread: one round trip
     const r = await kernel.readObject(writer, where, signal);
-    if (r.program) return { path: r.path, data: r.data, program: r.program, close() {} };
-    const facts = await kernel.inspect(r.data, path.basename(r.path)).catch((e: unknown) => {
-      const err = KrsiError.from(e);
-      err.details.object ??= r.path;
-      throw err;
-    });
-    return { path: r.path, data: r.data, facts, close() {} };
+    const object = r.object;
+    if (!object) return { path: r.path, data: r.data, program: r.program, close() {} };
+    const source: ObjectSource = { path: r.path, data: r.data, facts: object.facts, close: () => object.close() };
+    this.opened.set(source, object);
+    return source;
   }
 
   async attach(source: ObjectSource, req: AttachRequest): Promise<Attachment> {
@@ -254,26 +255,18 @@ export class BpffsKernelPort implements KernelPort {
     return { name, progId: a.progId, linkId: a.linkId };
   }
 
-  /** Every program of an object, loaded, attached and pinned as NAME-new; none when one fails. */
+  /** Every program of an object, loaded, attached and pinned as NAME-new by the addon in one worker; none when one fails. */
   private async load(source: ObjectSource, req: AttachRequest, dir: BpffsPinDirectory): Promise<NewLink[]> {
-    const programs = await kernel.loadAndAttach(source.data, req.hook, {
-      globals: req.globals,
-      objectName: path.basename(source.path),
-      reuseMaps: req.reuseMaps,
-    });
-    const pinned: NewLink[] = [];
+    // an object loads once: a second attempt (the observer stepped aside) parses the bytes again
+    let object = this.opened.get(source);
+    this.opened.delete(source);
+    object ??= await kernel.openObject(source.data, path.basename(source.path));
     try {
-      for (const p of programs) {
-        await p.link.pin(path.join(dir.path, temporaryPin(p.name)));
-        pinned.push({ name: p.name, progId: p.progId, linkId: p.linkId });
-      }
-    } catch (e) {
-      for (const p of programs) await p.link.detach().catch(() => {});
-      throw e;
+      const pinPaths = Object.fromEntries(object.facts.programs.map((p) => [p.name, path.join(dir.path, temporaryPin(p.name))]));
+      return await object.loadAndAttach(req.hook, { globals: req.globals, reuseMaps: req.reuseMaps, pinPaths });
     } finally {
-      for (const p of programs) await p.link.close().catch(() => {});
+      object.close();
     }
-    return pinned;
   }
 
   async detach(behaviour: string, name: string): Promise<Unpinned> {

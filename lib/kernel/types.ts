@@ -37,6 +37,8 @@ export interface GlobalInfo {
   name: string;
   /** Bytes. */
   size: number;
+  /** Where it starts in its section. */
+  offset: number;
   /** '.rodata' for `const volatile`, '.data', '.bss' (loadAndAttach sets all three before load). */
   section: string;
   /** 'string' for a char array, 'int'/'uint' for an integer or enum, 'other' otherwise. */
@@ -63,6 +65,49 @@ export interface ReadResult {
    * ('pinned:PATH'), or the writer's own fd at /proc/self/fd/N ('fd:PID/N').
    */
   program?: { id: number; source: string };
+  /**
+   * The object libbpf opened from `data` on the reader thread (named by the
+   * file's basename); unset for a program. Close it when it will not load.
+   */
+  object?: OpenedObject;
+}
+
+/** How an opened object loads (OpenedObject.loadAndAttach). */
+export interface ObjectLoadOptions {
+  /** Globals (.rodata, .data, .bss) to set before load: strings for char arrays, numbers
+   * (or decimal/0x strings) for integers; '0xHEX' of exactly the global's size is raw
+   * bytes for any non-integer global (char arrays, structs, arrays). */
+  globals?: Record<string, string | number>;
+  /** Maps to share: a map the object declares under one of these names is the
+   * map pinned at the given bpffs path instead of a new one (names the object
+   * lacks are ignored). The events ring: { krsi_events: '/sys/fs/bpf/krsi/events' }. */
+  reuseMaps?: Record<string, string>;
+  /** Every program's pin path, by program name. */
+  pinPaths: Record<string, string>;
+  /** Program name -> the kernel function it traces (the observer's SEC("fexit") program). */
+  targets?: Record<string, string>;
+}
+
+/** An object libbpf has opened (parsed once), not yet loaded. */
+export interface OpenedObject {
+  /** What the object holds: name, license, programs, maps, globals. */
+  readonly facts: ObjectInfo;
+  /**
+   * Load every program, attach the LSM ones to `hook` and the fentry/fexit
+   * companions to their functions (or `targets[name]` when given), and pin
+   * each link at pinPaths[program name], all in ONE worker round trip. All or
+   * nothing: on any failure, every pin this call made is removed and every
+   * link closed. Returns no fds: the pins hold the links. A second call:
+   * EALREADY (an object loads once). The object is closed after.
+   * Errors: EINVAL no program, a non-LSM program, a program for another hook,
+   * a hook the kernel lacks, a bad global; the kernel's errno for a refused
+   * load (verifierLog holds the log; EPERM where BPF LSM is not permitted),
+   * attach (E2BIG: too many on the hook; details.program names the program)
+   * or pin; EOPNOTSUPP (details.returnsVoid) an fexit target that returns void.
+   */
+  loadAndAttach(hook: string, opts: ObjectLoadOptions): Promise<{ name: string; progId: number; linkId: number }[]>;
+  /** Free libbpf's object now (also done by GC). Twice is a no-op. */
+  close(): void;
 }
 
 /** A link attachProgram made and pinned. */
@@ -73,23 +118,9 @@ export interface AttachedLoaded {
   linkId: number;
 }
 
-export interface LoadOptions {
-  /** Globals (.rodata, .data, .bss) to set before load: strings for char arrays, numbers
-   * (or decimal/0x strings) for integers; '0xHEX' of exactly the global's size is raw
-   * bytes for any non-integer global (char arrays, structs, arrays). */
-  globals?: Record<string, string | number>;
-  /** The object name libbpf uses (prefix of internal map names); default: derived by libbpf. */
-  objectName?: string;
-  /** Maps to share: a map the object declares under one of these names is the
-   * map pinned at the given bpffs path instead of a new one (names the object
-   * lacks are ignored). The events ring: { krsi_events: '/sys/fs/bpf/krsi/events' }. */
-  reuseMaps?: Record<string, string>;
-}
-
 /**
- * One attached program. Owns its bpf_link (and keeps the object alive).
- * Garbage collection closes the fd: an unpinned link is then detached by the
- * kernel, so keep a reference (or pin it) for as long as it must stay.
+ * A link opened from its pin (openPinnedLink). Garbage collection closes the
+ * fd; the pin keeps the link.
  */
 export interface Link {
   /** Kernel link id (0 once detached is never reported: ids are read at attach). */
@@ -109,14 +140,6 @@ export interface Link {
   pin(path: string): Promise<void>;
   /** Remove the pin; a no-op when not pinned. */
   unpin(): Promise<void>;
-}
-
-/** A program loadAndAttach attached: its link, which this process holds until it pins or closes it. */
-export interface AttachedProgram {
-  name: string;
-  progId: number;
-  linkId: number;
-  link: Link;
 }
 
 export interface LinkInfo {

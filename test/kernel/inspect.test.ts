@@ -1,6 +1,8 @@
-// inspect(): the facts of every object in bpf/, read without loading.
+// The facts of every object in bpf/, read when libbpf opens it (openObject,
+// and readObject on its reader thread), without loading.
 import t from 'tap';
-import { inspect, readObject } from '../../lib/kernel/index.js';
+import { openObject, readObject } from '../../lib/kernel/index.js';
+import type { ObjectInfo } from '../../lib/kernel/index.js';
 import { credentialsOf } from '../../lib/kernel/proc.js';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -9,6 +11,14 @@ import { fileURLToPath } from 'node:url';
 const objDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bpf/obj');
 /** The bytes of bpf/obj/<name>.o (name may be 'fixtures/x'). */
 const obj = (name: string): Promise<Buffer> => readFile(path.join(objDir, `${name}.o`));
+
+/** The facts of the object, globals without their offsets (checked on their own below); the object closed. */
+async function inspect(data: Buffer, name?: string): Promise<Omit<ObjectInfo, 'globals'> & { globals: Omit<ObjectInfo['globals'][number], 'offset'>[] }> {
+  const o = await openObject(data, name);
+  o.close();
+  o.close(); // twice is a no-op
+  return { ...o.facts, globals: o.facts.globals.map(({ offset: _, ...g }) => g) };
+}
 
 const target = { name: 'target', size: 256, section: '.rodata', kind: 'string' };
 /** What bpf/krsi_events.h and krsi_verdict.h declare (every shipped policy includes them): krsifs sets these at load. */
@@ -79,13 +89,31 @@ t.test('sleepable sections are reported', async (t) => {
   ], 'lsm.s is sleepable, with or without a hook');
 });
 
+t.test('globals carry their offsets in their section', async (t) => {
+  const o = await openObject(await obj('deny_exec_uid'));
+  o.close();
+  const rodata = o.facts.globals.filter((g) => g.section === '.rodata');
+  t.ok(rodata.every((g, i) => i === 0 || g.offset >= rodata[i - 1]!.offset + rodata[i - 1]!.size), 'in order, without overlap');
+  t.equal(rodata[0]?.offset, 0, 'the first at 0');
+});
+
+t.test('readObject opens what it read: the same facts in the same round trip', async (t) => {
+  const me = await credentialsOf(process.pid);
+  const file = path.join(objDir, 'deny_exec.o');
+  const r = await readObject(me, file);
+  t.ok(r.object, 'an opened object');
+  t.same(r.object!.facts, (await openObject(r.data, 'deny_exec.o')).facts, 'as openObject gives them, named by the file');
+  t.equal(r.object!.facts.name, 'deny_exec.o', 'libbpf named it after the file (the prefix of its internal maps)');
+  r.object!.close();
+  await t.rejects(readObject(me, '/etc/passwd'), { code: 'ENOEXEC', message: 'open object: not an ELF file', details: { object: '/etc/passwd' } },
+    'a file that is no object: ENOEXEC naming it');
+});
+
 t.test('what is not a BPF object is refused with ENOEXEC and says why', async (t) => {
   await t.rejects(inspect(Buffer.from('hello, world\n')), { code: 'ENOEXEC', errno: 8, message: 'open object: not an ELF file' }, 'text');
   await t.rejects(inspect(Buffer.alloc(0)), { code: 'ENOEXEC', message: 'open object: not an ELF file' }, 'empty');
-  const bin = await readObject(await credentialsOf(process.pid), '/bin/true');
-  await t.rejects(inspect(bin.data), { code: 'ENOEXEC', message: 'open object: ELF but not a BPF object (machine x86-64)' }, '/bin/true');
-  const passwd = await readObject(await credentialsOf(process.pid), '/etc/passwd');
-  await t.rejects(inspect(passwd.data), { code: 'ENOEXEC', message: /not an ELF file/ }, '/etc/passwd');
+  await t.rejects(inspect(await readFile('/bin/true')), { code: 'ENOEXEC', message: 'open object: ELF but not a BPF object (machine x86-64)' }, '/bin/true');
+  await t.rejects(readObject(await credentialsOf(process.pid), '/bin/true'), { code: 'ENOEXEC', message: 'open object: ELF but not a BPF object (machine x86-64)' }, '/bin/true read');
   const truncated = (await obj('deny_exec')).subarray(0, 200);
   await t.rejects(inspect(truncated), { code: 'ENOEXEC', message: /^open object: malformed BPF object: .*\(libbpf: E[A-Z0-9]+\)$/ }, 'a truncated object is ENOEXEC, with libbpf\'s words');
 });

@@ -4,11 +4,12 @@
 // "loaded program that is not LSM" every check must refuse. The positive side
 // (bpftool-pinned LSM programs attached and enforcing) is test/vm/interop.test.ts.
 import t from 'tap';
+import { loadObject as loadAndAttach } from '../vm/fixtures/kernel-steps.js';
 import { execFileSync, spawn } from 'node:child_process';
 import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { attachProgram, loadAndAttach, probe, progInfo, readObject } from '../../lib/kernel/index.js';
+import { attachProgram, probe, progInfo, readObject } from '../../lib/kernel/index.js';
 import { credentialsOf } from '../../lib/kernel/proc.js';
 
 const objDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bpf/obj');
@@ -30,7 +31,9 @@ t.test('globals in .data and .bss: set before load with the .rodata checks; 0xHE
   const target = Buffer.alloc(256);
   target.write('/tmp/victim');
   const ok = { deny: 1, target: '/tmp/victim', err: '13', pair: '0x010000004953524b' };
-  const refused = (globals: Record<string, string | number>) => loadAndAttach(bss, hook, { globals }).then(() => null, (e: unknown) => e);
+  let n = 0;
+  const refused = (globals: Record<string, string | number>) =>
+    loadAndAttach(bss, hook, { globals, pinPaths: { bss_settings: `${dir}/bss${n++}` } }).then(() => null, (e: unknown) => e);
   for (const globals of [ok, { ...ok, target: `0x${target.toString('hex')}` }, { deny: '0x1' }]) {
     const e = await refused(globals);
     if (verdict.ok) {

