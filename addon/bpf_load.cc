@@ -1,6 +1,7 @@
 // attachProgram(id, hook, pinPath): a program another loader loaded, attached
-// by a link of krsifs's own and pinned. Objects load through their opened
-// handle (bpf_object.cc).
+// by a link of krsifs's own and pinned; attachPinnedTrace: the observer's
+// kept program linked again. Objects load through their opened handle
+// (bpf_object.cc).
 #include "bpf_common.h"
 
 namespace krsi {
@@ -92,6 +93,65 @@ class AttachProgramWorker : public PromiseWorker {
   uint32_t linkId_ = 0;
 };
 
+// attachPinnedTrace(progPin, linkPin): a tracing program krsifs loaded and
+// pinned itself (the denial observer's), linked again to the function it was
+// loaded for, the link pinned at linkPin: no second verifier run.
+class AttachPinnedTraceWorker : public PromiseWorker {
+ public:
+  AttachPinnedTraceWorker(Napi::Env env, std::string progPin, std::string linkPin)
+      : PromiseWorker(env, "krsifs:AttachPinnedTraceWorker"), progPin_(std::move(progPin)), linkPin_(std::move(linkPin)) {}
+
+ protected:
+  void Run() override {
+    std::string what = "attach the program pinned at " + progPin_;
+    UniqueFd prog(bpf_obj_get(progPin_.c_str()));
+    if (!prog.valid()) {
+      failure_.set(errno, what + ": " + ErrText(errno));
+      return;
+    }
+    UniqueFd link(bpf_link_create(prog.get(), 0, BPF_TRACE_FEXIT, nullptr));
+    if (!link.valid()) {
+      int e = errno;
+      failure_.set(e, what + ": link it as BPF_TRACE_FEXIT: " + ErrText(e) +
+                          (e == E2BIG ? " (the kernel's limit of programs on one hook is reached)" : ""));
+      return;
+    }
+    bpf_link_info li = {};
+    uint32_t len = sizeof(li);
+    if (bpf_obj_get_info_by_fd(link.get(), &li, &len) != 0) {
+      failure_.set(errno, what + ": link info: " + ErrText(errno));
+      return;
+    }
+    progId_ = li.prog_id;
+    linkId_ = li.id;
+    if (bpf_obj_pin(link.get(), linkPin_.c_str()) != 0) {
+      failure_.set(errno, what + ": pin its link at " + linkPin_ + ": " + ErrText(errno));
+      return;  // our fd closes: the link is gone
+    }
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("progId", progId_);
+    o.Set("linkId", linkId_);
+    return o;
+  }
+
+ private:
+  std::string progPin_, linkPin_;
+  uint32_t progId_ = 0, linkId_ = 0;
+};
+
+Napi::Value AttachPinnedTrace(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) {
+    Napi::TypeError::New(env, "attachPinnedTrace(progPin: string, linkPin: string)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return (new AttachPinnedTraceWorker(env, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value()))
+      ->Queue();
+}
+
 Napi::Value AttachProgram(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsString()) {
@@ -111,6 +171,7 @@ Napi::Value AttachProgram(const Napi::CallbackInfo& info) {
 
 void InitLoad(Napi::Env env, Napi::Object exports) {
   exports.Set("attachProgram", Napi::Function::New(env, AttachProgram, "attachProgram"));
+  exports.Set("attachPinnedTrace", Napi::Function::New(env, AttachPinnedTrace, "attachPinnedTrace"));
 }
 
 }  // namespace krsi

@@ -132,7 +132,7 @@ const std::string* Find(const Pairs& pairs, const std::string& key) {
 struct LoadOpts {
   std::string hook;
   std::vector<Global> globals;
-  Pairs reuseMaps, pins, targets;
+  Pairs reuseMaps, pins, programPins, targets;
 };
 
 // Every pin this load made is removed again unless it is kept.
@@ -235,6 +235,16 @@ class LoadWorker : public PromiseWorker {
     }
     std::vector<LinkPtr> links;
     PinsMade pins;
+    for (const auto& [name, path] : opts_.programPins) {
+      bpf_program* q = bpf_object__find_program_by_name(obj, name.c_str());
+      if (q == nullptr || bpf_obj_pin(bpf_program__fd(q), path.c_str()) != 0) {
+        int err = q ? errno : EINVAL;
+        failure_.set(err, "pin program " + name + " itself at " + path + ": " + ErrText(err));
+        failure_.detail("stage", "pin").detail("program", name);
+        return;
+      }
+      pins.paths.push_back(path);
+    }
     bpf_object__for_each_program(p, obj) {
       std::string name = bpf_program__name(p);
       errno = 0;
@@ -350,7 +360,8 @@ class Handle : public Napi::ObjectWrap<Handle> {
     opts.hook = info[0].As<Napi::String>().Utf8Value();
     Napi::Object o = info[1].As<Napi::Object>();
     if (!ToGlobals(env, o.Get("globals"), &opts.globals) || !ToPairs(env, o.Get("reuseMaps"), "reuseMaps", &opts.reuseMaps) ||
-        !ToPairs(env, o.Get("pins"), "pins", &opts.pins) || !ToPairs(env, o.Get("targets"), "targets", &opts.targets))
+        !ToPairs(env, o.Get("pins"), "pins", &opts.pins) || !ToPairs(env, o.Get("programPins"), "programPins", &opts.programPins) ||
+        !ToPairs(env, o.Get("targets"), "targets", &opts.targets))
       return env.Undefined();
     if (!o_ || o_->used) {
       auto d = Napi::Promise::Deferred::New(env);

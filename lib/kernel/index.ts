@@ -217,7 +217,8 @@ export interface ObserverLink {
 
 /**
  * Load krsifs's observer object (bpf/krsi_observer.o) with its fexit program
- * aimed at bpf_lsm_<hook>, attach it and pin the link at `pinPath`: an
+ * aimed at bpf_lsm_<hook>, attach it and pin the link at `pinPath`, and the
+ * program itself at `programPin` (attachPinnedTrace links it again): an
  * object like any other, its one program given its target.
  * Errors: EOPNOTSUPP (details.returnsVoid) the hook returns void (no
  * verdict), E2BIG the hook is full, EINVAL a bad global; the kernel's errno
@@ -226,7 +227,7 @@ export interface ObserverLink {
 export async function attachObserver(
   data: Buffer,
   hook: string,
-  opts: { globals: Record<string, string | number>; reuseMaps: Record<string, string>; pinPath: string },
+  opts: { globals: Record<string, string | number>; reuseMaps: Record<string, string>; pinPath: string; programPin: string },
 ): Promise<ObserverLink> {
   const object = await openObject(data, 'krsi_observer.o');
   try {
@@ -236,6 +237,7 @@ export async function attachObserver(
       globals: opts.globals,
       reuseMaps: opts.reuseMaps,
       pinPaths: { [p.name]: opts.pinPath },
+      programPins: { [p.name]: opts.programPin },
       targets: { [p.name]: `bpf_lsm_${hook}` },
     });
     return { progId: l!.progId, linkId: l!.linkId };
@@ -245,6 +247,15 @@ export async function attachObserver(
   } finally {
     object.close();
   }
+}
+
+/**
+ * Link the fexit program pinned at `programPin` (attachObserver kept it) to
+ * the function it was loaded for again, the link pinned at `pinPath`: no load.
+ * Errors: ENOENT no such pin, E2BIG the hook is full, the pin's errno.
+ */
+export function attachPinnedTrace(programPin: string, pinPath: string): Promise<ObserverLink> {
+  return native.attachPinnedTrace(programPin, pinPath);
 }
 
 const U64_MAX = (1n << 64n) - 1n;

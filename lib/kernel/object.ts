@@ -21,7 +21,13 @@ interface NativeFacts {
 interface NativeHandle {
   load(
     hook: string,
-    opts: { globals: [string, number, Buffer][]; reuseMaps: [string, string][]; pins: [string, string][]; targets: [string, string][] },
+    opts: {
+      globals: [string, number, Buffer][];
+      reuseMaps: [string, string][];
+      pins: [string, string][];
+      programPins: [string, string][];
+      targets: [string, string][];
+    },
   ): Promise<{ name: string; progId: number; linkId: number }[]>;
   close(): void;
 }
@@ -123,6 +129,7 @@ class Opened implements OpenedObject {
         globals,
         reuseMaps: Object.entries(opts.reuseMaps ?? {}),
         pins,
+        programPins: Object.entries(opts.programPins ?? {}),
         targets: Object.entries(targets),
       });
     } catch (e) {

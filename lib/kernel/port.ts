@@ -3,6 +3,7 @@
 //   <root>/<behaviour>/<name>-new, <name>-commit  an attach in flight (pin-protocol.ts)
 //   <root>/link-records/<link id>              what the program came from (link-records.ts)
 //   <root>/link-observers/<behaviour>          the behaviour's denial observer (bpf/krsi_observer.bpf.c)
+//   <root>/observer-programs/<behaviour>-<hook>  its program, kept loaded while it has no link
 //   <root>/events, events_lost, stats, reported  the shared maps (lib/kernel/events.ts)
 // (bpffs refuses names with a dot; behaviour and program names never hold a
 // '-', so neither name can clash with theirs.)
@@ -10,8 +11,8 @@
 // reboot clears both, `rm -r <root>` removes both. krsifs holds no link fd
 // once a program is pinned: removing a pin detaches its program.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, unlinkSync } from 'node:fs';
-import { mkdir, readdir, readFile, statfs, unlink } from 'node:fs/promises';
+import { existsSync, mkdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, statfs, unlink } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -32,6 +33,7 @@ export const BPFFS = '/sys/fs/bpf';
 export const DEFAULT_PIN_ROOT = `${BPFFS}/krsi`;
 const BPF_FS_MAGIC = 0xcafe4a11;
 const OBSERVERS = 'link-observers';
+const OBSERVER_PROGRAMS = 'observer-programs';
 
 // The observer object ships with the product: bpf/obj/ in a checkout (and
 // the VM image), the top of PREFIX/lib/krsifs once installed (lib/install.ts).
@@ -294,6 +296,8 @@ export class BpffsKernelPort implements KernelPort {
     }
     await this.records.migrate(live);
     await this.records.prune(live);
+    // kept observer programs: the ones in use are held by their links
+    await rm(path.join(this.root, OBSERVER_PROGRAMS), { recursive: true, force: true });
     return out;
   }
 
@@ -330,12 +334,35 @@ export class BpffsKernelPort implements KernelPort {
     return !this.state.error && existsSync(this.observerPin(behaviour));
   }
 
+  /**
+   * The observer's program, loaded for one behaviour on one hook, stays
+   * pinned when its link goes with the behaviour's last program: the next
+   * first program links it again without a second verifier run. A start-up
+   * and an ephemeral stop drop these (recover), so that a new observer
+   * object or a new ring is loaded fresh.
+   */
+  private observerProgram(behaviour: string, hook: string): string {
+    return path.join(this.root, OBSERVER_PROGRAMS, `${behaviour}-${hook}`);
+  }
+
   async attachObserver(behaviour: string, hook: string): Promise<{ linkId: number }> {
     this.usable();
-    await mkdir(path.join(this.root, OBSERVERS), { recursive: true, mode: 0o700 });
     const where = this.observerPin(behaviour);
-    // a stale pin (an observer of a hook the catalogue no longer maps) goes first
-    await unlink(where).catch(() => {});
+    const kept = this.observerProgram(behaviour, hook);
+    onBpffs(() => {
+      mkdirSync(path.join(this.root, OBSERVERS), { recursive: true, mode: 0o700 });
+      mkdirSync(path.dirname(kept), { recursive: true, mode: 0o700 });
+      // a stale pin (an observer of a hook the catalogue no longer maps) goes first
+      rmSync(where, { force: true });
+    }, `observer pin ${where}`);
+    if (existsSync(kept)) {
+      try {
+        return await kernel.attachPinnedTrace(kept, where);
+      } catch (e) {
+        if (KrsiError.from(e).code === 'E2BIG') throw e;
+        rmSync(kept, { force: true }); // unusable: load a fresh one
+      }
+    }
     const { linkId } = await kernel.attachObserver(await observerObject(), hook, {
       globals: {
         [BEHAVIOUR_GLOBAL]: behaviour,
@@ -345,6 +372,7 @@ export class BpffsKernelPort implements KernelPort {
       },
       reuseMaps: reuseMapsOf(sharedMapPaths(this.root)),
       pinPath: where,
+      programPin: kept,
     });
     return { linkId };
   }

@@ -86,6 +86,8 @@ export interface ObjectLoadOptions {
   pinPaths: Record<string, string>;
   /** Program name -> the kernel function it traces (the observer's SEC("fexit") program). */
   targets?: Record<string, string>;
+  /** Program name -> where to pin the loaded program itself, so that it can be attached again without a load. */
+  programPins?: Record<string, string>;
 }
 
 /** An object libbpf has opened (parsed once), not yet loaded. */
