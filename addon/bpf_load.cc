@@ -7,6 +7,21 @@
 namespace krsi {
 
 namespace {
+// A link just made: read its ids and pin it at `pinPath`. On failure our fd
+// closes with `link`'s owner, and the link is gone.
+bool PinNewLink(const UniqueFd& link, const std::string& pinPath, const std::string& what, Failure* f, bpf_link_info* li) {
+  uint32_t len = sizeof(*li);
+  if (bpf_obj_get_info_by_fd(link.get(), li, &len) != 0) {
+    f->set(errno, what + ": link info: " + ErrText(errno));
+    return false;
+  }
+  if (bpf_obj_pin(link.get(), pinPath.c_str()) != 0) {
+    f->set(errno, what + ": pin its link at " + pinPath + ": " + ErrText(errno));
+    return false;
+  }
+  return true;
+}
+
 // attachProgram(id, hook, pinPath): a program another loader loaded (a pin,
 // an id, a writer's fd) attached to `hook` by a link of krsifs's own,
 // pinned at pinPath. The program must be an LSM program loaded for this
@@ -64,17 +79,7 @@ class AttachProgramWorker : public PromiseWorker {
       return;
     }
     bpf_link_info li = {};
-    len = sizeof(li);
-    if (bpf_obj_get_info_by_fd(link.get(), &li, &len) != 0) {
-      failure_.set(errno, what + ": link info: " + ErrText(errno));
-      return;
-    }
-    linkId_ = li.id;
-    if (bpf_obj_pin(link.get(), pinPath_.c_str()) != 0) {
-      int e = errno;
-      failure_.set(e, what + ": pin its link at " + pinPath_ + ": " + ErrText(e));
-      return;  // our fd closes: the link is gone
-    }
+    if (PinNewLink(link, pinPath_, what, &failure_, &li)) linkId_ = li.id;
   }
 
   Napi::Value Result(Napi::Env env) override {
@@ -117,17 +122,9 @@ class AttachPinnedTraceWorker : public PromiseWorker {
       return;
     }
     bpf_link_info li = {};
-    uint32_t len = sizeof(li);
-    if (bpf_obj_get_info_by_fd(link.get(), &li, &len) != 0) {
-      failure_.set(errno, what + ": link info: " + ErrText(errno));
-      return;
-    }
+    if (!PinNewLink(link, linkPin_, what, &failure_, &li)) return;
     progId_ = li.prog_id;
     linkId_ = li.id;
-    if (bpf_obj_pin(link.get(), linkPin_.c_str()) != 0) {
-      failure_.set(errno, what + ": pin its link at " + linkPin_ + ": " + ErrText(errno));
-      return;  // our fd closes: the link is gone
-    }
   }
 
   Napi::Value Result(Napi::Env env) override {
