@@ -10,6 +10,7 @@ import type {
   LinkInfo,
   LoadOptions,
   PinnedLinkInfo,
+  PinInfo,
   ObjectInfo,
   ProgInfo,
   ReadResult,
@@ -221,10 +222,20 @@ export function openPinnedLink(path: string): Promise<Link> {
  * program's kernel name, the hook it runs on and (when `objectsDir` holds a
  * symlink named by its link id) the object it came from: one worker for the
  * whole directory. A missing directory is empty; pins that vanish meanwhile
- * or are no links are left out.
+ * are left out; a pin that is neither an LSM link nor a companion's comes
+ * with `foreign` (why).
  */
 export function pinnedLinks(dir: string, objectsDir?: string): Promise<PinnedLinkInfo[]> {
   return objectsDir === undefined ? native.pinnedLinks(dir) : native.pinnedLinks(dir, objectsDir);
+}
+
+/**
+ * The link pinned at `path`, as pinnedLinks() reads each one, in one worker
+ * (the pin is opened, read and closed there: no fd reaches JS).
+ * Errors: ENOENT no pin, EINVAL not an LSM link nor a companion's.
+ */
+export function pinInfo(path: string): Promise<PinInfo> {
+  return native.pinInfo(path);
 }
 
 /** The kernel's view of link `id`. Errors: ENOENT gone. */
