@@ -126,6 +126,12 @@ export class BpffsKernelPort implements KernelPort {
   /** Told once about each foreign pin (not an LSM link, or a name krsifs never gives). */
   onForeign: ((behaviour: string, err: KrsiError) => void) | undefined;
   private readonly reported = new Set<string>();
+  /**
+   * Mode records already read, by link id: a record is written before its
+   * link is pinned and never changed, and link ids are not reused, so a
+   * listing reads each once (not one pool round trip per program per read).
+   */
+  private readonly modes = new Map<number, Mode>();
 
   constructor(private readonly state: PinRootState) {}
 
@@ -309,8 +315,12 @@ export class BpffsKernelPort implements KernelPort {
 
   /** No record (a link pinned by an older krsifs) or one this version cannot read: enforce, which is what it does. */
   private async modeOf(linkId: number): Promise<Mode> {
+    const known = this.modes.get(linkId);
+    if (known) return known;
     const m = await readlink(path.join(this.root, MODE_RECORDS, String(linkId))).catch(() => null);
-    return MODES.find((x) => x === m) ?? 'enforce';
+    const mode = MODES.find((x) => x === m);
+    if (mode) this.modes.set(linkId, mode);
+    return mode ?? 'enforce';
   }
 
   private async record(what: string, linkId: number, target: string): Promise<void> {
@@ -329,10 +339,12 @@ export class BpffsKernelPort implements KernelPort {
   }
 
   async forgetObject(linkId: number): Promise<void> {
+    this.modes.delete(linkId);
     for (const what of RECORDS) await unlink(path.join(this.root, what, String(linkId))).catch(() => {});
   }
 
   async pruneObjects(live: ReadonlySet<number>): Promise<void> {
+    for (const id of this.modes.keys()) if (!live.has(id)) this.modes.delete(id);
     for (const what of RECORDS) {
       const dir = path.join(this.root, what);
       const names = await readdir(dir).catch(() => [] as string[]);
