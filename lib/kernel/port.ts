@@ -127,9 +127,10 @@ export class BpffsKernelPort implements KernelPort {
   onForeign: ((behaviour: string, err: KrsiError) => void) | undefined;
   private readonly reported = new Set<string>();
   /**
-   * Mode records already read, by link id: a record is written before its
-   * link is pinned and never changed, and link ids are not reused, so a
-   * listing reads each once (not one pool round trip per program per read).
+   * Mode records already read, by link id (no record: enforce): a record is
+   * written before its link is pinned and never changed, and link ids are not
+   * reused, so a listing reads each once (not one pool round trip per program
+   * per read).
    */
   private readonly modes = new Map<number, Mode>();
 
@@ -206,10 +207,10 @@ export class BpffsKernelPort implements KernelPort {
       if (why === null) own.push(p);
       else this.foreign(behaviour, p.name, why);
     }
-    // the mode records all at once: one after another, they cost a pool round
-    // trip per program on every read of the file
-    const modes = await Promise.all(own.map((p) => this.modeOf(p.linkId)));
-    return own.map((p, i) => ({ ...p, mode: modes[i]! }));
+    // the mode records not read yet, all at once (each is read once: see modes)
+    const unread = own.filter((p) => !this.modes.has(p.linkId));
+    if (unread.length > 0) await Promise.all(unread.map((p) => this.modeOf(p.linkId)));
+    return own.map((p) => ({ ...p, mode: this.modes.get(p.linkId) ?? 'enforce' }));
   }
 
   /** Someone else's thing in a pin directory: said once, then left alone. */
@@ -310,6 +311,8 @@ export class BpffsKernelPort implements KernelPort {
     // between leaves records without a link, which adopt() prunes
     await this.record(OBJECTS, linkId, object);
     await this.record(MODE_RECORDS, linkId, mode);
+    // a link attachProgram pinned (as NAME-new) may have been listed before its record
+    this.modes.set(linkId, mode);
     if (digest !== undefined) await this.record(DIGESTS, linkId, digest);
   }
 
@@ -318,9 +321,9 @@ export class BpffsKernelPort implements KernelPort {
     const known = this.modes.get(linkId);
     if (known) return known;
     const m = await readlink(path.join(this.root, MODE_RECORDS, String(linkId))).catch(() => null);
-    const mode = MODES.find((x) => x === m);
-    if (mode) this.modes.set(linkId, mode);
-    return mode ?? 'enforce';
+    const mode = MODES.find((x) => x === m) ?? 'enforce';
+    this.modes.set(linkId, mode);
+    return mode;
   }
 
   private async record(what: string, linkId: number, target: string): Promise<void> {
