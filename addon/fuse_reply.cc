@@ -68,8 +68,10 @@ bool ToStat(Napi::Value v, struct stat* st, std::string* bad) {
 }
 
 // Attributes are asked for again at every use (a permission check, a stat)
-// unless JS says they never change while mounted ({ fixed: true }): the root,
-// files of fixed size and time. The names are fixed too (entry_timeout).
+// unless JS says they never change while mounted ({ fixed: true }: files of
+// fixed size and time). The names are fixed too (entry_timeout). Kept
+// attributes are served even once the daemon is gone, so the root's are
+// never kept: a stat of a dead mount must say ENOTCONN (detachStaleMount).
 constexpr double kFixedTimeout = 3600.0;
 double AttrTimeout(Napi::Value attr) {
   return attr.IsObject() && attr.As<Napi::Object>().Get("fixed").ToBoolean().Value() ? kFixedTimeout : 0.0;

@@ -62,7 +62,7 @@ export class KrsiFsHandlers implements FsHandlers {
   getattr(p: string): Stat {
     if (p === '/') {
       const t = this.mountedAt;
-      return { mode: constants.S_IFDIR | 0o755, size: 0, uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 2, fixed: true };
+      return { mode: constants.S_IFDIR | 0o755, size: 0, uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 2 };
     }
     const f = this.file(p);
     const t = f.mtime();
