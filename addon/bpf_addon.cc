@@ -1,5 +1,5 @@
 // The kernel layer's exports: readObject, openObject, kernelHooks, attachProgram,
-// openPinnedLink, linkInfo, progInfo, probe, the Link class, and the events
+// attachPinnedTrace, linkInfo, progInfo, pinInfo, probe, and the events
 // ring (eventsOpen, EventReader), pinnedLinks.
 #include "bpf_common.h"
 
@@ -9,7 +9,6 @@ void InitBpf(Napi::Env env, Napi::Object exports) {
   InstallLibbpfPrinter();  // libbpf never writes to our stderr
   auto* data = new BpfEnvData();
   env.AddCleanupHook([data]() { delete data; });
-  InitLink(env, exports, data);
   InitRead(env, exports, data);
   InitObject(env, exports, data);
   InitLoad(env, exports);

@@ -143,14 +143,12 @@ class PromiseWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
 };
 
-// Per-env state of the kernel layer (the Link and opened-object constructors).
+// Per-env state of the kernel layer (the opened object's constructor).
 struct BpfEnvData {
-  Napi::FunctionReference linkCtor;
   Napi::FunctionReference openedCtor;
 };
 
 // Every export, registered by InitBpf (bpf_addon.cc).
-void InitLink(Napi::Env env, Napi::Object exports, BpfEnvData* data);
 void InitRead(Napi::Env env, Napi::Object exports, BpfEnvData* data);
 void InitObject(Napi::Env env, Napi::Object exports, BpfEnvData* data);
 void InitLoad(Napi::Env env, Napi::Object exports);

@@ -175,10 +175,23 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
     fuse_reply_err(req, EINVAL);
     return;
   }
+  // An open whose text JS took at open: the read that follows the open and
+  // every read past offset 0 (the rest of that text, the end of file) are
+  // answered here, without a round trip through JS; only a later read at
+  // offset 0 asks JS for the text again.
+  Session::Snapshot* snap = s->snapshot(fi->fh);
+  if (snap != nullptr && (off > 0 || snap->fresh)) {
+    snap->fresh = false;
+    size_t from = static_cast<size_t>(off) < snap->bytes.size() ? static_cast<size_t>(off) : snap->bytes.size();
+    size_t n = snap->bytes.size() - from < size ? snap->bytes.size() - from : size;
+    fuse_reply_buf(req, snap->bytes.data() + from, n);
+    return;
+  }
   Args a(s);
   a.Set("ino", ino).Set("fh", fi->fh).Set("size", size).Set("offset", off);
   auto r = NewRequest(req, ReplyKind::kBuf, fi);
   r->size = size;
+  r->snapshot = snap != nullptr;
   DispatchInterruptible(s, "read", r, a.obj);
 }
 
@@ -202,6 +215,7 @@ void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Session* s = SessionOf(req);
+  s->DropSnapshot(fi->fh);
   Args a(s);
   a.Set("ino", ino).Set("fh", fi->fh).Set("flags", fi->flags);
   s->Dispatch("release", NewRequest(req, ReplyKind::kErrOnly), a.obj);

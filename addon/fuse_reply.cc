@@ -67,6 +67,16 @@ bool ToStat(Napi::Value v, struct stat* st, std::string* bad) {
   return true;
 }
 
+// Attributes are asked for again at every use (a permission check, a stat)
+// unless JS says they never change while mounted ({ fixed: true }: files of
+// fixed size and time). The names are fixed too (entry_timeout). Kept
+// attributes are served even once the daemon is gone, so the root's are
+// never kept: a stat of a dead mount must say ENOTCONN (detachStaleMount).
+constexpr double kFixedTimeout = 3600.0;
+double AttrTimeout(Napi::Value attr) {
+  return attr.IsObject() && attr.As<Napi::Object>().Get("fixed").ToBoolean().Value() ? kFixedTimeout : 0.0;
+}
+
 bool ToBytes(Napi::Value v, const char** data, size_t* len, std::string* holder) {
   if (v.IsBuffer()) {
     auto b = v.As<Napi::Buffer<char>>();
@@ -101,7 +111,7 @@ std::string Answer(Request* r, Napi::Value data) {
     case ReplyKind::kAttr: {
       struct stat st;
       if (!ToStat(data, &st, &bad)) return bad;
-      fuse_reply_attr(Take(r), &st, 0.0);  // attributes are never cached: files are dynamic
+      fuse_reply_attr(Take(r), &st, AttrTimeout(data));
       return "";
     }
     case ReplyKind::kEntry: {
@@ -113,22 +123,33 @@ std::string Answer(Request* r, Napi::Value data) {
       if (data.IsObject()) e.ino = static_cast<fuse_ino_t>(Num(data.As<Napi::Object>(), "ino", e.ino));
       e.attr.st_ino = e.ino;
       e.generation = 0;
-      e.attr_timeout = 0.0;
+      e.attr_timeout = AttrTimeout(attr);
       // The directory's names are fixed for the mount's life (the catalogue
       // resolved at start): no LOOKUP round trip on every open of a file.
-      e.entry_timeout = 3600.0;
+      e.entry_timeout = kFixedTimeout;
       fuse_reply_entry(Take(r), &e);
       return "";
     }
     case ReplyKind::kOpen: {
       // the fh, or { fh, cache: true } for a file whose content never changes
-      // while mounted and whose getattr size is exact: page cache, no direct I/O
+      // while mounted and whose getattr size is exact: page cache, no direct
+      // I/O; or { fh, snapshot } for an open whose text JS took now: reads
+      // are served from it (fuse_ops.cc Read)
       Napi::Value fhv = data;
       bool cache = false;
+      Napi::Value snapshot;
       if (data.IsObject()) {
         Napi::Object o = data.As<Napi::Object>();
         fhv = o.Get("fh");
         cache = o.Get("cache").ToBoolean().Value();
+        snapshot = o.Get("snapshot");
+      }
+      const char* text = nullptr;
+      size_t textLen = 0;
+      std::string holder;
+      bool hasSnapshot = !snapshot.IsEmpty() && !snapshot.IsUndefined();
+      if (hasSnapshot && (cache || !ToBytes(snapshot, &text, &textLen, &holder))) {
+        return "open: the snapshot must be a Buffer, a Uint8Array or a string, and not with cache";
       }
       if (!fhv.IsUndefined() && !fhv.IsNull() && !fhv.IsNumber()) return "open: the file handle must be a number";
       double fh = fhv.IsNumber() ? fhv.As<Napi::Number>().DoubleValue() : 0;
@@ -139,6 +160,7 @@ std::string Answer(Request* r, Napi::Value data) {
         r->fi.keep_cache = 1;
         if (r->session != nullptr) r->session->MarkCached(r->ino);
       }
+      if (hasSnapshot && r->session != nullptr) r->session->KeepSnapshot(r->fi.fh, std::string(text, textLen));
       fuse_file_info fi = r->fi;
       fuse_reply_open(Take(r), &fi);
       return "";
@@ -149,6 +171,12 @@ std::string Answer(Request* r, Napi::Value data) {
       std::string holder;
       if (!ToBytes(data, &bytes, &len, &holder)) return "read: the data must be a Buffer, a Uint8Array or a string";
       size_t n = len < r->size ? len : r->size;
+      // the whole text again (a read at offset 0): what the reads after it get
+      Session::Snapshot* snap = r->snapshot && r->session != nullptr ? r->session->snapshot(r->fi.fh) : nullptr;
+      if (snap != nullptr) {
+        snap->bytes.assign(bytes, len);
+        snap->fresh = false;
+      }
       fuse_reply_buf(Take(r), bytes, n);
       return "";
     }

@@ -40,6 +40,9 @@ struct Request {
   fuse_file_info fi{};          // copy: libfuse's is on its stack
   fuse_ino_t ino = 0;           // open: the file being opened
   size_t size = 0;              // read/readdir: the most the kernel takes
+  // read at offset 0 of an open JS gave a snapshot: the answer is the whole
+  // text, which replaces the snapshot (fuse_reply.cc)
+  bool snapshot = false;
   off_t offset = 0;             // readdir: index of the first entry wanted
   // read, write, flush, setattr: the object JS got; its onInterrupt, if JS
   // set one, is called on FUSE_INTERRUPT (fuse_ops.cc Interrupted).
@@ -63,6 +66,19 @@ class Session : public std::enable_shared_from_this<Session> {
   // without a lock owner (the page cache's) are theirs, not splice's.
   void MarkCached(fuse_ino_t ino) { cached_.insert(ino); }
   bool cached(fuse_ino_t ino) const { return cached_.count(ino) != 0; }
+  // Read-only opens whose text JS took at open ({ fh, snapshot }): the bytes
+  // reads are served from, and whether the read at offset 0 that follows the
+  // open is still to come (it gets them; a later one asks JS again).
+  struct Snapshot {
+    std::string bytes;
+    bool fresh = true;
+  };
+  Snapshot* snapshot(uint64_t fh) {
+    auto it = snapshots_.find(fh);
+    return it == snapshots_.end() ? nullptr : &it->second;
+  }
+  void KeepSnapshot(uint64_t fh, std::string bytes) { snapshots_[fh] = Snapshot{std::move(bytes), true}; }
+  void DropSnapshot(uint64_t fh) { snapshots_.erase(fh); }
   const std::string& mountpoint() const { return mountpoint_; }
 
   // Used by the op callbacks (fuse_ops.cc), on the JS thread.
@@ -93,6 +109,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Session> self_;  // keeps a live mount alive without a JS handle
   std::unordered_map<Request*, std::shared_ptr<Request>> pending_;
   std::unordered_set<fuse_ino_t> cached_;
+  std::unordered_map<uint64_t, Snapshot> snapshots_;
 };
 
 // A poll handle (what the kernel gave with a FUSE_POLL asking to be told

@@ -38,6 +38,8 @@ export interface FileEntry {
   stream?: true;
   /** Fixed for the mount's life, with an exact size: the page cache may serve it. */
   cache?: true;
+  /** Its size and time never change while mounted: the kernel may keep its attributes. */
+  fixed?: true;
 }
 
 export function fileTable(core: Krsi, mountedAt: number): Map<string, FileEntry> {
@@ -55,7 +57,7 @@ export function fileTable(core: Krsi, mountedAt: number): Map<string, FileEntry>
     });
   }
   // The resolved catalogue is no secret, and it does not change while mounted.
-  table.set('hooks', { name: 'hooks', mode: 0o444, cache: true, text: () => core.hooksText(), size: () => Buffer.byteLength(core.hooksText()), mtime: since });
+  table.set('hooks', { name: 'hooks', mode: 0o444, cache: true, fixed: true, text: () => core.hooksText(), size: () => Buffer.byteLength(core.hooksText()), mtime: since });
   // Only root reads it (it names paths and programs); writing nothing clears it.
   table.set('error_log', {
     name: 'error_log', mode: 0o600, write: 'clear',
@@ -65,8 +67,8 @@ export function fileTable(core: Krsi, mountedAt: number): Map<string, FileEntry>
     clear: () => core.errorLog.clear(),
   });
   // Audit records, a blocking stream like trace_pipe: only root reads it.
-  table.set('events', { name: 'events', mode: 0o400, stream: true, size: nominal, mtime: since });
+  table.set('events', { name: 'events', mode: 0o400, stream: true, fixed: true, size: nominal, mtime: since });
   // Counts of denials per behaviour, like the hooks: no paths, no secret.
-  table.set('stats', { name: 'stats', mode: 0o444, text: () => core.statsText(), size: nominal, mtime: since });
+  table.set('stats', { name: 'stats', mode: 0o444, fixed: true, text: () => core.statsText(), size: nominal, mtime: since });
   return table;
 }

@@ -66,7 +66,7 @@ export class KrsiFsHandlers implements FsHandlers {
     }
     const f = this.file(p);
     const t = f.mtime();
-    return { mode: constants.S_IFREG | f.mode, size: f.size(), uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 1 };
+    return { mode: constants.S_IFREG | f.mode, size: f.size(), uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 1, fixed: f.fixed };
   }
 
   readdir(p: string): string[] {
@@ -82,20 +82,30 @@ export class KrsiFsHandlers implements FsHandlers {
       if (!f.write) throw new KrsiError('EACCES', `${f.name}: read-only file`);
       await this.authorize(f, caller);
     }
+    // A reader's text is taken now (a behaviour's listing is asked of the
+    // kernel): the FUSE layer serves the read that follows from it, and the
+    // end of file, without a round trip each.
+    const snapshot = !writable && f.text && !f.stream && !f.cache ? Buffer.from(await f.text()) : null;
     const fh = this.nextFh++;
     this.handles.set(fh, {
       file: f,
       writable,
       lines: writable && f.write === 'lines' ? new LineBuffer() : null,
       partialBy: null,
-      snapshot: null,
+      snapshot,
       stream: f.stream ? this.events?.open() : undefined,
       nonblock: (flags & constants.O_NONBLOCK) !== 0,
     });
-    return f.cache ? { fh, cache: true } : fh;
+    if (f.cache) return { fh, cache: true };
+    return snapshot ? { fh, snapshot } : fh;
   }
 
-  /** A snapshot taken at offset 0 (a behaviour's listing is read from the kernel then), served by offset. */
+  /**
+   * A snapshot, served by offset: taken at open for a reader, again at every
+   * read at offset 0 after the first (a behaviour's listing is asked of the
+   * kernel then); at offset 0 the whole text (the FUSE layer keeps it for the
+   * reads after).
+   */
   async read(p: string, fh: number, size: number, offset: number, caller?: Caller, signal?: AbortSignal): Promise<Buffer> {
     const h = this.handle(fh);
     // events: a stream; the read waits for records, and ends with EINTR only
@@ -106,7 +116,7 @@ export class KrsiFsHandlers implements FsHandlers {
       return h.stream.read(size, caller ? abortWhenKilled(caller.pid, signal) : signal);
     }
     if (offset === 0 || h.snapshot === null) h.snapshot = Buffer.from((await h.file.text?.()) ?? '');
-    return h.snapshot.subarray(offset, offset + size);
+    return offset === 0 ? h.snapshot : h.snapshot.subarray(offset, offset + size);
   }
 
   /**

@@ -19,6 +19,11 @@ export interface Stat {
   ctimeMs: number;
   /** Defaults to 2 for a directory, 1 otherwise. */
   nlink?: number;
+  /**
+   * These attributes never change while mounted: the kernel keeps them
+   * instead of asking again at every permission check and stat.
+   */
+  fixed?: boolean;
 }
 
 /**
@@ -27,7 +32,7 @@ export interface Stat {
  * errors (with a code such as 'ENOENT') work too; anything else is EIO and
  * goes to onError.
  */
-export type OpenReply = number | { fh: number; cache: true };
+export type OpenReply = number | { fh: number; cache: true } | { fh: number; snapshot: Buffer };
 
 export interface FsHandlers {
   /** Also answers lookups: throw ENOENT for a name that does not exist. */
@@ -38,7 +43,11 @@ export interface FsHandlers {
    * Returns the fh the other calls get. The file is opened with direct_io,
    * unless the answer is `{ fh, cache: true }`: a file whose content never
    * changes while mounted and whose getattr size is exact, read through the
-   * page cache (no round trip once cached).
+   * page cache (no round trip once cached); or `{ fh, snapshot }`: the
+   * file's text as of this open, from which the read at offset 0 that follows
+   * and every read past offset 0 are served without calling read(); a later
+   * read at offset 0 calls read(), which must then answer with the whole text
+   * (it replaces the snapshot).
    */
   open(path: string, flags: number, caller: Caller): Promise<OpenReply> | OpenReply;
   /**
@@ -228,6 +237,7 @@ class FsAdapter {
       atimeMs: st.atimeMs,
       mtimeMs: st.mtimeMs,
       ctimeMs: st.ctimeMs,
+      fixed: st.fixed,
     };
   }
 

@@ -20,6 +20,8 @@ export interface NativeAttr {
   atimeMs: number;
   mtimeMs: number;
   ctimeMs: number;
+  /** They never change while mounted: the kernel keeps them (no GETATTR at every permission check). */
+  fixed?: boolean;
 }
 
 export interface NativeDirent {
@@ -59,9 +61,15 @@ export interface NativeRequests {
   /** Reply with every entry; the addon serves the kernel's offset (an index) from it. */
   readdir: [Base & { ino: number; fh: number; offset: number; size: number }, NativeDirent[]];
   releasedir: [Base & { ino: number; fh: number }, undefined];
-  /** The reply is the fh (direct_io), or { fh, cache: true } (page cache: static content, exact size). */
-  open: [Base & { ino: number; flags: number }, number | { fh: number; cache: true }];
-  /** The reply is cut to size. */
+  /**
+   * The reply is the fh (direct_io), { fh, cache: true } (page cache: static
+   * content, exact size), or { fh, snapshot } (direct_io; the text as of this
+   * open: the addon answers the read at offset 0 that follows and every read
+   * past offset 0 from it; a later read at offset 0 comes here, and its
+   * answer, the whole text, replaces it).
+   */
+  open: [Base & { ino: number; flags: number }, number | { fh: number; cache: true } | { fh: number; snapshot: Buffer }];
+  /** The reply is cut to size (the addon keeps all of it for an open with a snapshot). */
   read: [Base & Interruptible & { ino: number; fh: number; size: number; offset: number }, Buffer | Uint8Array | string];
   /** data is a copy; the reply is the count accepted (0..data.length). */
   write: [Base & Interruptible & { ino: number; fh: number; data: Buffer; offset: number }, number];

@@ -3,7 +3,7 @@
 // libuv thread (readObject: on a thread of its own), never on the event loop.
 // Failures are KrsiError (errno, code, message, verifierLog for loads, details).
 import { native } from '../addon.js';
-import type { AttachedLoaded, Link, LinkInfo, PinnedLinkInfo, ProgInfo, ReadResult } from './types.js';
+import type { AttachedLoaded, LinkInfo, PinInfo, PinnedLinkInfo, ProgInfo, ReadResult } from './types.js';
 import { openObject, wrapOpened, type NativeOpened } from './object.js';
 
 export type * from './types.js';
@@ -162,7 +162,7 @@ export { hasHook, kernelHooks } from './hooks.js';
 
 /**
  * Attach a program that is already loaded (by id) to `hook` with a link of
- * our own, pinned at `pinPath` (open it with openPinnedLink). The program
+ * our own, pinned at `pinPath` (read it with pinInfo). The program
  * must be an LSM program loaded for `hook`.
  * Errors: ENOENT no such program, EINVAL not LSM / loaded for another hook /
  * not lsm_mac, E2BIG hook full, the pin's errno.
@@ -171,20 +171,26 @@ export function attachProgram(id: number, hook: string, pinPath: string): Promis
   return native.attachProgram(id, hook, pinPath);
 }
 
-/** A Link for a link pinned in bpffs. Errors: ENOENT no pin, EINVAL not a link. */
-export function openPinnedLink(path: string): Promise<Link> {
-  return native.openPinnedLink(path);
-}
 
 /**
  * Every link pinned in bpffs directory `dir`, sorted by link id, with its
  * program's kernel name, the hook it runs on and (when `objectsDir` holds a
  * symlink named by its link id) the object it came from: one worker for the
  * whole directory. A missing directory is empty; pins that vanish meanwhile
- * or are no links are left out.
+ * are left out; a pin that is neither an LSM link nor a companion's comes
+ * with `foreign` (why).
  */
 export function pinnedLinks(dir: string, objectsDir?: string): Promise<PinnedLinkInfo[]> {
   return objectsDir === undefined ? native.pinnedLinks(dir) : native.pinnedLinks(dir, objectsDir);
+}
+
+/**
+ * The link pinned at `path`, as pinnedLinks() reads each one, in one worker
+ * (the pin is opened, read and closed there: no fd reaches JS).
+ * Errors: ENOENT no pin, EINVAL not an LSM link nor a companion's.
+ */
+export function pinInfo(path: string): Promise<PinInfo> {
+  return native.pinInfo(path);
 }
 
 /** The kernel's view of link `id`. Errors: ENOENT gone. */
@@ -206,8 +212,6 @@ export function progInfo(id: number): Promise<ProgInfo> {
 // refusal: `ok` false with the errno, a reason and a fix.
 export { probe } from './probe.js';
 
-/** The Link class itself, for instanceof; links come only from openPinnedLink. */
-export const LinkClass: abstract new (...args: never[]) => Link = native.Link;
 
 /** What attachObserver made: its link, pinned at the given path. */
 export interface ObserverLink {

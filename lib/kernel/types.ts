@@ -120,30 +120,6 @@ export interface AttachedLoaded {
   linkId: number;
 }
 
-/**
- * A link opened from its pin (openPinnedLink). Garbage collection closes the
- * fd; the pin keeps the link.
- */
-export interface Link {
-  /** Kernel link id (0 once detached is never reported: ids are read at attach). */
-  readonly id: number;
-  readonly progId: number;
-  /** Full program name (from the object; from the kernel, 15 chars, for openPinnedLink). */
-  readonly name: string;
-  /** Where the link is pinned, or null. */
-  readonly pinPath: string | null;
-  /** False after detach() or close(). */
-  readonly attached: boolean;
-  /** Unpin if pinned, then close: the kernel detaches the program. Twice is a no-op. */
-  detach(): Promise<void>;
-  /** Close our fd only: a pinned link stays attached in the kernel. Twice is a no-op. */
-  close(): Promise<void>;
-  /** Pin in bpffs (the directory must exist on a bpffs mount). EBADF once detached. */
-  pin(path: string): Promise<void>;
-  /** Remove the pin; a no-op when not pinned. */
-  unpin(): Promise<void>;
-}
-
 export interface LinkInfo {
   id: number;
   progId: number;
@@ -207,3 +183,6 @@ export interface ProbeResult {
  * LSM link nor a companion's (a map, a program, another link type): why.
  */
 export type PinnedLinkInfo = Omit<PinnedLink, 'mode'> & { foreign?: string };
+
+/** One pinned link, as pinInfo() reads it. */
+export type PinInfo = Pick<PinnedLinkInfo, 'linkId' | 'progId' | 'progName' | 'hook'>;

@@ -1,14 +1,16 @@
 // Round trips a read costs: a read-only close sends no FLUSH (there is nothing
-// to run at a reader's close), and a file opened for the page cache is read
-// from the daemon once, then served by the kernel.
+// to run at a reader's close), a file opened for the page cache is read
+// from the daemon once, then served by the kernel, an open with a snapshot
+// is read without a round trip, and fixed attributes are asked for once.
 import t from 'tap';
-import { readFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { readFileSync, readSync, openSync, writeSync, closeSync, statSync } from 'node:fs';
 import { execa } from 'execa';
 import { startDaemon } from './fixtures/daemon.js';
 
 const d = await startDaemon(t, 'cache', 'memfs');
 const mp = d.mountpoint;
-const counts = () => JSON.parse(readFileSync(`${mp}/counts`, 'utf8')) as { flush: number; deepReads: number };
+const counts = () =>
+  JSON.parse(readFileSync(`${mp}/counts`, 'utf8')) as { flush: number; deepReads: number; snapReads: number; deepGetattrs: number };
 
 t.test('closing a read-only descriptor sends no FLUSH; a writer\'s close still does', async (t) => {
   const before = counts().flush;
@@ -30,4 +32,39 @@ t.test('a file opened for the page cache reaches the daemon once', async (t) => 
   // splice(2)/sendfile(2) of a cached file is the page cache's, and must not be refused
   const { stdout } = await execa('busybox', ['cat', `${mp}/sub/deep`]);
   t.equal(stdout, 'deep', 'busybox cat (sendfile) reads it too');
+});
+
+t.test('an open with a snapshot: its first read and the end of file are served without the daemon', async (t) => {
+  const before = counts().snapReads;
+  const first = (await execa('cat', [`${mp}/snap`])).stdout;
+  const second = (await execa('busybox', ['cat', `${mp}/snap`])).stdout;
+  t.match(first, /^snap \d+$/, 'cat reads the text taken at open');
+  t.not(second, first, 'each open takes its own text');
+  t.equal(counts().snapReads, before, 'no read request reached the daemon');
+
+  const fd = openSync(`${mp}/snap`, 'r');
+  try {
+    const buf = Buffer.alloc(64);
+    const read = (n: number, at: number) => buf.subarray(0, readSync(fd, buf, 0, n, at)).toString();
+    const atOpen = read(64, 0);
+    t.equal(read(64, atOpen.length), '', 'the end of file');
+    t.equal(counts().snapReads, before, 'both from the snapshot');
+    const again = read(3, 0);
+    t.equal(counts().snapReads, before + 1, 'a second read at offset 0 asks the daemon');
+    t.equal(again, 'sna', 'cut to the size asked');
+    const rest = read(64, 3);
+    t.match(`${again}${rest}`, /^snap \d+\n$/, 'the rest of that new text is served from it');
+    t.not(`${again}${rest}`, atOpen, 'which is not the text of the open');
+    t.equal(counts().snapReads, before + 1, 'without asking again');
+  } finally {
+    closeSync(fd);
+  }
+});
+
+t.test('fixed attributes are asked for once, not at every open and stat', async (t) => {
+  statSync(`${mp}/sub/deep`);
+  const before = counts().deepGetattrs;
+  for (let i = 0; i < 3; i++) await execa('cat', [`${mp}/sub/deep`]);
+  statSync(`${mp}/sub/deep`);
+  t.equal(counts().deepGetattrs, before, 'no GETATTR of the file for three cats and a stat');
 });

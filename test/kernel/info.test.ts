@@ -4,11 +4,12 @@ import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { linkInfo, progInfo } from '../../lib/kernel/index.js';
+import { linkInfo, pinInfo, progInfo } from '../../lib/kernel/index.js';
 
 const objDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bpf/obj');
 
 t.test('ids that do not exist are ENOENT', async (t) => {
+  await t.rejects(pinInfo('/sys/fs/bpf/krsifs-no-such-pin'), { code: 'ENOENT', message: /krsifs-no-such-pin/ }, 'pin');
   await t.rejects(linkInfo(2 ** 31 - 1), { code: 'ENOENT', message: /link info 2147483647/ }, 'link');
   await t.rejects(progInfo(2 ** 31 - 1), { code: 'ENOENT', message: /program info 2147483647/ }, 'program');
 });
@@ -35,6 +36,7 @@ t.test('a program the kernel holds: progInfo agrees with bpftool', async (t) => 
   t.equal(info.uid, p.uid, 'uid');
   t.equal(info.btfId, p.btf_id ?? 0, 'BTF id');
   t.equal(info.hook, null, 'no LSM hook');
+  await t.rejects(pinInfo(pin), { code: 'EINVAL', message: /a prog/ }, 'pinInfo of a pinned program: EINVAL, not a link');
   t.type(info.loadTimeNs, 'bigint', 'load time in ns');
   t.ok(info.loadTimeNs > 0n, 'and set');
   rmSync(pin);
