@@ -192,7 +192,7 @@ t.test(`seeded fuzz (seed ${SEED}, ${CASES} cases): documented errnos, privilege
   t.equal(failures, 0, 'every answer documented; no unprivileged writer got past EPERM');
   t.equal(d.proc.exitCode, null, 'the daemon is alive');
   for (const b of behaviours) t.equal(await readFile(path.join(M, b), 'utf8'), '', `${b}: nothing attached`);
-  const pins = (await readdir(d.pinRoot, { recursive: true })).filter((p) => !/^(events|link-records|link-observers|[a-z_]+)$/.test(p));
+  const pins = (await readdir(d.pinRoot, { recursive: true })).filter((p) => !/^(events|link-records|link-observers|observer-programs|[a-z_]+)$/.test(p));
   t.same(pins, [], 'no pin was made');
   t.ok(seen.get('EPERM') ?? 0, 'unprivileged writers were refused');
   t.ok((seen.get('ENOENT') ?? 0) + (seen.get('EINVAL') ?? 0) > 0, 'privileged writers reached the grammar and the paths');
