@@ -2,6 +2,7 @@
 // LSM program at `hook`, set const volatile globals, load, attach. Its
 // fentry/fexit companions attach to the function their section names. All or
 // nothing: on any failure every link and the object this call made are closed.
+#include <malloc.h>
 #include <string.h>
 
 #include "bpf_link.h"
@@ -75,6 +76,14 @@ class LoadAttachWorker : public PromiseWorker {
 
  protected:
   void Run() override {
+    Load();
+    // libbpf parsed the kernel's BTF (megabytes) on this thread and freed it:
+    // glibc keeps freed memory in the thread's arena, so without a trim each
+    // worker thread holds on to its own copy's worth for the process's life
+    malloc_trim(0);
+  }
+
+  void Load() {
     int err = 0;
     if (!KernelHasHook(hook_, &err)) {
       if (err != 0) {

@@ -8,6 +8,7 @@
 //   mapDelete(path, key: bigint) -> boolean         false: there was no such key
 // Both map calls are a few syscalls: synchronous, like eventsOpen.
 #include <errno.h>
+#include <malloc.h>
 
 #include "bpf_object.h"
 
@@ -51,6 +52,11 @@ class AttachObserverWorker : public PromiseWorker {
 
  protected:
   void Run() override {
+    Load();
+    malloc_trim(0);  // what libbpf freed after parsing the kernel's BTF: as in loadAndAttach
+  }
+
+  void Load() {
     if (CheckReturnsValue(hook_, &failure_) != 0) return;
     std::vector<char> log(1u << 20, '\0');
     ObjectPtr obj = OpenObject(bytes_, "krsi_observer.o", log.data(), log.size(), &failure_);
