@@ -20,18 +20,16 @@ namespace {
 // leave garbage where fexit reads the verdict. 0: returns a value.
 int CheckReturnsValue(const std::string& hook, Failure* f) {
   int err = 0;
-  const btf* b = VmlinuxBtf(&err);
-  if (b == nullptr) {
+  const KernelHook* h = FindKernelHook(hook, &err);
+  if (err != 0) {
     f->set(err, "observer: read the kernel's BTF: " + ErrText(err));
     return err;
   }
-  int id = btf__find_by_name_kind(b, ("bpf_lsm_" + hook).c_str(), BTF_KIND_FUNC);
-  if (id <= 0) {
+  if (h == nullptr) {
     f->set(EINVAL, "observer: no bpf_lsm_" + hook + " in the kernel's BTF");
     return EINVAL;
   }
-  const btf_type* proto = btf__type_by_id(b, btf__type_by_id(b, id)->type);
-  if (proto == nullptr || !btf_is_func_proto(proto) || proto->type == 0) {
+  if (!h->returnsValue) {
     f->set(EOPNOTSUPP, "observer: hook " + hook + " returns void: it has no verdict to observe");
     f->detailsJson = "{\"hook\":" + JsonString(hook) + ",\"returnsVoid\":true}";
     return EOPNOTSUPP;
