@@ -20,7 +20,14 @@ class KernelHooksWorker : public PromiseWorker {
     const btf* b = nullptr;
     int err = 0;
     if (path_.empty()) {
-      b = VmlinuxBtf(&err);
+      // the running kernel's: its table, read once (bpf_hooks.cc)
+      const std::vector<KernelHook>* table = KernelHookTable(&err);
+      if (table != nullptr) {
+        for (const KernelHook& h : *table) hooks_.push_back(h.name);
+        std::sort(hooks_.begin(), hooks_.end());
+        hooks_.erase(std::unique(hooks_.begin(), hooks_.end()), hooks_.end());
+        return;
+      }
     } else {
       errno = 0;
       own.reset(btf__parse(path_.c_str(), nullptr));

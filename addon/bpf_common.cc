@@ -73,21 +73,6 @@ std::string ErrName(int err) {
   return n ? n : "E" + std::to_string(err);
 }
 
-const btf* VmlinuxBtf(int* err) {
-  static std::mutex mu;
-  static btf* cached = nullptr;
-  std::lock_guard<std::mutex> lock(mu);
-  if (cached == nullptr) {
-    btf* b = btf__load_vmlinux_btf();
-    if (b == nullptr) {
-      *err = errno ? errno : ENOENT;
-      return nullptr;
-    }
-    cached = b;  // kept for the life of the process
-  }
-  return cached;
-}
-
 // Functions named bpf_lsm_* include the BPF LSM's own code (bpf_lsm_init,
 // bpf_lsm_func_proto, ...), not only the hooks: linkage cannot tell them
 // apart (pahole marks every vmlinux FUNC static). The kernel's table of LSM
@@ -212,12 +197,10 @@ std::string CompanionOfLink(const bpf_link_info& info) {
                                                                    : nullptr;
   if (kind == nullptr) return "";
   int err = 0;
-  const btf* vmlinux = VmlinuxBtf(&err);
-  if (vmlinux == nullptr) return std::string(kind) + ":?";
   // target_obj_id names the BTF object the target is in: vmlinux's, or a
   // module's (split BTF on top of vmlinux's, loaded for this one lookup)
-  BtfPtr module;
-  const btf* b = vmlinux;
+  BtfPtr vmlinux, module;
+  const btf* b = nullptr;
   UniqueFd fd(bpf_btf_get_fd_by_id(info.tracing.target_obj_id));
   if (fd.valid()) {
     char name[64] = "";
@@ -226,10 +209,15 @@ std::string CompanionOfLink(const bpf_link_info& info) {
     bi.name_len = sizeof(name);
     uint32_t len = sizeof(bi);
     if (bpf_obj_get_info_by_fd(fd.get(), &bi, &len) == 0 && strcmp(name, "vmlinux") != 0) {
-      module.reset(btf__load_from_kernel_by_id_split(info.tracing.target_obj_id, const_cast<btf*>(vmlinux)));
+      vmlinux = LoadVmlinuxBtf(&err);
+      if (vmlinux) module.reset(btf__load_from_kernel_by_id_split(info.tracing.target_obj_id, vmlinux.get()));
       if (!module) return std::string(kind) + ":?";
       b = module.get();
     }
+  }
+  if (b == nullptr) {
+    std::string fn = VmlinuxFuncName(info.tracing.target_btf_id);
+    return std::string(kind) + ":" + (fn.empty() ? "?" : fn);
   }
   uint32_t id = info.tracing.target_btf_id;
   const btf_type* t = id != 0 && id < btf__type_cnt(b) ? btf__type_by_id(b, id) : nullptr;

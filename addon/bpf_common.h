@@ -74,9 +74,23 @@ std::string ErrText(int err);
 // "EPERM" for EPERM (strerrorname_np), or "E<n>".
 std::string ErrName(int err);
 
-// The running kernel's BTF (btf__load_vmlinux_btf), loaded once and shared
-// read-only by every thread. nullptr (and *err set) when it cannot be read.
-const btf* VmlinuxBtf(int* err);
+// The running kernel's BTF, read now (btf__load_vmlinux_btf); null and *err
+// set when it cannot be read. Several MiB: the table below is what is kept.
+BtfPtr LoadVmlinuxBtf(int* err);
+// One LSM hook of the running kernel: its bpf_lsm_<hook> FUNC's BTF id.
+struct KernelHook {
+  uint32_t btfId;
+  std::string name;
+  bool returnsValue;  // false for void hooks (no verdict)
+};
+// Every hook, in id order, read from the BTF once (bpf_hooks.cc); null and
+// *err set while the BTF cannot be read.
+const std::vector<KernelHook>* KernelHookTable(int* err);
+const KernelHook* FindKernelHook(const std::string& hook, int* err);
+// The hook of a vmlinux BTF id ("" for anything else), as HookOfFunc names it.
+std::string HookOfVmlinuxId(uint32_t id);
+// The name of vmlinux FUNC `id`, "" if none (reads the BTF: remembered per id).
+std::string VmlinuxFuncName(uint32_t id);
 // "file_open" for the BTF FUNC bpf_lsm_file_open, "" for anything that is not
 // an LSM hook (other types, static functions, the BPF LSM's own helpers).
 std::string HookOfFunc(const btf* b, const btf_type* t);

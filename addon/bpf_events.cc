@@ -7,7 +7,12 @@
 // (krsi_reported): bpf/krsi_verdict.h.
 //   new EventReader(ringPath, lostPath, onBatch(records: Buffer[], lost, realtimeMinusBoottimeNs))
 // The reader watches ring_buffer__epoll_fd() with a uv_poll on the JS loop and
-// drains with ring_buffer__consume (never blocks): no thread, no lock.
+// drains with ring_buffer__consume (never blocks): no thread, no lock. It
+// starts by dropping what the ring holds: the daemon makes one only while
+// someone reads `events`, and what came before is not that reader's. `lost`
+// is the count the kernel refused since the previous batch (or the start).
+// libbpf maps the ring's data twice (8 MiB of RSS for 4 MiB): that is why the
+// daemon keeps a reader only while it has one of its own.
 #include <errno.h>
 #include <time.h>
 #include <uv.h>
@@ -137,6 +142,11 @@ class EventReader : public Napi::ObjectWrap<EventReader> {
       ThrowError(env, EIO, "events reader: no event loop");
       return;
     }
+    discarding_ = true;
+    ring_buffer__consume(rb_.get());
+    discarding_ = false;
+    uint32_t zero = 0;
+    bpf_map_lookup_elem(lostFd_.get(), &zero, &lastLost_);
     int uerr = poll_.Start(loop, ring_buffer__epoll_fd(rb_.get()), this, OnPoll);
     if (uerr != 0) {
       ThrowError(env, -uerr, std::string("events reader: watch the ring: ") + uv_strerror(uerr));
@@ -151,6 +161,7 @@ class EventReader : public Napi::ObjectWrap<EventReader> {
  private:
   static int OnSample(void* ctx, void* data, size_t size) {
     auto* self = static_cast<EventReader*>(ctx);
+    if (self->discarding_) return 0;
     const auto* p = static_cast<const uint8_t*>(data);
     self->batch_.emplace_back(p, p + size);
     return 0;
@@ -175,12 +186,13 @@ class EventReader : public Napi::ObjectWrap<EventReader> {
     std::vector<std::vector<uint8_t>> batch = std::move(self->batch_);
     self->batch_.clear();
     if (batch.empty() && lost == self->lastLost_) return;
+    uint64_t missed = lost > self->lastLost_ ? lost - self->lastLost_ : 0;
     self->lastLost_ = lost;
     Napi::Array records = Napi::Array::New(env, batch.size());
     for (size_t i = 0; i < batch.size(); i++) {
       records.Set(i, Napi::Buffer<uint8_t>::Copy(env, batch[i].data(), batch[i].size()));
     }
-    self->onBatch_.Call({records, Napi::Number::New(env, double(lost)), Napi::Number::New(env, offset)});
+    self->onBatch_.Call({records, Napi::Number::New(env, double(missed)), Napi::Number::New(env, offset)});
     if (env.IsExceptionPending()) {
       Napi::Error e = env.GetAndClearPendingException();
       fprintf(stderr, "krsifs: events reader: onBatch threw: %s\n", e.Message().c_str());
@@ -205,6 +217,7 @@ class EventReader : public Napi::ObjectWrap<EventReader> {
   std::unique_ptr<Napi::AsyncContext> async_;
   std::vector<std::vector<uint8_t>> batch_;
   uint64_t lastLost_ = 0;
+  bool discarding_ = false;
 };
 
 }  // namespace

@@ -20,12 +20,8 @@ std::string Hex(const uint8_t* p, size_t n) {
 
 // The vmlinux BTF function name for a type id, "bpf_lsm_" stripped ("" if none).
 std::string HookOfBtfId(uint32_t objId, uint32_t btfId) {
-  int err = 0;
-  const btf* b = VmlinuxBtf(&err);
-  if (b == nullptr || btfId == 0 || btfId >= btf__type_cnt(b)) return "";
-  const btf_type* t = btf__type_by_id(b, btfId);
   (void)objId;  // LSM hooks live in vmlinux; a module's BTF would need its own object
-  return t ? HookOfFunc(b, t) : "";
+  return HookOfVmlinuxId(btfId);
 }
 
 class LinkInfoWorker : public PromiseWorker {

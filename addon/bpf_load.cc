@@ -55,11 +55,7 @@ class AttachProgramWorker : public PromiseWorker {
       failure_.set(EINVAL, what + ": a " + std::string(ts ? ts : "non-LSM") + " program, not an LSM program");
       return;
     }
-    int err = 0;
-    const btf* b = VmlinuxBtf(&err);
-    std::string own;
-    if (b != nullptr && info.attach_btf_id != 0 && info.attach_btf_id < btf__type_cnt(b))
-      own = HookOfFunc(b, btf__type_by_id(b, info.attach_btf_id));
+    std::string own = HookOfVmlinuxId(info.attach_btf_id);
     if (own != hook_) {
       failure_.set(EINVAL, what + ": loaded for hook " + (own.empty() ? "? (attach_btf_id " + std::to_string(info.attach_btf_id) + ")" : own) +
                                ", not for this file's hook " + hook_ + " (a loaded program's hook is fixed at load)");

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <malloc.h>
+
 #include "bpf_object.h"
 
 namespace krsi {
@@ -154,6 +156,10 @@ class LoadWorker : public PromiseWorker {
   void Run() override {
     Load();
     o_->obj.reset();  // loaded or failed, libbpf's copy is no longer needed: the links hold the programs
+    // libbpf parsed the kernel's BTF (megabytes) on this thread and freed it:
+    // glibc keeps freed memory in the thread's arena, so without a trim each
+    // worker thread holds on to its own copy's worth for the process's life
+    malloc_trim(0);
   }
 
   Napi::Value Result(Napi::Env env) override {
@@ -277,18 +283,17 @@ class LoadWorker : public PromiseWorker {
 
   // fexit reads the traced function's return value: refuse a function that
   // has none (the observer's void hooks) before the verifier does, plainly.
+  // Only hooks are given as targets (bpf_lsm_<hook>): the hook table knows.
   bool CheckTarget(bpf_program* p, const std::string& name, const std::string& func) {
     if (bpf_program__expected_attach_type(p) != BPF_TRACE_FEXIT) return true;
     int err = 0;
-    const btf* b = VmlinuxBtf(&err);
-    int id = b ? btf__find_by_name_kind(b, func.c_str(), BTF_KIND_FUNC) : -1;
-    if (id <= 0) {
-      failure_.set(b ? EINVAL : err, "load program " + name + ": no function " + func + " in the kernel's BTF");
+    const KernelHook* h = func.rfind("bpf_lsm_", 0) == 0 ? FindKernelHook(func.substr(8), &err) : nullptr;
+    if (h == nullptr) {
+      failure_.set(err ? err : EINVAL, "load program " + name + ": no LSM hook function " + func + " in the kernel's BTF");
       failure_.detail("program", name);
       return false;
     }
-    const btf_type* proto = btf__type_by_id(b, btf__type_by_id(b, id)->type);
-    if (proto == nullptr || !btf_is_func_proto(proto) || proto->type == 0) {
+    if (!h->returnsValue) {
       failure_.set(EOPNOTSUPP, "load program " + name + ": " + func + " returns void: fexit has no verdict to observe");
       failure_.detail("program", name).flag("returnsVoid");
       return false;

@@ -58,10 +58,7 @@ bool DescribePin(const std::string& path, Pinned* p, int* err) {
   } else if (info.type != BPF_LINK_TYPE_TRACING || info.tracing.attach_type != BPF_LSM_MAC) {
     p->foreign = "a link that is neither an LSM link nor an fentry/fexit companion (link id " + std::to_string(info.id) + ")";
   } else {
-    int btfErr = 0;
-    const btf* b = VmlinuxBtf(&btfErr);
-    uint32_t id = info.tracing.target_btf_id;
-    if (b != nullptr && id != 0 && id < btf__type_cnt(b)) p->hook = HookOfFunc(b, btf__type_by_id(b, id));
+    p->hook = HookOfVmlinuxId(info.tracing.target_btf_id);
   }
   UniqueFd prog(bpf_prog_get_fd_by_id(p->progId));
   if (prog.valid()) {

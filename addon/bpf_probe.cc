@@ -19,8 +19,8 @@ class ProbeLoadWorker : public PromiseWorker {
  protected:
   void Run() override {
     int err = 0;
-    const btf* b = VmlinuxBtf(&err);
-    int btfId = b ? btf__find_by_name_kind(b, "bpf_lsm_bprm_check_security", BTF_KIND_FUNC) : -ENOENT;
+    const KernelHook* h = FindKernelHook("bprm_check_security", &err);
+    int btfId = h ? static_cast<int>(h->btfId) : -ENOENT;
     if (btfId <= 0) {
       noHook_ = true;
       errno_ = err ? err : ENOENT;

@@ -2,7 +2,7 @@
 // <pin root>/events (its lost counter at <pin root>/events_lost), and the
 // counters and marks of bpf/krsi_verdict.h (<pin root>/stats, /reported), so
 // that they outlive the daemon like the pinned links; a reader draining the
-// ring on the loop into the EventHub (naming the program and errno of the
+// ring on the loop into the EventHub while anyone reads `events` (naming the program and errno of the
 // observer's records); and the load options (Krsi's loadOptions) that make
 // every object declaring `krsi_events` use those maps and tell it the
 // behaviour it was written to. lib/core/krsi.ts knows none of this.
@@ -22,6 +22,7 @@ import {
   reuseMapsOf,
   sharedMapPaths,
   type EventReader,
+  type SharedMapPaths,
 } from './kernel/events.js';
 
 /** 4 MiB: about 6,700 records of 616 bytes in flight. A power of 2, as the kernel requires. */
@@ -48,10 +49,13 @@ export function startEvents(
   port: Pick<KernelPort, 'list'>,
   opts: { ringBytes?: number; queueLines?: number } = {},
 ): EventsService {
-  const hub = new EventHub({ queueLines: opts.queueLines });
+  // The ring is read only while someone reads `events` (records nobody reads
+  // are gone anyway): libbpf maps its data twice, 8 MiB of the idle daemon's RSS.
+  const hub = new EventHub({ queueLines: opts.queueLines, onReaders: (some) => (some ? startReading() : stopReading()) });
   const behaviours = new Set(catalogue.filter((b) => b.hook).map((b) => b.behaviour));
   const programsOf = async (behaviour: string) => (await port.list(behaviour)).map((p) => p.name);
   let reader: EventReader | null = null;
+  let paths: SharedMapPaths | null = null;
   let ringPath: string | null = null;
   let reuseMaps: Record<string, string> | null = null;
   // Batches with observer records wait for a pins read: the ones after them
@@ -75,17 +79,11 @@ export function startEvents(
     }
   };
 
-  if (pinRoot) {
+  function startReading(): void {
+    if (!paths || reader) return;
     try {
-      const paths = sharedMapPaths(pinRoot);
-      const { created } = eventsOpen(paths, opts.ringBytes ?? RING_BYTES);
-      ringPath = paths.ring;
-      // a ring we created starts at 0; an adopted one's count so far is not ours to report
-      let lastLost: number | null = created ? 0 : null;
-      reader = openEventReader(paths.ring, paths.lost, (raw, lostTotal, offset) => {
-        // The counter outlives daemons: count only what went missing while we read.
-        const lost = lastLost !== null && lostTotal > lastLost ? lostTotal - lastLost : 0;
-        lastLost = lostTotal;
+      // the reader drops what the ring holds: it came while nobody read
+      reader = openEventReader(paths.ring, paths.lost, (raw, lost, offset) => {
         const records = raw.map((b) => decodeRecord(b, offset)).filter((r): r is EventRecord => r !== null);
         order = order
           .then(async () => {
@@ -95,8 +93,25 @@ export function startEvents(
           // a failed batch must not stop the ones after it
           .catch((e: unknown) => log.error('events: a batch was not published', { error: (e as Error).message }));
       });
-      reuseMaps = reuseMapsOf(paths);
-      log.info('events ring', { pin: paths.ring, bytes: opts.ringBytes ?? RING_BYTES, created, stats: paths.stats });
+    } catch (e) {
+      const err = KrsiError.from(e);
+      log.error('events: cannot read the ring: this reader gets no records', { error: err.message, code: err.code });
+    }
+  }
+
+  function stopReading(): void {
+    reader?.close();
+    reader = null;
+  }
+
+  if (pinRoot) {
+    try {
+      const p = sharedMapPaths(pinRoot);
+      const { created } = eventsOpen(p, opts.ringBytes ?? RING_BYTES);
+      paths = p;
+      ringPath = p.ring;
+      reuseMaps = reuseMapsOf(p);
+      log.info('events ring', { pin: p.ring, bytes: opts.ringBytes ?? RING_BYTES, created, stats: p.stats });
     } catch (e) {
       const err = KrsiError.from(e);
       log.error('events: no shared ring: the events file stays empty and denials are not counted', { error: err.message, code: err.code });
@@ -120,9 +135,8 @@ export function startEvents(
       return { globals, reuseMaps };
     },
     close() {
-      reader?.close();
-      reader = null;
       hub.closeAll();
+      stopReading();
     },
   };
 }

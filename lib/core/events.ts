@@ -121,6 +121,8 @@ export function lostLine(n: number, now = Date.now()): string {
 export interface EventHubOptions {
   /** Lines a reader may have waiting before new ones are dropped (and counted). Default 4096. */
   queueLines?: number;
+  /** Called when the first reader opens (true) and when the last one goes (false): the daemon reads the ring only then. */
+  onReaders?: (some: boolean) => void;
 }
 
 /**
@@ -279,8 +281,11 @@ export class EventHub {
   /** Records published, and records every reader missed (kernel ring full). */
   readonly stats = { records: 0, kernelLost: 0 };
 
+  private readonly onReaders: ((some: boolean) => void) | undefined;
+
   constructor(opts: EventHubOptions = {}) {
     this.max = opts.queueLines ?? 4096;
+    this.onReaders = opts.onReaders;
   }
 
   get readers(): number {
@@ -290,6 +295,7 @@ export class EventHub {
   open(): EventStream {
     const s = new EventStream(this, this.max);
     this.streams.add(s);
+    if (this.streams.size === 1) this.onReaders?.(true);
     return s;
   }
 
@@ -310,7 +316,7 @@ export class EventHub {
 
   /** Called by EventStream.close. */
   forget(s: EventStream): void {
-    this.streams.delete(s);
+    if (this.streams.delete(s) && this.streams.size === 0) this.onReaders?.(false);
   }
 
   closeAll(): void {

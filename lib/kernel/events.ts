@@ -55,18 +55,23 @@ export function eventsOpen(paths: SharedMapPaths, sizeBytes: number): EventsOpen
 
 /**
  * Called on the loop with every record the ring held (raw bytes, in ring
- * order), the lost counter's current total, and CLOCK_REALTIME minus
- * CLOCK_BOOTTIME in nanoseconds (to turn a record's boot-time stamp into
- * wall time).
+ * order), how many records the full ring refused since the previous batch
+ * (or since the reader started), and CLOCK_REALTIME minus CLOCK_BOOTTIME in
+ * nanoseconds (to turn a record's boot-time stamp into wall time).
  */
-export type OnBatch = (records: Buffer[], lostTotal: number, realtimeMinusBoottimeNs: number) => void;
+export type OnBatch = (records: Buffer[], lost: number, realtimeMinusBoottimeNs: number) => void;
 
 export interface EventReader {
   /** Stop watching the ring; twice is a no-op. */
   close(): void;
 }
 
-/** Start draining the pinned ring. Errors: the kernel's errno opening the pins. */
+/**
+ * Start draining the pinned ring, dropping what it holds now (records from
+ * before the start are nobody's). While it runs the ring's data is mapped
+ * twice into this process (libbpf): 2 × its size of RSS. Errors: the
+ * kernel's errno opening the pins or mapping the ring.
+ */
 export function openEventReader(ringPath: string, lostPath: string, onBatch: OnBatch): EventReader {
   return new native.EventReader(ringPath, lostPath, onBatch) as EventReader;
 }

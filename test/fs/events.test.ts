@@ -64,3 +64,25 @@ t.test('events with O_NONBLOCK is EAGAIN when empty; written as an object path, 
   t.equal((await bash(`echo '!nothing' > ${d.mountpoint}/file_open`)).exitCode, 1, 'the file\'s queue is not held: the next line runs');
   t.equal(d.proc.exitCode, null, 'the daemon is alive');
 });
+
+t.test('the ring is mapped only while events is open (libbpf maps its data twice: 8 MiB of RSS)', async (t) => {
+  const d = await startDaemon();
+  t.teardown(() => cleanup(d));
+  // the ring's read-only shared mapping: its producer page and the data twice
+  const ringMapped = async () =>
+    (await readFile(`/proc/${d.proc.pid}/maps`, 'utf8')).split('\n').some((l) => {
+      const m = /^([0-9a-f]+)-([0-9a-f]+) r--s .*anon_inode:bpf-map/.exec(l);
+      return m !== null && parseInt(m[2]!, 16) - parseInt(m[1]!, 16) >= 8 << 20;
+    });
+  const until = async (want: boolean) => {
+    for (let i = 0; i < 100 && (await ringMapped()) !== want; i++) await new Promise((r) => setTimeout(r, 50));
+    return ringMapped();
+  };
+  t.equal(await ringMapped(), false, 'idle, nobody reading: not mapped');
+  const cat = spawn('cat', [`${d.mountpoint}/events`], { stdio: 'ignore' });
+  const exited = new Promise((r) => cat.once('exit', r));
+  t.equal(await until(true), true, 'mapped once a reader opened events');
+  cat.kill('SIGKILL');
+  await exited;
+  t.equal(await until(false), false, 'unmapped when the last reader went');
+});
