@@ -401,6 +401,8 @@ function benchScale() {
   const base = JSON.parse(loader(['fill', HOOK, ...objs]).at(-1)!) as { programs: number; errno: number };
   const f = new BehaviourFile(FILE);
   const one = fill(f, 0);
+  // krsifs's denial observer takes one of the hook's links (README: Events)
+  const observer = existsSync(OBSERVER_PIN) ? 1 : 0;
   const oneList = listingTimes(`${MNT}/${FILE}`, REPS.scaleCat, readsFor(`${MNT}/${FILE}`, REPS.scaleReads, 10_000));
   const lsm = listingTimes(LSM, REPS.scaleCat, REPS.scaleReads);
   f.write('!*');
@@ -440,7 +442,7 @@ function benchScale() {
     bf.close();
   }
   result.scale = {
-    oneHook: { programs: one.programs, refused: one.refused, attach: stats(one.attachMs), ...oneList, loaderPrograms: base.programs, loaderErrno: base.errno, lsm },
+    oneHook: { programs: one.programs, observer, refused: one.refused, attach: stats(one.attachMs), ...oneList, loaderPrograms: base.programs, loaderErrno: base.errno, lsm },
     allFiles: { files: files.length, programs: totalPrograms, perFile: per, fillMs: Math.round(fillMs), cat: stats(cats), catLsm: stats(baseCats), read: stats(reads), daemonRssMiB: Math.round(rssAll * 10) / 10 },
   };
 }
