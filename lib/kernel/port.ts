@@ -234,10 +234,18 @@ export class BpffsKernelPort implements KernelPort {
     await this.ensurePinDir(req.behaviour);
     const dir = this.dir(req.behaviour);
     // what the new programs will replace is read while they load: one round trip less on the writer's wait
-    const [links, before] = await Promise.all([
+    const [loaded, listed] = await Promise.allSettled([
       source.program ? this.attachLoaded(source.program.id, req, dir).then((l) => [l]) : this.load(source, req, dir),
       dir.pins(),
     ]);
+    if (loaded.status === 'rejected') throw loaded.reason;
+    const links = loaded.value;
+    if (listed.status === 'rejected') {
+      // attached and pinned as NAME-new, but nothing may stay of a write that fails
+      for (const l of links) await dir.unpin(temporaryPin(l.name)).catch(() => {});
+      throw listed.reason;
+    }
+    const before = listed.value;
     const record = { object: req.object, mode: req.mode, digest: req.digest };
     const replaced = await commit(dir, this.records, links, record, before, this.log);
     const runsOn = (name: string) => {
