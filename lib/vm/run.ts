@@ -119,6 +119,8 @@ export function qemuArgs(o: { accel: Accel; kernel: Kernel; image: Image; nonce:
 export class ConsoleParser {
   readonly prefix: string;
   booted = false;
+  /** The kernel printed something: the firmware handed over to it. */
+  kernelStarted = false;
   exitCode: number | undefined;
   private buf = '';
   private raw = '';
@@ -133,6 +135,8 @@ export class ConsoleParser {
   feed(chunk: Buffer): void {
     const s = chunk.toString('latin1');
     this.raw = (this.raw + s).slice(-16384);
+    // a kernel's console line starts with its timestamp; SeaBIOS prints none
+    if (!this.kernelStarted && /\[\s*\d+\.\d+\]|Linux version /.test(this.raw)) this.kernelStarted = true;
     this.buf += s;
     const P = this.prefix;
     for (;;) {
@@ -233,7 +237,17 @@ export async function runInVm(opts: RunOptions): Promise<RunResult> {
       await writeFile(bootFile, opts.boot);
     }
     const args = qemuArgs({ accel, kernel, image, nonce, cmdFile, bootFile, mount, lsm: opts.lsm });
-    return await boot(qemu, args, { ...opts, shell, nonce, progress, t0, prepareMs, kernel, image });
+    const o = { ...opts, shell, nonce, progress, t0, prepareMs, kernel, image };
+    try {
+      return await boot(qemu, args, o);
+    } catch (e) {
+      // QEMU under TCG now and then hangs in SeaBIOS ("Booting from ROM")
+      // before the kernel runs: nothing of ours ran yet, so one more boot is
+      // safe. Never once the kernel has printed: that failure is the guest's.
+      if (!(e instanceof KrsiError) || e.details?.inFirmware !== true) throw e;
+      progress.line('note: QEMU hung in the firmware before the kernel ran; booting once more');
+      return await boot(qemu, args, o);
+    }
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
@@ -279,13 +293,16 @@ function boot(
         timers.push(setTimeout(() => child.kill('SIGKILL'), 15_000));
       },
     });
-    const fail = (code: string, msg: string) => {
+    const fail = (code: string, msg: string, extra: Record<string, unknown> = {}) => {
       if (failure || parser.exitCode !== undefined) return;
-      failure = new KrsiError(code, msg, { details: { qemu, args } });
+      failure = new KrsiError(code, msg, { details: { qemu, args, ...extra } });
       child.kill('SIGKILL');
     };
     const bootTimeout = o.bootTimeoutSec ?? 120;
-    const bootTimer = setTimeout(() => fail('ETIMEDOUT', `vm: the guest did not boot in ${bootTimeout} s (no "booted" line)`), bootTimeout * 1000);
+    const bootTimer = setTimeout(() => {
+      const firmware = parser.kernelStarted ? '' : '; the console shows no kernel output: QEMU hung in the firmware';
+      fail('ETIMEDOUT', `vm: the guest did not boot in ${bootTimeout} s (no "booted" line)${firmware}`, { inFirmware: !parser.kernelStarted });
+    }, bootTimeout * 1000);
     timers.push(bootTimer);
     const timeout = o.timeoutSec ?? (o.shell ? 0 : 900);
     if (timeout > 0) {

@@ -6,12 +6,13 @@ import t, { type Test } from 'tap';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { runInVm } from '../../lib/vm/index.js';
+import { Progress } from '../../lib/vm/progress.js';
 
-/** A fake QEMU: a script that prints something and then behaves as told. */
-function fakeQemu(t: Test, body: string): string {
+/** A fake QEMU: a script that prints something (a kernel's line unless told) and then behaves as told. */
+function fakeQemu(t: Test, body: string, first = 'echo "[    0.1] fake kernel line"'): string {
   const dir = t.testdir({});
   const f = path.join(dir, 'qemu');
-  writeFileSync(f, `#!/bin/sh\necho "[    0.1] fake kernel line"\n${body}\n`);
+  writeFileSync(f, `#!/bin/sh\n${first}\n${body}\n`);
   chmodSync(f, 0o755);
   const saved = process.env.KRSIFS_QEMU;
   process.env.KRSIFS_QEMU = f;
@@ -32,7 +33,7 @@ t.test('qemu dying before the marker is an error with the console tail', async (
 
 t.test('a guest that never boots is killed at the boot timeout', async (t) => {
   // a QEMU that would end by itself after 60 s, and then write "slept"
-  const f = fakeQemu(t, 'd="$(dirname "$0")"; echo $$ > "$d/pid"; sleep 60 >/dev/null 2>&1 </dev/null & echo $! > "$d/sleep"; wait; echo slept > "$d/slept"');
+  const f = fakeQemu(t, 'd="$(dirname "$0")"; echo $$ >> "$d/pid"; sleep 60 >/dev/null 2>&1 </dev/null & echo $! > "$d/sleep"; wait; echo slept > "$d/slept"');
   const dir = path.dirname(f);
   t.teardown(() => {
     try {
@@ -41,13 +42,40 @@ t.test('a guest that never boots is killed at the boot timeout', async (t) => {
       // gone
     }
   });
-  await t.rejects(runInVm({ command: 'true', bootTimeoutSec: 2 }), { code: 'ETIMEDOUT', message: /did not boot in 2 s[^]*fake kernel line/ });
+  await t.rejects(runInVm({ command: 'true', bootTimeoutSec: 2 }), { code: 'ETIMEDOUT', message: /did not boot in 2 s \(no "booted" line\)\n[^]*fake kernel line/ });
+  t.equal(readFileSync(path.join(dir, 'pid'), 'utf8').split('\n').filter(Boolean).length, 1, 'the kernel had printed: booted once, not again');
   // nothing hangs: by the time runInVm has answered, QEMU is gone and was
   // killed, not waited out (it never got to write "slept")
   const pid = Number(readFileSync(path.join(dir, 'pid'), 'utf8'));
   t.ok(pid > 0, `the fake QEMU ran (pid ${pid})`);
   t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'it is gone');
   t.notOk(existsSync(path.join(dir, 'slept')), 'killed: it did not end by itself');
+});
+
+t.test('a hang in the firmware, before any kernel output, is booted once more', async (t) => {
+  // SeaBIOS's lines and nothing after them, the first time; a guest that boots and exits 0 the second
+  const marker = 'n="$(echo "$@" | sed "s/.*krsifs_nonce=\\([0-9a-f]*\\).*/\\1/")"';
+  const f = fakeQemu(
+    t,
+    `d="$(dirname "$0")"; echo x >> "$d/spawns"; ${marker}
+if [ "$(wc -l < "$d/spawns")" -eq 1 ]; then exec sleep 60 >/dev/null 2>&1 </dev/null; fi
+echo "[    0.1] fake kernel line"; echo "krsifs-vm/$n: booted"; echo "krsifs-vm/$n: exit 0"; exit 0`,
+    'echo "SeaBIOS (version 1.16.2-debian-1.16.2-1)"; echo "Booting from ROM..."',
+  );
+  const lines: string[] = [];
+  const out = { isTTY: false, write: (s: string) => lines.push(s) } as unknown as NodeJS.WriteStream;
+  const r = await runInVm({ command: 'true', bootTimeoutSec: 2, progress: new Progress(out) });
+  t.equal(r.exitCode, 0, 'the second boot ran the command');
+  t.equal(readFileSync(path.join(path.dirname(f), 'spawns'), 'utf8').split('\n').filter(Boolean).length, 2, 'QEMU was started twice');
+  t.match(lines.join('\n'), /hung in the firmware before the kernel ran; booting once more/, 'the retry is said');
+});
+
+t.test('a firmware hang twice fails, and says where it hung', async (t) => {
+  fakeQemu(t, 'exec sleep 60 >/dev/null 2>&1 </dev/null', 'echo "Booting from ROM..."');
+  await t.rejects(runInVm({ command: 'true', bootTimeoutSec: 2 }), {
+    code: 'ETIMEDOUT',
+    message: /did not boot in 2 s \(no "booted" line\); the console shows no kernel output: QEMU hung in the firmware[^]*Booting from ROM/,
+  });
 });
 
 t.test('a command that never ends is killed at the overall timeout', async (t) => {
