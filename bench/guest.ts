@@ -91,7 +91,8 @@ let daemon: ChildProcess | undefined;
 async function startDaemon(loopMonitor: boolean): Promise<number> {
   writeFileSync(LOG, '');
   const fd = openSync(LOG, 'a');
-  daemon = spawn('node', [`${ROOT}/dist/lib/cli.js`, 'mount', MNT], {
+  // as every launcher runs it (lib/daemon-node.ts; built-ins only here, so the flag is written out)
+  daemon = spawn('node', ['--max-semi-space-size=1', `${ROOT}/dist/lib/cli.js`, 'mount', MNT], {
     cwd: ROOT,
     env: { ...process.env, KRSIFS_LOOP_MONITOR: loopMonitor ? '1' : '' },
     stdio: ['ignore', fd, fd],

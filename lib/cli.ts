@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 // krsifs: the KRSI interface as a filesystem. Subcommands: mount, status, doctor, hooks, install, vm.
 import { parseArgs } from 'node:util';
 import { KrsiError } from './errors.js';

@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
-exec node dist/lib/cli.js mount ./mountpoint "$@"
+# the flag: lib/daemon-node.ts
+exec node --max-semi-space-size=1 dist/lib/cli.js mount ./mountpoint "$@"

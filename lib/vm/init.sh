@@ -66,7 +66,7 @@ cd /krsifs
 if [ "$krsifs_mount" = 1 ]; then
 	if [ -f dist/lib/cli.js ] && grep -q "mount" dist/lib/cli.js; then
 		# shellcheck disable=SC2086 # word splitting of the arguments is the point
-		setsid node dist/lib/cli.js mount /mnt/krsi $KRSIFS_MOUNT_ARGS >/tmp/krsifs.log 2>&1 </dev/null &
+		setsid node --max-semi-space-size=1 dist/lib/cli.js mount /mnt/krsi $KRSIFS_MOUNT_ARGS >/tmp/krsifs.log 2>&1 </dev/null &
 		pid=$!
 		i=0
 		while ! grep -q " /mnt/krsi fuse" /proc/mounts; do

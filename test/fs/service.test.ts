@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { cli, root } from '../helpers/daemon.js';
 import { notifySocket } from '../helpers/notify-socket.js';
 import { sdNotify } from '../../lib/notify.js';
+import { DAEMON_NODE_FLAGS } from '../../lib/daemon-node.js';
 
 const run = promisify(execFile);
 const UNIT = path.join(root, 'systemd', 'krsifs.service');
@@ -27,13 +28,32 @@ async function verify(unit: string): Promise<{ code: number; said: string }> {
   );
 }
 
+t.test('every launcher of the daemon runs node with the daemon\'s flags (lib/daemon-node.ts)', async (t) => {
+  const flags = DAEMON_NODE_FLAGS.join(' ');
+  const launchers: [string, RegExp][] = [
+    ['systemd/krsifs.service', /^ExecStart=\S+ (.*) \S+\/cli\.js mount /m],
+    ['scripts/start.sh', /^exec node (.*) dist\/lib\/cli\.js mount /m],
+    ['lib/vm/init.sh', /setsid node (.*) dist\/lib\/cli\.js mount /m],
+    ['lib/cli.ts', /^#!\/usr\/bin\/env -S node (.*)$/m],
+  ];
+  for (const [file, line] of launchers) {
+    const m = line.exec(await readFile(path.join(root, file), 'utf8'));
+    t.equal(m?.[1], flags, `${file} runs node ${flags}`);
+  }
+  const bench = await readFile(path.join(root, 'bench', 'guest.ts'), 'utf8');
+  t.match(bench, `daemon = spawn('node', [${DAEMON_NODE_FLAGS.map((f) => `'${f}'`).join(', ')}, \`\${ROOT}/dist/lib/cli.js\`, 'mount'`, 'the bench measures the daemon as it runs');
+  // the built CLI keeps its shebang, so `krsifs mount` from the bin link gets the flags too
+  const built = await readFile(cli, 'utf8');
+  t.equal(built.split('\n')[0], `#!/usr/bin/env -S node ${flags}`);
+});
+
 t.test('the shipped unit passes systemd-analyze verify with nothing to say', async (t) => {
   const v = await verify(UNIT);
   t.equal(v.code, 0, v.said);
   t.equal(v.said, '', 'no warning (a misspelt directive is only a warning: exit 0)');
   const text = await readFile(UNIT, 'utf8');
   t.match(text, /^Type=notify$/m);
-  t.match(text, /^ExecStart=\/usr\/bin\/node \/usr\/local\/lib\/krsifs\/dist\/lib\/cli.js mount \/mnt\/krsi --policies \/etc\/krsifs\/policies.d --policies-strict$/m);
+  t.match(text, /^ExecStart=\/usr\/bin\/node --max-semi-space-size=1 \/usr\/local\/lib\/krsifs\/dist\/lib\/cli.js mount \/mnt\/krsi --policies \/etc\/krsifs\/policies.d --policies-strict$/m);
   t.match(text, /^Before=sysinit.target shutdown.target$/m);
   t.match(text, /^After=sys-fs-bpf.mount local-fs.target /m);
   t.match(text, /^Restart=on-failure$/m);
@@ -74,7 +94,7 @@ t.test('krsifs install --root STAGE --prefix: a self-contained tree, the unit re
 
   const unit = await readFile(path.join(stage, 'etc/systemd/system/krsifs.service'), 'utf8');
   const node = await realpath(process.execPath);
-  t.match(unit, new RegExp(`^ExecStart=${node} /opt/kf/lib/krsifs/dist/lib/cli.js mount /mnt/krsi --policies /etc/krsifs/policies.d --policies-strict$`, 'm'));
+  t.match(unit, new RegExp(`^ExecStart=${node} --max-semi-space-size=1 /opt/kf/lib/krsifs/dist/lib/cli.js mount /mnt/krsi --policies /etc/krsifs/policies.d --policies-strict$`, 'm'));
   t.equal(await readlink(path.join(stage, 'etc/systemd/system/sysinit.target.wants/krsifs.service')), '/etc/systemd/system/krsifs.service', 'enabled');
   const v = await verify(path.join(stage, 'etc/systemd/system/krsifs.service'));
   t.equal(v.code, 0, v.said);
