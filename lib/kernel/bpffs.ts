@@ -4,10 +4,10 @@
 // takes microseconds, less than a hop to the libuv pool, which four slow
 // loads may hold for seconds; and no other request sees a commit half done.
 // Except the steps that let a link go: an unlink of a link's pin, or a rename
-// over one, releases the link inside the syscall on 6.1 (the trampoline of
-// the hook is rebuilt and patched): 15-20 ms under TCG, measured with strace
-// on the daemon's loop, and the bench's longest stall of the loop. Those run
-// on the pool (onBpffsAsync).
+// over one. The kernel's release of the link (the hook's trampoline rebuilt
+// and patched) costs the thread that made that step: under TCG on 6.1 such an
+// unlink took 20-65 ms under strace, other bpffs steps 4-12 ms, and it was the
+// loop's longest stall at every detach. Those run on the pool (onBpffsAsync).
 import { KrsiError } from '../errors.js';
 
 /** Run a bpffs step on the loop; its error is a KrsiError saying `what`. */

@@ -148,7 +148,7 @@ class BpffsPinDirectory implements PinDirectory {
 
   // bpffs's rename is simple_rename: an existing `to` is unlinked in the same
   // step, so the name always resolves to one attached link. Both may release
-  // a link, which the kernel does inside the syscall: on the pool (bpffs.ts).
+  // a link, which costs the thread that asks: on the pool (bpffs.ts).
   async rename(from: string, to: string): Promise<void> {
     await onBpffsAsync(() => rename(this.at(from), this.at(to)), `rename pin ${from} to ${to}`);
   }
