@@ -241,11 +241,13 @@ export class Krsi implements CoreContext {
       checkObject(target, source.path, facts, globals, mode);
       this.refuseIfUnenforced(hook);
       const extra = this.opts.loadOptions?.(behaviour, hook, facts) ?? { globals: {} };
+      // hashed on the loop in slices while the observer goes on
+      const digest = digestOf(source.data, globals, mode);
       done = await this.observers.around(
         behaviour, hook,
-        () => this.kernel.attach(source, {
+        async () => this.kernel.attach(source, {
           behaviour, hook, object: source.path, mode,
-          digest: formatDigest(digestOf(source.data, globals, mode)),
+          digest: formatDigest(await digest),
           globals: { ...globals, ...(mode === 'monitor' ? { [MONITOR_GLOBAL]: '1' } : {}), ...extra.globals },
           reuseMaps: extra.reuseMaps,
         }),

@@ -11,8 +11,8 @@
 // reboot clears both, `rm -r <root>` removes both. krsifs holds no link fd
 // once a program is pinned: removing a pin detaches its program.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, statfs, unlink } from 'node:fs/promises';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, statfs, unlink } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -21,7 +21,7 @@ import type { AttachRequest, Attachment, Credentials, KernelPort, ObjectSource, 
 import { silentLogger, type Logger } from '../log.js';
 import { companionOf } from '../core/companion.js';
 import { LinkRecords, parseRecord } from './link-records.js';
-import { onBpffs } from './bpffs.js';
+import { onBpffs, onBpffsAsync } from './bpffs.js';
 import { commit, detach, isPinName, isTemporaryPin, settle, temporaryPin, type NewLink, type PinDirectory } from './pin-protocol.js';
 import { behaviourId } from '../core/behaviour-id.js';
 import { SUBJECT, SUBJECT_GLOBAL, decodeCounts, subjectOf } from '../core/observer.js';
@@ -147,13 +147,14 @@ class BpffsPinDirectory implements PinDirectory {
   }
 
   // bpffs's rename is simple_rename: an existing `to` is unlinked in the same
-  // step, so the name always resolves to one attached link
+  // step, so the name always resolves to one attached link. Both may release
+  // a link, which costs the thread that asks: on the pool (bpffs.ts).
   async rename(from: string, to: string): Promise<void> {
-    onBpffs(() => renameSync(this.at(from), this.at(to)), `rename pin ${from} to ${to}`);
+    await onBpffsAsync(() => rename(this.at(from), this.at(to)), `rename pin ${from} to ${to}`);
   }
 
   async unpin(name: string): Promise<void> {
-    onBpffs(() => unlinkSync(this.at(name)), `unpin ${this.at(name)}`);
+    await onBpffsAsync(() => unlink(this.at(name)), `unpin ${this.at(name)}`);
   }
 
   /**

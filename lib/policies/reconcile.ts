@@ -31,7 +31,7 @@ export async function planOf(d: Declaration, kernel: PolicyKernel, reader: Crede
   const source = await kernel.readObject(reader, d.path);
   try {
     if (!source.facts) throw new KrsiError('ENOEXEC', `${d.path} names a loaded program (${source.program?.source}); a policy line names an object file`);
-    return { digest: digestOf(source.data, d.globals, d.mode), programs: source.facts.programs.map((p) => p.name), mode: d.mode };
+    return { digest: await digestOf(source.data, d.globals, d.mode), programs: source.facts.programs.map((p) => p.name), mode: d.mode };
   } finally {
     source.close();
   }

@@ -6,6 +6,7 @@
 // (test/vm/boot-policies.test.ts).
 import t from 'tap';
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { Krsi } from '../../lib/core/krsi.js';
@@ -195,7 +196,7 @@ t.test('reconcile: attach what is missing, keep what is the same, replace what c
   t.same(first.results.map((r) => r.outcome), ['attached', 'attached']);
   t.equal(first.failures, 0);
   const ids = { ...k.ids('process_execution'), ...k.ids('file_open') };
-  t.equal(k.digests.get(ids.deny_a!), formatDigest(digestOf(Buffer.from('deny_a\nv1'), { target: '/x' })), 'the digest of bytes and settings is recorded');
+  t.equal(k.digests.get(ids.deny_a!), formatDigest(await digestOf(Buffer.from('deny_a\nv1'), { target: '/x' })), 'the digest of bytes and settings is recorded');
 
   const again = await run(dir);
   t.same(again.results.map((r) => r.outcome), ['kept', 'kept'], 'a second reconcile (a restart) keeps both');
@@ -277,18 +278,23 @@ t.test('prune: detaches what no line declares; never what a broken line might de
 });
 
 t.test('digest records: a changed format or garbage counts as changed', async (t) => {
-  const d = digestOf(Buffer.from('x'), { b: '2', a: '1' });
+  const d = await digestOf(Buffer.from('x'), { b: '2', a: '1' });
   t.same(parseDigest(formatDigest(d)), d);
-  t.same(digestOf(Buffer.from('x'), { a: '1', b: '2' }), d, 'key order does not matter');
-  t.not(digestOf(Buffer.from('x'), { a: '1', b: '3' }).settings, d.settings);
-  t.same(digestOf(Buffer.from('x'), { a: '1', b: '2' }, 'enforce'), d, 'enforce is the digest of a line without mode= (links attached before modes existed)');
-  t.not(digestOf(Buffer.from('x'), { a: '1', b: '2' }, 'monitor').settings, d.settings, 'the mode is a setting');
+  // hashed in slices (the event loop serves other requests between them): still the sha256 of the whole bytes
+  const big = Buffer.alloc(200_000 + 17, 0);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 131 + (i >> 9)) & 0xff;
+  t.equal((await digestOf(big, {})).object, createHash('sha256').update(big).digest('hex'), 'an object of several slices: the sha256 of all its bytes');
+  t.equal((await digestOf(Buffer.alloc(0), {})).object, createHash('sha256').digest('hex'), 'no bytes');
+  t.same(await digestOf(Buffer.from('x'), { a: '1', b: '2' }), d, 'key order does not matter');
+  t.not((await digestOf(Buffer.from('x'), { a: '1', b: '3' })).settings, d.settings);
+  t.same(await digestOf(Buffer.from('x'), { a: '1', b: '2' }, 'enforce'), d, 'enforce is the digest of a line without mode= (links attached before modes existed)');
+  t.not((await digestOf(Buffer.from('x'), { a: '1', b: '2' }, 'monitor')).settings, d.settings, 'the mode is a setting');
   t.equal(parseDigest('object=sha256:zz settings=sha256:00'), null);
   t.equal(parseDigest(''), null);
 });
 
 t.test('a declared object with a companion is in force: the companion runs on its own function, not the hook', async (t) => {
-  const digest = digestOf(Buffer.from('hide'), {}, 'enforce');
+  const digest = await digestOf(Buffer.from('hide'), {}, 'enforce');
   const pin = (name: string, linkId: number, hook: string): PinnedLink => ({ name, linkId, progId: linkId - 1000, progName: name.slice(0, 15), hook, object: '/abs/hide.o', mode: 'enforce' });
   const kernel = { digestOf: async () => formatDigest(digest) };
   const plan = { digest, programs: ['hidden_module_load', 'hidden_module_init'], mode: 'enforce' as const };
