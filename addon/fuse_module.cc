@@ -64,6 +64,14 @@ Napi::Value FuseMount(const Napi::CallbackInfo& info) {
                               return info.Env().Undefined();
                             },
                             "unmount"));
+  // The attributes of inode `ino` changed (they were given as fixed).
+  handle.Set("invalidate", Napi::Function::New(
+                               env,
+                               [session](const Napi::CallbackInfo& info) -> Napi::Value {
+                                 if (info.Length() > 0 && info[0].IsNumber()) session->Invalidate(info[0].As<Napi::Number>().Int64Value());
+                                 return info.Env().Undefined();
+                               },
+                               "invalidate"));
   handle.Set("isMounted", Napi::Function::New(
                               env,
                               [session](const Napi::CallbackInfo& info) -> Napi::Value {

@@ -93,6 +93,10 @@ void ForgetMulti(fuse_req_t req, size_t, fuse_forget_data*) { fuse_reply_none(re
 
 void Getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Session* s = SessionOf(req);
+  if (const struct stat* st = s->fixedAttr(ino)) {
+    fuse_reply_attr(req, st, Session::KeptFor(ino));
+    return;
+  }
   Args a(s);
   a.Set("ino", ino);
   if (fi != nullptr) a.Set("fh", fi->fh);

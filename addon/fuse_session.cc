@@ -168,6 +168,14 @@ int Session::NotifyPoll(fuse_pollhandle* ph) {
   return fuse_lowlevel_notify_poll(ph);
 }
 
+void Session::Invalidate(fuse_ino_t ino) {
+  fixedAttrs_.erase(ino);
+  // Attributes only (a negative offset): no page to drop, so the kernel takes
+  // no lock that a request waiting for us (a write in flight) may hold.
+  // -ENOENT when the kernel does not hold the inode: nothing to do.
+  if (se_ != nullptr) fuse_lowlevel_notify_inval_inode(se_, ino, -1, 0);
+}
+
 bool PollWaker::Notify() {
   if (!ph_) return false;
   PollHandle ph = std::move(ph_);  // freed on return, whatever happens

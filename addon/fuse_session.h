@@ -79,6 +79,19 @@ class Session : public std::enable_shared_from_this<Session> {
   }
   void KeepSnapshot(uint64_t fh, std::string bytes) { snapshots_[fh] = Snapshot{std::move(bytes), true}; }
   void DropSnapshot(uint64_t fh) { snapshots_.erase(fh); }
+  // Attributes JS said are fixed ({ fixed: true }): GETATTR is answered from
+  // them, without JS, until JS says they changed (Invalidate). The kernel
+  // keeps them too, except the root's: kept attributes are served even once
+  // the daemon is gone, and a stat of a dead mount must say ENOTCONN
+  // (detachStaleMount), so the root's GETATTR still reaches us, but not JS.
+  static double KeptFor(fuse_ino_t ino) { return ino == FUSE_ROOT_ID ? 0.0 : 3600.0; }
+  void KeepAttr(const struct stat& st) { fixedAttrs_[st.st_ino] = st; }
+  const struct stat* fixedAttr(fuse_ino_t ino) const {
+    auto it = fixedAttrs_.find(ino);
+    return it == fixedAttrs_.end() ? nullptr : &it->second;
+  }
+  // JS changed the attributes of ino: forget them here and in the kernel.
+  void Invalidate(fuse_ino_t ino);
   const std::string& mountpoint() const { return mountpoint_; }
 
   // Used by the op callbacks (fuse_ops.cc), on the JS thread.
@@ -110,6 +123,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unordered_map<Request*, std::shared_ptr<Request>> pending_;
   std::unordered_set<fuse_ino_t> cached_;
   std::unordered_map<uint64_t, Snapshot> snapshots_;
+  std::unordered_map<fuse_ino_t, struct stat> fixedAttrs_;
 };
 
 // A poll handle (what the kernel gave with a FUSE_POLL asking to be told

@@ -62,11 +62,16 @@ export class KrsiFsHandlers implements FsHandlers {
   getattr(p: string): Stat {
     if (p === '/') {
       const t = this.mountedAt;
-      return { mode: constants.S_IFDIR | 0o755, size: 0, uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 2 };
+      return { mode: constants.S_IFDIR | 0o755, size: 0, uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 2, fixed: true };
     }
     const f = this.file(p);
     const t = f.mtime();
     return { mode: constants.S_IFREG | f.mode, size: f.size(), uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 1, fixed: f.fixed };
+  }
+
+  /** A behaviour's mtime changes when krsifs attaches or detaches through it. */
+  watch(changed: (path: string) => void): void {
+    this.core.registry.onTouch((behaviour) => changed(`/${behaviour}`));
   }
 
   readdir(p: string): string[] {

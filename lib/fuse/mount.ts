@@ -20,8 +20,11 @@ export interface Stat {
   /** Defaults to 2 for a directory, 1 otherwise. */
   nlink?: number;
   /**
-   * These attributes never change while mounted: the kernel keeps them
-   * instead of asking again at every permission check and stat.
+   * These attributes change only when the handlers say so (the `changed`
+   * that `watch` hands them): until then the FUSE layer answers GETATTR
+   * itself, and the kernel keeps them instead of asking again at every
+   * permission check and stat (not the root's: a stat of a dead mount must
+   * say ENOTCONN, so the kernel still asks, but the handlers are not called).
    */
   fixed?: boolean;
 }
@@ -84,6 +87,12 @@ export interface FsHandlers {
    * every file is always ready (POLL_ALWAYS).
    */
   poll?(path: string, fh: number, caller: Caller, wake: () => void): Promise<number> | number;
+  /**
+   * Called once, when mounted: `changed(path)` says that the attributes of
+   * a file getattr gave as `fixed` are not what they were (call it before
+   * the request that changed them is answered).
+   */
+  watch?(changed: (path: string) => void): void;
 }
 
 export interface MountOptions {
@@ -174,6 +183,10 @@ export async function mount(mountpoint: string, handlers: FsHandlers, opts: Moun
     opts.onUnmounted?.();
   });
   track(session);
+  handlers.watch?.((p) => {
+    const ino = fs.knownIno(p);
+    if (ino !== undefined) session.invalidate(ino);
+  });
   return new Mount(where, session);
 }
 
@@ -216,6 +229,11 @@ class FsAdapter {
     if (req.ino !== undefined) return this.inodes.path(req.ino);
     const parent = req.parent !== undefined ? this.inodes.path(req.parent) : undefined;
     return parent !== undefined && req.name !== undefined ? Inodes.child(parent, req.name) : undefined;
+  }
+
+  /** The inode of a path the kernel was given; undefined if it never was. */
+  knownIno(p: string): number | undefined {
+    return this.inodes.known(p);
   }
 
   private path(ino: number): string {
