@@ -69,8 +69,8 @@ bool ToStat(Napi::Value v, struct stat* st, std::string* bad) {
 
 // Attributes are asked for again at every use (a permission check, a stat)
 // unless JS says they change only when it says so ({ fixed: true }): then the
-// session and the kernel keep them (Session::KeepAttr). The names are fixed
-// too (entry_timeout).
+// session and the kernel keep them (Session::KeepAttr; the root's for a
+// second). The names are fixed too (entry_timeout).
 constexpr double kFixedTimeout = 3600.0;
 double AttrTimeout(Request* r, Napi::Value attr, const struct stat& st) {
   if (!attr.IsObject() || !attr.As<Napi::Object>().Get("fixed").ToBoolean().Value()) return 0.0;

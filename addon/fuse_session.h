@@ -81,10 +81,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void DropSnapshot(uint64_t fh) { snapshots_.erase(fh); }
   // Attributes JS said are fixed ({ fixed: true }): GETATTR is answered from
   // them, without JS, until JS says they changed (Invalidate). The kernel
-  // keeps them too, except the root's: kept attributes are served even once
-  // the daemon is gone, and a stat of a dead mount must say ENOTCONN
-  // (detachStaleMount), so the root's GETATTR still reaches us, but not JS.
-  static double KeptFor(fuse_ino_t ino) { return ino == FUSE_ROOT_ID ? 0.0 : 3600.0; }
+  // keeps them too: the root's for a second only, because kept attributes
+  // are served even once the daemon is gone, and a stat of a dead mount must
+  // say ENOTCONN soon (StatLive does at once). A second is enough for the
+  // root's GETATTR (which default_permissions sends before every path walk
+  // through it) to be skipped by a reader that opens file after file.
+  static double KeptFor(fuse_ino_t ino) { return ino == FUSE_ROOT_ID ? 1.0 : 3600.0; }
   void KeepAttr(const struct stat& st) { fixedAttrs_[st.st_ino] = st; }
   const struct stat* fixedAttr(fuse_ino_t ino) const {
     auto it = fixedAttrs_.find(ino);
@@ -150,6 +152,11 @@ class PollWaker {
   std::weak_ptr<Session> session_;
   PollHandle ph_;
 };
+
+// stat(2) of `path`, and statfs(2) too, which a FUSE mount always asks of its
+// daemon: a dead mount's kept root attributes satisfy stat(2) for a second
+// (Session::KeptFor), statfs(2) says ENOTCONN. Returns 0 or the errno.
+int StatLive(const std::string& path, struct stat* st);
 
 // fuse_ops.cc: the ll op table; userdata is the Session.
 const fuse_lowlevel_ops& LowLevelOps();

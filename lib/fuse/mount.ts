@@ -23,8 +23,9 @@ export interface Stat {
    * These attributes change only when the handlers say so (the `changed`
    * that `watch` hands them): until then the FUSE layer answers GETATTR
    * itself, and the kernel keeps them instead of asking again at every
-   * permission check and stat (not the root's: a stat of a dead mount must
-   * say ENOTCONN, so the kernel still asks, but the handlers are not called).
+   * permission check and stat (the root's for a second only: a stat of a
+   * dead mount must say ENOTCONN soon; detachStaleMount asks statfs(2),
+   * which says so at once).
    */
   fixed?: boolean;
 }
