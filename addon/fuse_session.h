@@ -78,7 +78,8 @@ class Session : public std::enable_shared_from_this<Session> {
     return it == snapshots_.end() ? nullptr : &it->second;
   }
   void KeepSnapshot(uint64_t fh, std::string bytes) { snapshots_[fh] = Snapshot{std::move(bytes), true}; }
-  void DropSnapshot(uint64_t fh) { snapshots_.erase(fh); }
+  // False when fh had none.
+  bool DropSnapshot(uint64_t fh) { return snapshots_.erase(fh) != 0; }
   // Attributes JS said are fixed ({ fixed: true }): GETATTR is answered from
   // them, without JS, until JS says they changed (Invalidate). The kernel
   // keeps them too: the root's for a second only, because kept attributes

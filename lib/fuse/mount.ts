@@ -51,7 +51,8 @@ export interface FsHandlers {
    * file's text as of this open, from which the read at offset 0 that follows
    * and every read past offset 0 are served without calling read(); a later
    * read at offset 0 calls read(), which must then answer with the whole text
-   * (it replaces the snapshot).
+   * (it replaces the snapshot). A snapshot's open gets no release() (the
+   * FUSE layer answers its last close itself): keep nothing for it.
    */
   open(path: string, flags: number, caller: Caller): Promise<OpenReply> | OpenReply;
   /**
@@ -361,7 +362,8 @@ class FsAdapter {
         if (errnoOf(e) === constants.errno.ENOSYS) return POLL_ALWAYS;
         throw e;
       }
-      if ((revents & (q.events || ~0)) !== 0 && this.wakers.get(q.fh) === q.waker) this.dropWaker(q.fh);
+      // ready for the poller, or always ready (nothing will ever wake it): the waker is not needed
+      if (((revents & (q.events || ~0)) !== 0 || revents === POLL_ALWAYS) && this.wakers.get(q.fh) === q.waker) this.dropWaker(q.fh);
       return revents;
     },
   };

@@ -11,7 +11,7 @@ const d = await startDaemon(t, 'cache', 'memfs');
 const mp = d.mountpoint;
 const counts = () =>
   JSON.parse(readFileSync(`${mp}/counts`, 'utf8')) as {
-    flush: number; deepReads: number; snapReads: number; deepGetattrs: number; rootGetattrs: number; stampGetattrs: number;
+    flush: number; deepReads: number; snapReads: number; deepGetattrs: number; rootGetattrs: number; stampGetattrs: number; snapReleases: number;
   };
 
 t.test('closing a read-only descriptor sends no FLUSH; a writer\'s close still does', async (t) => {
@@ -43,6 +43,7 @@ t.test('an open with a snapshot: its first read and the end of file are served w
   t.match(first, /^snap \d+$/, 'cat reads the text taken at open');
   t.not(second, first, 'each open takes its own text');
   t.equal(counts().snapReads, before, 'no read request reached the daemon');
+  t.equal(counts().snapReleases, 0, 'nor any last close (the FUSE layer answers it)');
 
   const fd = openSync(`${mp}/snap`, 'r');
   try {
