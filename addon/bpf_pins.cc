@@ -1,8 +1,13 @@
 // pinnedLinks(dir, objectsDir): every link pinned in one bpffs directory, with
-// what a listing needs, in one worker: a read of a behaviour file costs one
-// thread-pool round trip, not four per program. pinInfo(path): the same for
-// one pin (open it, link info, program info, close), in one worker.
+// what a listing needs, synchronously, on the calling (JS) thread: a
+// behaviour's directory holds at most its hook's links (the kernel's limit,
+// 38 on 6.1 and 6.12) and their NAME-new twins during an attach, all in
+// memory under the daemon's own 0700 pin root, five syscalls each, so a read
+// costs less than the hand-off to a pool thread, where four slow loads may
+// hold every thread (the bound and the decision: lib/kernel/port.ts list).
+// pinInfo(path): the same for one pin, in one worker.
 #include <dirent.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -17,7 +22,6 @@ struct Pinned {
   std::string name;
   uint32_t linkId = 0;
   uint32_t progId = 0;
-  std::string progName;
   std::string hook;
   std::string object;
   bool hasObject = false;
@@ -30,7 +34,8 @@ struct Pinned {
 // What the kernel says about the pin at `path`: false with *err set when it
 // cannot be opened or read (ENOENT: removed meanwhile); true otherwise, with
 // p->foreign set for a pin that is not krsifs's kind of link.
-bool DescribePin(const std::string& path, Pinned* p, int* err) {
+// selfFds: /proc/self/fd opened once per listing (-1: opened per call).
+bool DescribePin(const std::string& path, Pinned* p, int* err, int selfFds = -1) {
   UniqueFd fd(bpf_obj_get(path.c_str()));
   if (!fd.valid()) {
     *err = errno;
@@ -39,7 +44,7 @@ bool DescribePin(const std::string& path, Pinned* p, int* err) {
     p->foreign = "not a bpf object (" + ErrText(errno) + ")";
     return true;
   }
-  std::string kind = BpfFdKind(fd.get());
+  std::string kind = BpfFdKind(fd.get(), selfFds);
   if (kind != "link") {
     p->foreign = kind.empty() ? "not a bpf object" : "a " + kind;
     return true;
@@ -60,12 +65,6 @@ bool DescribePin(const std::string& path, Pinned* p, int* err) {
   } else {
     p->hook = HookOfVmlinuxId(info.tracing.target_btf_id);
   }
-  UniqueFd prog(bpf_prog_get_fd_by_id(p->progId));
-  if (prog.valid()) {
-    bpf_prog_info pinfo = {};
-    uint32_t plen = sizeof(pinfo);
-    if (bpf_obj_get_info_by_fd(prog.get(), &pinfo, &plen) == 0) p->progName.assign(pinfo.name, strnlen(pinfo.name, sizeof(pinfo.name)));
-  }
   return true;
 }
 
@@ -77,59 +76,36 @@ struct DirCloser {
   void operator()(DIR* d) const { closedir(d); }
 };
 
-class PinnedLinksWorker : public PromiseWorker {
- public:
-  PinnedLinksWorker(Napi::Env env, std::string dir, std::string objects)
-      : PromiseWorker(env, "krsifs:PinnedLinksWorker"), dir_(std::move(dir)), objects_(std::move(objects)) {}
-
- protected:
-  void Run() override {
-    std::unique_ptr<DIR, DirCloser> d(opendir(dir_.c_str()));
-    if (!d) {
-      if (errno != ENOENT) failure_.set(errno, "read pin directory " + dir_ + ": " + ErrText(errno));
-      return;  // no directory: nothing pinned
-    }
-    while (dirent* e = readdir(d.get())) {
-      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-      Pinned p;
-      p.name = e->d_name;
-      int err = 0;
-      if (!DescribePin(dir_ + "/" + p.name, &p, &err)) continue;  // removed since readdir: not listed
-      if (p.foreign.empty() && !objects_.empty()) {
-        char buf[4096];
-        ssize_t n = readlink((objects_ + "/" + std::to_string(p.linkId)).c_str(), buf, sizeof(buf) - 1);
-        if (n > 0) {
-          p.object.assign(buf, n);
-          p.hasObject = true;
-        }
+// Every pin of `dir` (none when it does not exist), in link id order; pins
+// removed meanwhile are left out. Returns false with *f set when the
+// directory cannot be read.
+bool ListPins(const std::string& dir, const std::string& objects, std::vector<Pinned>* pins, Failure* f) {
+  std::unique_ptr<DIR, DirCloser> d(opendir(dir.c_str()));
+  if (!d) {
+    if (errno == ENOENT) return true;  // no directory: nothing pinned
+    f->set(errno, "read pin directory " + dir + ": " + ErrText(errno));
+    return false;
+  }
+  UniqueFd selfFds(open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  while (dirent* e = readdir(d.get())) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    Pinned p;
+    p.name = e->d_name;
+    int err = 0;
+    if (!DescribePin(dir + "/" + p.name, &p, &err, selfFds.get())) continue;  // removed since readdir: not listed
+    if (p.foreign.empty() && !objects.empty()) {
+      char buf[4096];
+      ssize_t n = readlink((objects + "/" + std::to_string(p.linkId)).c_str(), buf, sizeof(buf) - 1);
+      if (n > 0) {
+        p.object.assign(buf, n);
+        p.hasObject = true;
       }
-      pins_.push_back(std::move(p));
     }
-    std::sort(pins_.begin(), pins_.end(), [](const Pinned& a, const Pinned& b) { return a.linkId < b.linkId; });
+    pins->push_back(std::move(p));
   }
-
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Array out = Napi::Array::New(env, pins_.size());
-    for (size_t i = 0; i < pins_.size(); i++) {
-      const Pinned& p = pins_[i];
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("name", p.name);
-      o.Set("linkId", p.linkId);
-      o.Set("progId", p.progId);
-      o.Set("progName", p.progName);
-      o.Set("hook", HookValue(env, p));
-      o.Set("object", p.hasObject ? Napi::Value(Napi::String::New(env, p.object)) : env.Null());
-      if (!p.foreign.empty()) o.Set("foreign", p.foreign);
-      out.Set(i, o);
-    }
-    return out;
-  }
-
- private:
-  std::string dir_;
-  std::string objects_;
-  std::vector<Pinned> pins_;
-};
+  std::sort(pins->begin(), pins->end(), [](const Pinned& a, const Pinned& b) { return a.linkId < b.linkId; });
+  return true;
+}
 
 class PinInfoWorker : public PromiseWorker {
  public:
@@ -149,7 +125,6 @@ class PinInfoWorker : public PromiseWorker {
     Napi::Object o = Napi::Object::New(env);
     o.Set("linkId", pin_.linkId);
     o.Set("progId", pin_.progId);
-    o.Set("progName", pin_.progName);
     o.Set("hook", HookValue(env, pin_));
     return o;
   }
@@ -165,8 +140,25 @@ Napi::Value PinnedLinks(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "pinnedLinks(dir: string, objectsDir?: string)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  std::string objects = info.Length() > 1 ? info[1].As<Napi::String>().Utf8Value() : "";
-  return (new PinnedLinksWorker(env, info[0].As<Napi::String>().Utf8Value(), objects))->Queue();
+  std::vector<Pinned> pins;
+  Failure f;
+  if (!ListPins(info[0].As<Napi::String>().Utf8Value(), info.Length() > 1 ? info[1].As<Napi::String>().Utf8Value() : "", &pins, &f)) {
+    ThrowError(env, f.err, f.message);
+    return env.Undefined();
+  }
+  Napi::Array out = Napi::Array::New(env, pins.size());
+  for (size_t i = 0; i < pins.size(); i++) {
+    const Pinned& p = pins[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", p.name);
+    o.Set("linkId", p.linkId);
+    o.Set("progId", p.progId);
+    o.Set("hook", HookValue(env, p));
+    o.Set("object", p.hasObject ? Napi::Value(Napi::String::New(env, p.object)) : env.Null());
+    if (!p.foreign.empty()) o.Set("foreign", p.foreign);
+    out.Set(i, o);
+  }
+  return out;
 }
 
 Napi::Value PinInfo(const Napi::CallbackInfo& info) {

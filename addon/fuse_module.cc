@@ -64,6 +64,14 @@ Napi::Value FuseMount(const Napi::CallbackInfo& info) {
                               return info.Env().Undefined();
                             },
                             "unmount"));
+  // The attributes of inode `ino` changed (they were given as fixed).
+  handle.Set("invalidate", Napi::Function::New(
+                               env,
+                               [session](const Napi::CallbackInfo& info) -> Napi::Value {
+                                 if (info.Length() > 0 && info[0].IsNumber()) session->Invalidate(info[0].As<Napi::Number>().Int64Value());
+                                 return info.Env().Undefined();
+                               },
+                               "invalidate"));
   handle.Set("isMounted", Napi::Function::New(
                               env,
                               [session](const Napi::CallbackInfo& info) -> Napi::Value {
@@ -75,7 +83,7 @@ Napi::Value FuseMount(const Napi::CallbackInfo& info) {
 
 // A FUSE mount whose daemon died answers every access with ENOTCONN; detach
 // it so the directory underneath is usable again. Anything else is left
-// alone. Never call it on a live mount served by this very process: stat()
+// alone. Never call it on a live mount served by this very process: statfs()
 // would wait on our own blocked loop.
 // Throws KrsiError with umount2's errno (EPERM without CAP_SYS_ADMIN).
 Napi::Value DetachStaleMount(const Napi::CallbackInfo& info) {
@@ -86,7 +94,7 @@ Napi::Value DetachStaleMount(const Napi::CallbackInfo& info) {
   }
   std::string mountpoint = info[0].As<Napi::String>().Utf8Value();
   struct stat st;
-  bool stale = stat(mountpoint.c_str(), &st) != 0 && errno == ENOTCONN;
+  bool stale = fuse::StatLive(mountpoint, &st) == ENOTCONN;
   if (stale && umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
     int err = errno;
     ThrowError(env, err, "detach stale mount " + mountpoint + ": " + strerror(err));

@@ -93,6 +93,10 @@ void ForgetMulti(fuse_req_t req, size_t, fuse_forget_data*) { fuse_reply_none(re
 
 void Getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Session* s = SessionOf(req);
+  if (const struct stat* st = s->fixedAttr(ino)) {
+    fuse_reply_attr(req, st, Session::KeptFor(ino));
+    return;
+  }
   Args a(s);
   a.Set("ino", ino);
   if (fi != nullptr) a.Set("fh", fi->fh);
@@ -215,7 +219,12 @@ void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Session* s = SessionOf(req);
-  s->DropSnapshot(fi->fh);
+  // An open JS answered with a snapshot keeps nothing in JS (FsHandlers.open):
+  // its last close is answered here, without a turn through JS.
+  if (s->DropSnapshot(fi->fh)) {
+    fuse_reply_err(req, 0);
+    return;
+  }
   Args a(s);
   a.Set("ino", ino).Set("fh", fi->fh).Set("flags", fi->flags);
   s->Dispatch("release", NewRequest(req, ReplyKind::kErrOnly), a.obj);

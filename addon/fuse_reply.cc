@@ -68,13 +68,14 @@ bool ToStat(Napi::Value v, struct stat* st, std::string* bad) {
 }
 
 // Attributes are asked for again at every use (a permission check, a stat)
-// unless JS says they never change while mounted ({ fixed: true }: files of
-// fixed size and time). The names are fixed too (entry_timeout). Kept
-// attributes are served even once the daemon is gone, so the root's are
-// never kept: a stat of a dead mount must say ENOTCONN (detachStaleMount).
+// unless JS says they change only when it says so ({ fixed: true }): then the
+// session and the kernel keep them (Session::KeepAttr; the root's for a
+// second). The names are fixed too (entry_timeout).
 constexpr double kFixedTimeout = 3600.0;
-double AttrTimeout(Napi::Value attr) {
-  return attr.IsObject() && attr.As<Napi::Object>().Get("fixed").ToBoolean().Value() ? kFixedTimeout : 0.0;
+double AttrTimeout(Request* r, Napi::Value attr, const struct stat& st) {
+  if (!attr.IsObject() || !attr.As<Napi::Object>().Get("fixed").ToBoolean().Value()) return 0.0;
+  if (r->session != nullptr) r->session->KeepAttr(st);
+  return Session::KeptFor(st.st_ino);
 }
 
 bool ToBytes(Napi::Value v, const char** data, size_t* len, std::string* holder) {
@@ -111,7 +112,8 @@ std::string Answer(Request* r, Napi::Value data) {
     case ReplyKind::kAttr: {
       struct stat st;
       if (!ToStat(data, &st, &bad)) return bad;
-      fuse_reply_attr(Take(r), &st, AttrTimeout(data));
+      double timeout = AttrTimeout(r, data, st);
+      fuse_reply_attr(Take(r), &st, timeout);
       return "";
     }
     case ReplyKind::kEntry: {
@@ -123,7 +125,7 @@ std::string Answer(Request* r, Napi::Value data) {
       if (data.IsObject()) e.ino = static_cast<fuse_ino_t>(Num(data.As<Napi::Object>(), "ino", e.ino));
       e.attr.st_ino = e.ino;
       e.generation = 0;
-      e.attr_timeout = AttrTimeout(attr);
+      e.attr_timeout = AttrTimeout(r, attr, e.attr);
       // The directory's names are fixed for the mount's life (the catalogue
       // resolved at start): no LOOKUP round trip on every open of a file.
       e.entry_timeout = kFixedTimeout;

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -45,8 +46,7 @@ int Session::Mount(const std::vector<std::string>& options, std::string* message
   const std::string what = "mount " + mountpoint_ + ": ";
   // libfuse reports these only as log text; check first to get a real errno.
   struct stat st;
-  if (stat(mountpoint_.c_str(), &st) != 0) {
-    int err = errno;
+  if (int err = StatLive(mountpoint_, &st); err != 0) {
     *message = what + strerror(err);
     if (err == ENOTCONN) *message += " (a FUSE mount whose daemon died is still there: detach it first)";
     return err;
@@ -166,6 +166,20 @@ int Session::NotifyPoll(fuse_pollhandle* ph) {
   // pollers. Harmless if nobody polls that file any more (the kernel ignores
   // an unknown handle).
   return fuse_lowlevel_notify_poll(ph);
+}
+
+int StatLive(const std::string& path, struct stat* st) {
+  struct statfs fs;
+  if (stat(path.c_str(), st) != 0 || statfs(path.c_str(), &fs) != 0) return errno;
+  return 0;
+}
+
+void Session::Invalidate(fuse_ino_t ino) {
+  fixedAttrs_.erase(ino);
+  // Attributes only (a negative offset): no page to drop, so the kernel takes
+  // no lock that a request waiting for us (a write in flight) may hold.
+  // -ENOENT when the kernel does not hold the inode: nothing to do.
+  if (se_ != nullptr) fuse_lowlevel_notify_inval_inode(se_, ino, -1, 0);
 }
 
 bool PollWaker::Notify() {

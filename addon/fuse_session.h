@@ -78,7 +78,23 @@ class Session : public std::enable_shared_from_this<Session> {
     return it == snapshots_.end() ? nullptr : &it->second;
   }
   void KeepSnapshot(uint64_t fh, std::string bytes) { snapshots_[fh] = Snapshot{std::move(bytes), true}; }
-  void DropSnapshot(uint64_t fh) { snapshots_.erase(fh); }
+  // False when fh had none.
+  bool DropSnapshot(uint64_t fh) { return snapshots_.erase(fh) != 0; }
+  // Attributes JS said are fixed ({ fixed: true }): GETATTR is answered from
+  // them, without JS, until JS says they changed (Invalidate). The kernel
+  // keeps them too: the root's for a second only, because kept attributes
+  // are served even once the daemon is gone, and a stat of a dead mount must
+  // say ENOTCONN soon (StatLive does at once). A second is enough for the
+  // root's GETATTR (which default_permissions sends before every path walk
+  // through it) to be skipped by a reader that opens file after file.
+  static double KeptFor(fuse_ino_t ino) { return ino == FUSE_ROOT_ID ? 1.0 : 3600.0; }
+  void KeepAttr(const struct stat& st) { fixedAttrs_[st.st_ino] = st; }
+  const struct stat* fixedAttr(fuse_ino_t ino) const {
+    auto it = fixedAttrs_.find(ino);
+    return it == fixedAttrs_.end() ? nullptr : &it->second;
+  }
+  // JS changed the attributes of ino: forget them here and in the kernel.
+  void Invalidate(fuse_ino_t ino);
   const std::string& mountpoint() const { return mountpoint_; }
 
   // Used by the op callbacks (fuse_ops.cc), on the JS thread.
@@ -110,6 +126,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unordered_map<Request*, std::shared_ptr<Request>> pending_;
   std::unordered_set<fuse_ino_t> cached_;
   std::unordered_map<uint64_t, Snapshot> snapshots_;
+  std::unordered_map<fuse_ino_t, struct stat> fixedAttrs_;
 };
 
 // A poll handle (what the kernel gave with a FUSE_POLL asking to be told
@@ -136,6 +153,11 @@ class PollWaker {
   std::weak_ptr<Session> session_;
   PollHandle ph_;
 };
+
+// stat(2) of `path`, and statfs(2) too, which a FUSE mount always asks of its
+// daemon: a dead mount's kept root attributes satisfy stat(2) for a second
+// (Session::KeptFor), statfs(2) says ENOTCONN. Returns 0 or the errno.
+int StatLive(const std::string& path, struct stat* st);
 
 // fuse_ops.cc: the ll op table; userdata is the Session.
 const fuse_lowlevel_ops& LowLevelOps();

@@ -72,8 +72,6 @@ export interface PinnedLink {
   name: string;
   linkId: number;
   progId: number;
-  /** The kernel's copy of the program name (15 characters at most). */
-  progName: string;
   /** The hook the link really runs on (from its target BTF id): an LSM hook, or a companion's 'fexit:FUNC'; null when unknown. */
   hook: string | null;
   /** The object the program came from, as its writer resolved it; null when unknown. */

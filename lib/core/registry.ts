@@ -20,6 +20,7 @@ export interface Attached {
 
 export class Registry {
   private changed = new Map<string, Date>();
+  private readonly listeners: ((behaviour: string) => void)[] = [];
 
   constructor(
     private readonly kernel: KernelPort,
@@ -42,6 +43,12 @@ export class Registry {
 
   touch(behaviour: string): void {
     this.changed.set(behaviour, new Date());
+    for (const f of this.listeners) f(behaviour);
+  }
+
+  /** Call `f` at every change of a behaviour's mtime (the FUSE layer keeps attributes until then). */
+  onTouch(f: (behaviour: string) => void): void {
+    this.listeners.push(f);
   }
 }
 

@@ -38,7 +38,10 @@ export interface FileEntry {
   stream?: true;
   /** Fixed for the mount's life, with an exact size: the page cache may serve it. */
   cache?: true;
-  /** Its size and time never change while mounted: the kernel may keep its attributes. */
+  /**
+   * Its size and time change only when the core says so (a behaviour's
+   * mtime, Registry.onTouch), or never: the kernel may keep its attributes.
+   */
   fixed?: true;
 }
 
@@ -47,11 +50,12 @@ export function fileTable(core: Krsi, mountedAt: number): Map<string, FileEntry>
   const since = () => mountedAt;
   const nominal = () => NOMINAL_SIZE;
   // Behaviour files: root reads and writes; writing also needs CAP_MAC_ADMIN.
-  // A listing is read from the kernel, on the worker pool, behind any verifier
-  // run: stat must not wait for that, so its size is nominal.
+  // A listing is asked of the kernel when read, not when stat'ed, so the size
+  // is nominal, and the attributes change only with the mtime, when krsifs
+  // attaches or detaches (the FUSE layer is told: KrsiFsHandlers.watch).
   for (const name of core.behaviours()) {
     table.set(name, {
-      name, mode: 0o600, write: 'lines', size: nominal,
+      name, mode: 0o600, write: 'lines', size: nominal, fixed: true,
       text: () => core.listing(name),
       mtime: () => core.registry.changedAt(name).getTime(),
     });

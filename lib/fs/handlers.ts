@@ -23,7 +23,7 @@ interface Handle {
   lines: LineBuffer | null;
   /** The process (tgid) whose bytes the unfinished line holds: only it can finish or run it. */
   partialBy: number | null;
-  /** The text served to reads of this open file, taken at offset 0. */
+  /** The text served to reads of this open file (for writing, or for the page cache), taken at offset 0. */
   snapshot: Buffer | null;
   /** events: this reader's queue. */
   stream?: EventStream;
@@ -62,11 +62,16 @@ export class KrsiFsHandlers implements FsHandlers {
   getattr(p: string): Stat {
     if (p === '/') {
       const t = this.mountedAt;
-      return { mode: constants.S_IFDIR | 0o755, size: 0, uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 2 };
+      return { mode: constants.S_IFDIR | 0o755, size: 0, uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 2, fixed: true };
     }
     const f = this.file(p);
     const t = f.mtime();
     return { mode: constants.S_IFREG | f.mode, size: f.size(), uid: 0, gid: 0, mtimeMs: t, atimeMs: t, ctimeMs: t, nlink: 1, fixed: f.fixed };
+  }
+
+  /** A behaviour's mtime changes when krsifs attaches or detaches through it. */
+  watch(changed: (path: string) => void): void {
+    this.core.registry.onTouch((behaviour) => changed(`/${behaviour}`));
   }
 
   readdir(p: string): string[] {
@@ -87,6 +92,8 @@ export class KrsiFsHandlers implements FsHandlers {
     // end of file, without a round trip each.
     const snapshot = !writable && f.text && !f.stream && !f.cache ? Buffer.from(await f.text()) : null;
     const fh = this.nextFh++;
+    // nothing to keep: its reads are the FUSE layer's or start from the path, and it gets no release
+    if (snapshot) return { fh, snapshot };
     this.handles.set(fh, {
       file: f,
       writable,
@@ -96,8 +103,7 @@ export class KrsiFsHandlers implements FsHandlers {
       stream: f.stream ? this.events?.open() : undefined,
       nonblock: (flags & constants.O_NONBLOCK) !== 0,
     });
-    if (f.cache) return { fh, cache: true };
-    return snapshot ? { fh, snapshot } : fh;
+    return f.cache ? { fh, cache: true } : fh;
   }
 
   /**
@@ -107,7 +113,9 @@ export class KrsiFsHandlers implements FsHandlers {
    * reads after).
    */
   async read(p: string, fh: number, size: number, offset: number, caller?: Caller, signal?: AbortSignal): Promise<Buffer> {
-    const h = this.handle(fh);
+    const h = this.handles.get(fh);
+    // an open with a snapshot (no handle): a read at offset 0 after the first, the whole text again
+    if (!h) return Buffer.from((await this.file(p).text?.()) ?? '');
     // events: a stream; the read waits for records, and ends with EINTR only
     // when the reader is being killed (lib/fs/signals.ts)
     if (h.file.stream) {
@@ -125,8 +133,8 @@ export class KrsiFsHandlers implements FsHandlers {
    * when it becomes so, as trace_pipe does; other files are always ready.
    */
   poll(_p: string, fh: number, _caller: Caller, wake: () => void): number {
-    const h = this.handle(fh);
-    if (!h.file.stream) return POLL_ALWAYS;
+    const h = this.handles.get(fh);
+    if (!h?.file.stream) return POLL_ALWAYS; // a snapshot's open has no handle
     if (!h.stream || h.stream.ready) return POLL.IN | POLL.RDNORM;
     h.stream.onReady(wake);
     return 0;

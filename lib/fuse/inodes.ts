@@ -15,6 +15,11 @@ export class Inodes {
     return this.byIno.get(ino);
   }
 
+  /** The inode of a path, if it has one. */
+  known(p: string): number | undefined {
+    return this.byPath.get(p);
+  }
+
   /** The inode of a path, allocated on first use. */
   ino(p: string): number {
     let n = this.byPath.get(p);

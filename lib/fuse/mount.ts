@@ -20,8 +20,12 @@ export interface Stat {
   /** Defaults to 2 for a directory, 1 otherwise. */
   nlink?: number;
   /**
-   * These attributes never change while mounted: the kernel keeps them
-   * instead of asking again at every permission check and stat.
+   * These attributes change only when the handlers say so (the `changed`
+   * that `watch` hands them): until then the FUSE layer answers GETATTR
+   * itself, and the kernel keeps them instead of asking again at every
+   * permission check and stat (the root's for a second only: a stat of a
+   * dead mount must say ENOTCONN soon; detachStaleMount asks statfs(2),
+   * which says so at once).
    */
   fixed?: boolean;
 }
@@ -47,7 +51,8 @@ export interface FsHandlers {
    * file's text as of this open, from which the read at offset 0 that follows
    * and every read past offset 0 are served without calling read(); a later
    * read at offset 0 calls read(), which must then answer with the whole text
-   * (it replaces the snapshot).
+   * (it replaces the snapshot). A snapshot's open gets no release() (the
+   * FUSE layer answers its last close itself): keep nothing for it.
    */
   open(path: string, flags: number, caller: Caller): Promise<OpenReply> | OpenReply;
   /**
@@ -84,6 +89,12 @@ export interface FsHandlers {
    * every file is always ready (POLL_ALWAYS).
    */
   poll?(path: string, fh: number, caller: Caller, wake: () => void): Promise<number> | number;
+  /**
+   * Called once, when mounted: `changed(path)` says that the attributes of
+   * a file getattr gave as `fixed` are not what they were (call it before
+   * the request that changed them is answered).
+   */
+  watch?(changed: (path: string) => void): void;
 }
 
 export interface MountOptions {
@@ -174,6 +185,10 @@ export async function mount(mountpoint: string, handlers: FsHandlers, opts: Moun
     opts.onUnmounted?.();
   });
   track(session);
+  handlers.watch?.((p) => {
+    const ino = fs.knownIno(p);
+    if (ino !== undefined) session.invalidate(ino);
+  });
   return new Mount(where, session);
 }
 
@@ -216,6 +231,11 @@ class FsAdapter {
     if (req.ino !== undefined) return this.inodes.path(req.ino);
     const parent = req.parent !== undefined ? this.inodes.path(req.parent) : undefined;
     return parent !== undefined && req.name !== undefined ? Inodes.child(parent, req.name) : undefined;
+  }
+
+  /** The inode of a path the kernel was given; undefined if it never was. */
+  knownIno(p: string): number | undefined {
+    return this.inodes.known(p);
   }
 
   private path(ino: number): string {
@@ -342,7 +362,8 @@ class FsAdapter {
         if (errnoOf(e) === constants.errno.ENOSYS) return POLL_ALWAYS;
         throw e;
       }
-      if ((revents & (q.events || ~0)) !== 0 && this.wakers.get(q.fh) === q.waker) this.dropWaker(q.fh);
+      // ready for the poller, or always ready (nothing will ever wake it): the waker is not needed
+      if (((revents & (q.events || ~0)) !== 0 || revents === POLL_ALWAYS) && this.wakers.get(q.fh) === q.waker) this.dropWaker(q.fh);
       return revents;
     },
   };

@@ -101,6 +101,8 @@ export interface NativeSession {
   /** Idempotent: stops serving, answers pending requests EIO, detaches the mount lazily. */
   unmount(): void;
   isMounted(): boolean;
+  /** The attributes of inode `ino`, given as fixed, changed: the addon and the kernel forget them. */
+  invalidate(ino: number): void;
 }
 
 interface FuseBinding {

@@ -1,6 +1,7 @@
 // The kernel layer, typed: a thin layer over the addon's libbpf exports
-// (addon/bpf_*.cc). Every function returns a Promise: the work runs on a
-// libuv thread (readObject: on a thread of its own), never on the event loop.
+// (addon/bpf_*.cc). A function returns a Promise when its work runs on a
+// libuv thread (readObject: on a thread of its own); the few that run on the
+// event loop (small steps on objects in memory) say "Synchronous".
 // Failures are KrsiError (errno, code, message, verifierLog for loads, details).
 import { native } from '../addon.js';
 import type { AttachedLoaded, LinkInfo, PinInfo, PinnedLinkInfo, ProgInfo, ReadResult } from './types.js';
@@ -173,14 +174,14 @@ export function attachProgram(id: number, hook: string, pinPath: string): Promis
 
 
 /**
- * Every link pinned in bpffs directory `dir`, sorted by link id, with its
- * program's kernel name, the hook it runs on and (when `objectsDir` holds a
- * symlink named by its link id) the object it came from: one worker for the
- * whole directory. A missing directory is empty; pins that vanish meanwhile
- * are left out; a pin that is neither an LSM link nor a companion's comes
- * with `foreign` (why).
+ * Every link pinned in bpffs directory `dir`, sorted by link id, with the
+ * hook it runs on and (when `objectsDir` holds a symlink named by its link
+ * id) the object it came from. Synchronous, on the loop: call it for one
+ * behaviour's directory only (the bound: lib/kernel/port.ts list). A missing
+ * directory is empty; pins that vanish meanwhile are left out; a pin that is
+ * neither an LSM link nor a companion's comes with `foreign` (why).
  */
-export function pinnedLinks(dir: string, objectsDir?: string): Promise<PinnedLinkInfo[]> {
+export function pinnedLinks(dir: string, objectsDir?: string): PinnedLinkInfo[] {
   return objectsDir === undefined ? native.pinnedLinks(dir) : native.pinnedLinks(dir, objectsDir);
 }
 

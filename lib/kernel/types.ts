@@ -185,4 +185,4 @@ export interface ProbeResult {
 export type PinnedLinkInfo = Omit<PinnedLink, 'mode'> & { foreign?: string };
 
 /** One pinned link, as pinInfo() reads it. */
-export type PinInfo = Pick<PinnedLinkInfo, 'linkId' | 'progId' | 'progName' | 'hook'>;
+export type PinInfo = Pick<PinnedLinkInfo, 'linkId' | 'progId' | 'hook'>;

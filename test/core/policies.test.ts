@@ -295,7 +295,7 @@ t.test('digest records: a changed format or garbage counts as changed', async (t
 
 t.test('a declared object with a companion is in force: the companion runs on its own function, not the hook', async (t) => {
   const digest = await digestOf(Buffer.from('hide'), {}, 'enforce');
-  const pin = (name: string, linkId: number, hook: string): PinnedLink => ({ name, linkId, progId: linkId - 1000, progName: name.slice(0, 15), hook, object: '/abs/hide.o', mode: 'enforce' });
+  const pin = (name: string, linkId: number, hook: string): PinnedLink => ({ name, linkId, progId: linkId - 1000, hook, object: '/abs/hide.o', mode: 'enforce' });
   const kernel = { digestOf: async () => formatDigest(digest) };
   const plan = { digest, programs: ['hidden_module_load', 'hidden_module_init'], mode: 'enforce' as const };
   const pins = [pin('hidden_module_load', 1001, 'kernel_read_file'), pin('hidden_module_init', 1002, 'fexit:do_init_module')];

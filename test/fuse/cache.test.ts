@@ -10,7 +10,9 @@ import { startDaemon } from './fixtures/daemon.js';
 const d = await startDaemon(t, 'cache', 'memfs');
 const mp = d.mountpoint;
 const counts = () =>
-  JSON.parse(readFileSync(`${mp}/counts`, 'utf8')) as { flush: number; deepReads: number; snapReads: number; deepGetattrs: number };
+  JSON.parse(readFileSync(`${mp}/counts`, 'utf8')) as {
+    flush: number; deepReads: number; snapReads: number; deepGetattrs: number; rootGetattrs: number; stampGetattrs: number; snapReleases: number;
+  };
 
 t.test('closing a read-only descriptor sends no FLUSH; a writer\'s close still does', async (t) => {
   const before = counts().flush;
@@ -41,6 +43,7 @@ t.test('an open with a snapshot: its first read and the end of file are served w
   t.match(first, /^snap \d+$/, 'cat reads the text taken at open');
   t.not(second, first, 'each open takes its own text');
   t.equal(counts().snapReads, before, 'no read request reached the daemon');
+  t.equal(counts().snapReleases, 0, 'nor any last close (the FUSE layer answers it)');
 
   const fd = openSync(`${mp}/snap`, 'r');
   try {
@@ -67,4 +70,27 @@ t.test('fixed attributes are asked for once, not at every open and stat', async 
   for (let i = 0; i < 3; i++) await execa('cat', [`${mp}/sub/deep`]);
   statSync(`${mp}/sub/deep`);
   t.equal(counts().deepGetattrs, before, 'no GETATTR of the file for three cats and a stat');
+});
+
+t.test("the root's fixed attributes are answered without the handlers (the kernel still asks: see lifecycle's ENOTCONN)", async (t) => {
+  statSync(mp);
+  const before = counts().rootGetattrs;
+  for (let i = 0; i < 3; i++) await execa('cat', [`${mp}/sub/deep`]);
+  t.ok(statSync(mp).isDirectory(), 'a stat of the root');
+  t.equal(counts().rootGetattrs, before, 'no GETATTR of the root reached the handlers');
+});
+
+t.test('fixed attributes are kept until the handlers say they changed, even with no request on that file', async (t) => {
+  const first = statSync(`${mp}/stamp`).mtimeMs;
+  const before = counts().stampGetattrs;
+  statSync(`${mp}/stamp`);
+  t.equal(counts().stampGetattrs, before, 'a second stat is answered from what was kept');
+  const fd = openSync(`${mp}/touch`, 'w');
+  writeSync(fd, 'x');
+  closeSync(fd);
+  const second = statSync(`${mp}/stamp`).mtimeMs;
+  t.equal(second, first + 1000, 'after the change, a stat shows the new mtime');
+  t.equal(counts().stampGetattrs, before + 1, 'asked of the handlers once');
+  statSync(`${mp}/stamp`);
+  t.equal(counts().stampGetattrs, before + 1, 'and kept again');
 });

@@ -108,7 +108,7 @@ export abstract class FakeKernelBase implements KernelPort {
   protected read(behaviour: string, name: string): PinnedLink {
     const l = this.links.get(this.dirs.get(behaviour)!.get(name)!)!;
     const r = this.records.get(l.id);
-    return { name, linkId: l.id, progId: l.progId, progName: l.name.slice(0, 15), hook: l.hook, object: r?.object ?? null, mode: r?.mode ?? 'enforce' };
+    return { name, linkId: l.id, progId: l.progId, hook: l.hook, object: r?.object ?? null, mode: r?.mode ?? 'enforce' };
   }
 
   async pins(behaviour: string): Promise<PinnedLink[]> {

@@ -6,6 +6,6 @@ import { runGuestSuite, testKernels } from '../helpers/guest-suite.js';
 
 for (const kernel of testKernels()) {
   t.test(`krsifs on a real BPF LSM kernel (${kernel}): attach, enforce, list, replace, detach, refuse`, (t) =>
-    runGuestSuite(t, { name: 'e2e', steps: 10, kernel }),
+    runGuestSuite(t, { name: 'e2e', steps: 11, kernel }),
   );
 }
