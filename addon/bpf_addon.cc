@@ -1,5 +1,5 @@
 // The kernel layer's exports: readObject, openObject, kernelHooks, attachProgram,
-// attachPinnedTrace, linkInfo, progInfo, pinInfo, probe, and the events
+// attachPinnedTrace, linkInfo, progInfo, probe, and the events
 // ring (eventsOpen, EventReader), pinnedLinks.
 #include <malloc.h>
 

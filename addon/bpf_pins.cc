@@ -1,7 +1,6 @@
 // pinnedLinks(dir, objectsDir): every link pinned in one bpffs directory, with
 // what a listing needs, in one worker: a read of a behaviour file costs one
-// thread-pool round trip, not four per program. pinInfo(path): the same for
-// one pin (open it, link info, program info, close), in one worker.
+// thread-pool round trip, not four per program.
 #include <dirent.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,13 +26,12 @@ struct Pinned {
   std::string foreign;
 };
 
-// What the kernel says about the pin at `path`: false with *err set when it
-// cannot be opened or read (ENOENT: removed meanwhile); true otherwise, with
-// p->foreign set for a pin that is not krsifs's kind of link.
-bool DescribePin(const std::string& path, Pinned* p, int* err) {
+// What the kernel says about the pin at `path`: false when it is gone (removed
+// meanwhile) or its link cannot be read; true otherwise, with p->foreign set
+// for a pin that is not krsifs's kind of link.
+bool DescribePin(const std::string& path, Pinned* p) {
   UniqueFd fd(bpf_obj_get(path.c_str()));
   if (!fd.valid()) {
-    *err = errno;
     if (errno == ENOENT) return false;
     // a directory or anything bpf_obj_get refuses: someone else's
     p->foreign = "not a bpf object (" + ErrText(errno) + ")";
@@ -46,10 +44,7 @@ bool DescribePin(const std::string& path, Pinned* p, int* err) {
   }
   bpf_link_info info = {};
   uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) {
-    *err = errno;
-    return false;
-  }
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return false;
   p->linkId = info.id;
   p->progId = info.prog_id;
   std::string companion = CompanionOfLink(info);
@@ -67,10 +62,6 @@ bool DescribePin(const std::string& path, Pinned* p, int* err) {
     if (bpf_obj_get_info_by_fd(prog.get(), &pinfo, &plen) == 0) p->progName.assign(pinfo.name, strnlen(pinfo.name, sizeof(pinfo.name)));
   }
   return true;
-}
-
-Napi::Value HookValue(Napi::Env env, const Pinned& p) {
-  return p.hook.empty() ? env.Null() : Napi::Value(Napi::String::New(env, p.hook));
 }
 
 struct DirCloser {
@@ -93,8 +84,7 @@ class PinnedLinksWorker : public PromiseWorker {
       if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
       Pinned p;
       p.name = e->d_name;
-      int err = 0;
-      if (!DescribePin(dir_ + "/" + p.name, &p, &err)) continue;  // removed since readdir: not listed
+      if (!DescribePin(dir_ + "/" + p.name, &p)) continue;  // removed since readdir: not listed
       if (p.foreign.empty() && !objects_.empty()) {
         char buf[4096];
         ssize_t n = readlink((objects_ + "/" + std::to_string(p.linkId)).c_str(), buf, sizeof(buf) - 1);
@@ -117,7 +107,7 @@ class PinnedLinksWorker : public PromiseWorker {
       o.Set("linkId", p.linkId);
       o.Set("progId", p.progId);
       o.Set("progName", p.progName);
-      o.Set("hook", HookValue(env, p));
+      o.Set("hook", p.hook.empty() ? env.Null() : Napi::Value(Napi::String::New(env, p.hook)));
       o.Set("object", p.hasObject ? Napi::Value(Napi::String::New(env, p.object)) : env.Null());
       if (!p.foreign.empty()) o.Set("foreign", p.foreign);
       out.Set(i, o);
@@ -131,34 +121,6 @@ class PinnedLinksWorker : public PromiseWorker {
   std::vector<Pinned> pins_;
 };
 
-class PinInfoWorker : public PromiseWorker {
- public:
-  PinInfoWorker(Napi::Env env, std::string path) : PromiseWorker(env, "krsifs:PinInfoWorker"), path_(std::move(path)) {}
-
- protected:
-  void Run() override {
-    int err = 0;
-    if (!DescribePin(path_, &pin_, &err)) {
-      failure_.set(err, "open pin " + path_ + ": " + ErrText(err));
-    } else if (!pin_.foreign.empty()) {
-      failure_.set(EINVAL, "open pin " + path_ + ": " + pin_.foreign);
-    }
-  }
-
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("linkId", pin_.linkId);
-    o.Set("progId", pin_.progId);
-    o.Set("progName", pin_.progName);
-    o.Set("hook", HookValue(env, pin_));
-    return o;
-  }
-
- private:
-  std::string path_;
-  Pinned pin_;
-};
-
 Napi::Value PinnedLinks(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString() || (info.Length() > 1 && !info[1].IsString())) {
@@ -169,19 +131,10 @@ Napi::Value PinnedLinks(const Napi::CallbackInfo& info) {
   return (new PinnedLinksWorker(env, info[0].As<Napi::String>().Utf8Value(), objects))->Queue();
 }
 
-Napi::Value PinInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) {
-    Napi::TypeError::New(env, "pinInfo(path: string)").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  return (new PinInfoWorker(env, info[0].As<Napi::String>().Utf8Value()))->Queue();
-}
 }  // namespace
 
 void InitPins(Napi::Env env, Napi::Object exports) {
   exports.Set("pinnedLinks", Napi::Function::New(env, PinnedLinks, "pinnedLinks"));
-  exports.Set("pinInfo", Napi::Function::New(env, PinInfo, "pinInfo"));
 }
 
 }  // namespace krsi

@@ -3,7 +3,7 @@
 // libuv thread (readObject: on a thread of its own), never on the event loop.
 // Failures are KrsiError (errno, code, message, verifierLog for loads, details).
 import { native } from '../addon.js';
-import type { AttachedLoaded, LinkInfo, PinInfo, PinnedLinkInfo, ProgInfo, ReadResult } from './types.js';
+import type { AttachedLoaded, LinkInfo, PinnedLinkInfo, ProgInfo, ReadResult } from './types.js';
 import { openObject, wrapOpened, type NativeOpened } from './object.js';
 
 export type * from './types.js';
@@ -162,7 +162,7 @@ export { hasHook, kernelHooks } from './hooks.js';
 
 /**
  * Attach a program that is already loaded (by id) to `hook` with a link of
- * our own, pinned at `pinPath` (read it with pinInfo). The program
+ * our own, pinned at `pinPath` (pinnedLinks lists it). The program
  * must be an LSM program loaded for `hook`.
  * Errors: ENOENT no such program, EINVAL not LSM / loaded for another hook /
  * not lsm_mac, E2BIG hook full, the pin's errno.
@@ -182,15 +182,6 @@ export function attachProgram(id: number, hook: string, pinPath: string): Promis
  */
 export function pinnedLinks(dir: string, objectsDir?: string): Promise<PinnedLinkInfo[]> {
   return objectsDir === undefined ? native.pinnedLinks(dir) : native.pinnedLinks(dir, objectsDir);
-}
-
-/**
- * The link pinned at `path`, as pinnedLinks() reads each one, in one worker
- * (the pin is opened, read and closed there: no fd reaches JS).
- * Errors: ENOENT no pin, EINVAL not an LSM link nor a companion's.
- */
-export function pinInfo(path: string): Promise<PinInfo> {
-  return native.pinInfo(path);
 }
 
 /** The kernel's view of link `id`. Errors: ENOENT gone. */
