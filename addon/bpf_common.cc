@@ -225,6 +225,56 @@ std::string CompanionOfLink(const bpf_link_info& info) {
   return std::string(kind) + ":" + (fn ? fn : "?");
 }
 
+namespace {
+class Worker : public Napi::AsyncWorker {
+ public:
+  Worker(Napi::Env env, const char* name, std::function<void(Failure*)> run, std::function<Napi::Value(Napi::Env)> done)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), run_(std::move(run)), done_(std::move(done)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ private:
+  void Execute() override {
+    ClearLibbpfLog();
+    run_(&failure_);
+    if (failure_.failed()) SetError(failure_.message);
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Napi::Value v = done_(env);
+    if (env.IsExceptionPending()) {
+      deferred_.Reject(env.GetAndClearPendingException().Value());
+      return;
+    }
+    deferred_.Resolve(v);
+  }
+  void OnError(const Napi::Error&) override {
+    Napi::HandleScope scope(Env());
+    deferred_.Reject(MakeError(Env(), failure_));
+  }
+  Napi::Promise::Deferred deferred_;
+  std::function<void(Failure*)> run_;
+  std::function<Napi::Value(Napi::Env)> done_;
+  Failure failure_;
+};
+}  // namespace
+
+Napi::Promise Work(Napi::Env env, const char* name, std::function<void(Failure*)> run,
+                   std::function<Napi::Value(Napi::Env)> done) {
+  auto* w = new Worker(env, name, std::move(run), std::move(done));
+  Napi::Promise p = w->Promise();
+  w->Queue();  // the worker deletes itself once settled
+  return p;
+}
+
+Napi::Value MadeValue(Napi::Env env, const Made& m, bool named) {
+  Napi::Object o = Napi::Object::New(env);
+  if (named) o.Set("name", m.name);
+  o.Set("progId", m.progId);
+  o.Set("linkId", m.linkId);
+  return o;
+}
+
 bool CopyBytes(Napi::Env env, Napi::Value v, const char* what, std::vector<uint8_t>* out) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
     Napi::TypeError::New(env, std::string(what) + ": expected a Buffer").ThrowAsJavaScriptException();

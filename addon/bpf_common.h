@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -115,47 +116,20 @@ std::string CompanionOfLink(const bpf_link_info& info);
 // TypeError) if it is not one.
 bool CopyBytes(Napi::Env env, Napi::Value v, const char* what, std::vector<uint8_t>* out);
 
-// Base of every worker: a Promise settled on the JS thread. Execute() runs
-// Run() on a libuv thread and never touches N-API; failures go into failure_
-// and become a KrsiError in OnError.
-class PromiseWorker : public Napi::AsyncWorker {
- public:
-  PromiseWorker(Napi::Env env, const char* resourceName)
-      : Napi::AsyncWorker(env, resourceName), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Queue() {
-    Napi::Promise p = deferred_.Promise();
-    Napi::AsyncWorker::Queue();
-    return p;
-  }
+// Every worker: a Promise settled on the JS thread. `run` runs on a libuv
+// thread and never touches N-API; a failure it records becomes a KrsiError.
+// Otherwise `done` builds the value on the JS thread. What both need lives in
+// what they capture (a shared_ptr when run fills it).
+Napi::Promise Work(Napi::Env env, const char* name, std::function<void(Failure*)> run,
+                   std::function<Napi::Value(Napi::Env)> done);
 
- protected:
-  virtual void Run() = 0;
-  virtual Napi::Value Result(Napi::Env env) = 0;
-  Failure failure_;
-
- private:
-  void Execute() override {
-    ClearLibbpfLog();
-    Run();
-    if (failure_.failed()) SetError(failure_.message);
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    Napi::Value v = Result(env);
-    if (env.IsExceptionPending()) {
-      deferred_.Reject(env.GetAndClearPendingException().Value());
-      return;
-    }
-    deferred_.Resolve(v);
-  }
-  void OnError(const Napi::Error&) override {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    deferred_.Reject(MakeError(env, failure_));
-  }
-  Napi::Promise::Deferred deferred_;
+// A program attached by a link of krsifs's own, pinned; as JS gets it
+// ({name?, progId, linkId}).
+struct Made {
+  std::string name;
+  uint32_t progId = 0, linkId = 0;
 };
+Napi::Value MadeValue(Napi::Env env, const Made& m, bool named);
 
 // Per-env state of the kernel layer (the opened object's constructor).
 struct BpfEnvData {

@@ -68,40 +68,44 @@ struct DirCloser {
   void operator()(DIR* d) const { closedir(d); }
 };
 
-class PinnedLinksWorker : public PromiseWorker {
- public:
-  PinnedLinksWorker(Napi::Env env, std::string dir, std::string objects)
-      : PromiseWorker(env, "krsifs:PinnedLinksWorker"), dir_(std::move(dir)), objects_(std::move(objects)) {}
-
- protected:
-  void Run() override {
-    std::unique_ptr<DIR, DirCloser> d(opendir(dir_.c_str()));
-    if (!d) {
-      if (errno != ENOENT) failure_.set(errno, "read pin directory " + dir_ + ": " + ErrText(errno));
-      return;  // no directory: nothing pinned
-    }
-    while (dirent* e = readdir(d.get())) {
-      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-      Pinned p;
-      p.name = e->d_name;
-      if (!DescribePin(dir_ + "/" + p.name, &p)) continue;  // removed since readdir: not listed
-      if (p.foreign.empty() && !objects_.empty()) {
-        char buf[4096];
-        ssize_t n = readlink((objects_ + "/" + std::to_string(p.linkId)).c_str(), buf, sizeof(buf) - 1);
-        if (n > 0) {
-          p.object.assign(buf, n);
-          p.hasObject = true;
-        }
-      }
-      pins_.push_back(std::move(p));
-    }
-    std::sort(pins_.begin(), pins_.end(), [](const Pinned& a, const Pinned& b) { return a.linkId < b.linkId; });
+// Every pin in `dir`, sorted by link id; a missing directory holds none.
+void ReadPinDir(const std::string& dir, const std::string& objects, std::vector<Pinned>* pins, Failure* f) {
+  std::unique_ptr<DIR, DirCloser> d(opendir(dir.c_str()));
+  if (!d) {
+    if (errno != ENOENT) f->set(errno, "read pin directory " + dir + ": " + ErrText(errno));
+    return;
   }
+  while (dirent* e = readdir(d.get())) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    Pinned p;
+    p.name = e->d_name;
+    if (!DescribePin(dir + "/" + p.name, &p)) continue;  // removed since readdir: not listed
+    if (p.foreign.empty() && !objects.empty()) {
+      char buf[4096];
+      ssize_t n = readlink((objects + "/" + std::to_string(p.linkId)).c_str(), buf, sizeof(buf) - 1);
+      if (n > 0) {
+        p.object.assign(buf, n);
+        p.hasObject = true;
+      }
+    }
+    pins->push_back(std::move(p));
+  }
+  std::sort(pins->begin(), pins->end(), [](const Pinned& a, const Pinned& b) { return a.linkId < b.linkId; });
+}
 
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Array out = Napi::Array::New(env, pins_.size());
-    for (size_t i = 0; i < pins_.size(); i++) {
-      const Pinned& p = pins_[i];
+Napi::Value PinnedLinks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString() || (info.Length() > 1 && !info[1].IsString())) {
+    Napi::TypeError::New(env, "pinnedLinks(dir: string, objectsDir?: string)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string dir = info[0].As<Napi::String>().Utf8Value();
+  std::string objects = info.Length() > 1 ? info[1].As<Napi::String>().Utf8Value() : "";
+  auto pins = std::make_shared<std::vector<Pinned>>();
+  return Work(env, "krsifs:pinnedLinks", [=](Failure* f) { ReadPinDir(dir, objects, pins.get(), f); }, [pins](Napi::Env env) {
+    Napi::Array out = Napi::Array::New(env, pins->size());
+    for (size_t i = 0; i < pins->size(); i++) {
+      const Pinned& p = (*pins)[i];
       Napi::Object o = Napi::Object::New(env);
       o.Set("name", p.name);
       o.Set("linkId", p.linkId);
@@ -113,22 +117,7 @@ class PinnedLinksWorker : public PromiseWorker {
       out.Set(i, o);
     }
     return out;
-  }
-
- private:
-  std::string dir_;
-  std::string objects_;
-  std::vector<Pinned> pins_;
-};
-
-Napi::Value PinnedLinks(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString() || (info.Length() > 1 && !info[1].IsString())) {
-    Napi::TypeError::New(env, "pinnedLinks(dir: string, objectsDir?: string)").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  std::string objects = info.Length() > 1 ? info[1].As<Napi::String>().Utf8Value() : "";
-  return (new PinnedLinksWorker(env, info[0].As<Napi::String>().Utf8Value(), objects))->Queue();
+  });
 }
 
 }  // namespace

@@ -196,7 +196,7 @@ export function linkIds(): Promise<number[]> {
 
 /** The kernel's view of program `id`. Errors: ENOENT gone. */
 export function progInfo(id: number): Promise<ProgInfo> {
-  return native.progInfo(id);
+  return (native.progInfo(id) as Promise<Omit<ProgInfo, 'tag'> & { tag: Buffer }>).then((p) => ({ ...p, tag: p.tag.toString('hex') }));
 }
 
 // Will this kernel load a BPF LSM program? Never rejects for a kernel's
