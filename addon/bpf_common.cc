@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <elf.h>
 #include <string.h>
 
 #include <cstdarg>
@@ -127,45 +126,7 @@ std::string HookOfFunc(const btf* b, const btf_type* t) {
   return name + 8;
 }
 
-static std::string MachineName(unsigned m) {
-  switch (m) {
-    case EM_X86_64: return "x86-64";
-    case EM_386: return "i386";
-    case EM_AARCH64: return "aarch64";
-    case EM_ARM: return "arm";
-    case EM_RISCV: return "risc-v";
-    case EM_PPC64: return "ppc64";
-    case EM_S390: return "s390";
-    case EM_NONE: return "none";
-    default: return std::to_string(m);
-  }
-}
-
-bool CheckBpfElf(const uint8_t* d, size_t size, Failure* f) {
-  if (size < EI_NIDENT || memcmp(d, ELFMAG, SELFMAG) != 0) {
-    f->set(ENOEXEC, "open object: not an ELF file");
-    return false;
-  }
-  if (size < sizeof(Elf64_Ehdr) || d[EI_CLASS] != ELFCLASS64 ||
-      (d[EI_DATA] != ELFDATA2LSB && d[EI_DATA] != ELFDATA2MSB)) {
-    f->set(ENOEXEC, "open object: ELF but not a BPF object (not a 64-bit ELF)");
-    return false;
-  }
-  unsigned m = d[EI_DATA] == ELFDATA2LSB ? (d[18] | d[19] << 8) : (d[18] << 8 | d[19]);
-  if (m != EM_BPF) {
-    f->set(ENOEXEC, "open object: ELF but not a BPF object (machine " + MachineName(m) + ")");
-    return false;
-  }
-  unsigned type = d[EI_DATA] == ELFDATA2LSB ? (d[16] | d[17] << 8) : (d[16] << 8 | d[17]);
-  if (type != ET_REL) {
-    f->set(ENOEXEC, "open object: BPF ELF but not a relocatable object (compile with clang -c)");
-    return false;
-  }
-  return true;
-}
-
 ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, Failure* f) {
-  if (!CheckBpfElf(data.data(), data.size(), f)) return nullptr;
   LIBBPF_OPTS(bpf_object_open_opts, opts);
   if (!name.empty()) opts.object_name = name.c_str();
   ClearLibbpfLog();
@@ -174,8 +135,8 @@ ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, 
   if (obj == nullptr) {
     int err = errno ? errno : EINVAL;
     std::string cause = LibbpfLastLine();
-    // The bytes passed the ELF/BPF header check, so any refusal here means a
-    // malformed object: libbpf says ENOENT, ERANGE, EINVAL, ... depending on
+    // lib/kernel/object.ts words a bad ELF header; past that, a refusal here
+    // means a malformed object: libbpf says ENOENT, ERANGE, EINVAL, ... depending on
     // what it tripped over ("No such file" or "Numerical result out of range"
     // would mislead a shell user). All become ENOEXEC, keeping libbpf's words
     // and errno in the message; only ENOMEM is passed through.

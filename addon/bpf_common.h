@@ -101,11 +101,8 @@ std::string HookOfFunc(const btf* b, const btf_type* t);
 // selfFds: an fd of /proc/self/fd, for a thread whose root is not ours.
 std::string BpfFdKind(int fd, int selfFds = -1);
 
-// Check the ELF header ourselves so the message says exactly what is wrong;
-// fills f with ENOEXEC when `data` is not a 64-bit BPF ELF object.
-bool CheckBpfElf(const uint8_t* data, size_t size, Failure* f);
-
-// Open an object from memory (no load): ENOEXEC for anything libbpf cannot open.
+// Open an object from memory (no load): ENOEXEC for anything libbpf cannot open
+// (lib/kernel/object.ts elfProblem says why first, from the header).
 ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, Failure* f);
 
 // What an fentry/fexit link runs on, "fentry:FUNC" / "fexit:FUNC" (FUNC from

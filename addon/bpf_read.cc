@@ -384,18 +384,20 @@ void Settle(napi_env env, napi_value, void* context, void* data) {
   ssize_t n = r->opened.valid()
                   ? readlink(("/proc/self/fd/" + std::to_string(r->opened.get())).c_str(), seen, sizeof(seen) - 1)
                   : -1;
-  if (r->failure.failed()) {
-    if (r->openFailed) r->failure.detail("object", n > 0 ? std::string(seen, n) : r->path);
+  std::string path = n > 0 ? std::string(seen, n) : r->path;
+  if (r->failure.failed() && !r->openFailed) {
     napi_reject_deferred(env, r->deferred, MakeError(e, r->failure));
     return;
   }
   Napi::Object o = Napi::Object::New(e);
   o.Set("data", Napi::Buffer<uint8_t>::Copy(e, r->data.data(), r->data.size()));
-  o.Set("path", Napi::String::New(e, n > 0 ? std::string(seen, n) : r->path));
+  o.Set("path", path);
+  // libbpf's refusal: lib/kernel/index.ts first checks the ELF header for its own words
+  if (r->openFailed) o.Set("openError", MakeError(e, r->failure.detail("object", path)));
   if (r->progId != 0) {
     Napi::Object p = Napi::Object::New(e);
     p.Set("id", r->progId);
-    p.Set("source", r->source.empty() ? "pinned:" + (n > 0 ? std::string(seen, n) : r->path) : r->source);
+    p.Set("source", r->source.empty() ? "pinned:" + path : r->source);
     o.Set("program", p);
   }
   if (r->object) o.Set("object", NewOpened(e, static_cast<BpfEnvData*>(context), std::move(r->object)));

@@ -4,7 +4,7 @@
 // Failures are KrsiError (errno, code, message, verifierLog for loads, details).
 import { native } from '../addon.js';
 import type { AttachedLoaded, LinkInfo, PinnedLinkInfo, ProgInfo, ReadResult } from './types.js';
-import { openObject, wrapOpened, type NativeOpened } from './object.js';
+import { elfProblem, notAnObject, openObject, wrapOpened, type NativeOpened } from './object.js';
 
 export type * from './types.js';
 import type { Credentials } from '../core/kernel-port.js';
@@ -116,9 +116,17 @@ export function readObject(
   const timeoutMs = opts.timeoutMs ?? limits.timeoutMs;
   readsOf.set(tgid, mine + 1);
   readsInFlight++;
-  const read = (native.readObject(w, path) as Promise<Omit<ReadResult, 'object'> & { object?: NativeOpened }>).then(
-    ({ object, ...r }): ReadResult => (object ? { ...r, object: wrapOpened(object, r.data) } : r),
-  ).finally(() => {
+  type NativeRead = Omit<ReadResult, 'object'> & { object?: NativeOpened; openError?: KrsiError };
+  const read = (native.readObject(w, path) as Promise<NativeRead>).then(({ object, openError, ...r }): ReadResult => {
+    // libbpf opened the bytes (or failed to): the header's own words come first
+    const problem = object || openError ? elfProblem(r.data) : '';
+    if (problem) {
+      object?.handle.close();
+      throw notAnObject(problem, r.path);
+    }
+    if (openError) throw openError;
+    return object ? { ...r, object: wrapOpened(object, r.data) } : r;
+  }).finally(() => {
     readsInFlight--;
     const n = (readsOf.get(tgid) ?? 1) - 1;
     if (n > 0) readsOf.set(tgid, n);

@@ -46,6 +46,30 @@ function programOf(p: NativeFacts['programs'][number]): ProgramInfo {
   return { ...p, isLsm, hook: m?.[2] ?? null, sleepable: m?.[1] !== undefined };
 }
 
+// e_machine values an object compiled for the wrong target may carry (elf.h).
+const MACHINES: Record<number, string> = { 62: 'x86-64', 3: 'i386', 183: 'aarch64', 40: 'arm', 243: 'risc-v', 21: 'ppc64', 22: 's390', 0: 'none' };
+const EM_BPF = 247;
+const ET_REL = 1;
+
+/**
+ * Why `d` is not a 64-bit relocatable BPF ELF object ('' when it is one),
+ * from its ELF header: checked before libbpf's own refusal is used, whose
+ * words ("malformed") would not say what is wrong.
+ */
+export function elfProblem(d: Buffer): string {
+  if (d.length < 16 || d.readUInt32BE(0) !== 0x7f454c46) return 'not an ELF file';
+  if (d.length < 64 || d[4] !== 2 || (d[5] !== 1 && d[5] !== 2)) return 'ELF but not a BPF object (not a 64-bit ELF)';
+  const u16 = (o: number) => (d[5] === 1 ? d.readUInt16LE(o) : d.readUInt16BE(o));
+  if (u16(18) !== EM_BPF) return `ELF but not a BPF object (machine ${MACHINES[u16(18)] ?? u16(18)})`;
+  if (u16(16) !== ET_REL) return 'BPF ELF but not a relocatable object (compile with clang -c)';
+  return '';
+}
+
+/** ENOEXEC for bytes that are no BPF object, in the words elfProblem gives. */
+export function notAnObject(problem: string, object?: string): KrsiError {
+  return new KrsiError('ENOEXEC', `open object: ${problem}`, object === undefined ? {} : { details: { object } });
+}
+
 /**
  * The NUL-terminated contents of the ELF section named "license" ('' if none):
  * libbpf (1.1) has no getter for it. A little-endian 64-bit ELF (libbpf
@@ -88,6 +112,8 @@ export function wrapOpened(raw: NativeOpened, data: Buffer): OpenedObject {
  * object / malformed; ENOMEM.
  */
 export async function openObject(data: Buffer, name?: string): Promise<OpenedObject> {
+  const problem = elfProblem(data);
+  if (problem) throw notAnObject(problem);
   const raw = (await (name === undefined ? native.openObject(data) : native.openObject(data, name))) as NativeOpened;
   return wrapOpened(raw, data);
 }
