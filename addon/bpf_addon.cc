@@ -21,7 +21,7 @@ void InitBpf(Napi::Env env, Napi::Object exports) {
   InitObject(env, exports, data);
   InitLoad(env, exports);
   InitInfo(env, exports);
-  InitBtf(env, exports);
+  InitHooks(env, exports);
   InitProbe(env, exports);
   InitEvents(env, exports);
   InitPins(env, exports);

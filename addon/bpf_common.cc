@@ -7,7 +7,6 @@
 #include <cstdarg>
 #include <cstdio>
 #include <mutex>
-#include <set>
 
 namespace krsi {
 
@@ -70,60 +69,6 @@ std::string BpfFdKind(int fd, int selfFds) {
 std::string ErrName(int err) {
   const char* n = strerrorname_np(err);
   return n ? n : "E" + std::to_string(err);
-}
-
-// Functions named bpf_lsm_* include the BPF LSM's own code (bpf_lsm_init,
-// bpf_lsm_func_proto, ...), not only the hooks: linkage cannot tell them
-// apart (pahole marks every vmlinux FUNC static). The kernel's table of LSM
-// hooks can: struct security_hook_heads (struct lsm_static_calls_table since
-// 6.9) has one member per hook, generated from the same lsm_hook_defs.h as
-// the bpf_lsm_<hook> stubs.
-static const char* const kHookTables[] = {"lsm_static_calls_table", "security_hook_heads"};
-// Without either table (an unusual kernel), the known non-hooks are left out.
-static const char* const kNotHooks[] = {
-    "verify_prog", "is_sleepable_hook", "is_trusted", "find_cgroup_shim", "get_retval_range",
-    "func_proto",  "init",              "has_d_inode_locked", "hook_returns_errno",
-};
-
-namespace {
-struct HookTable {
-  const btf* b = nullptr;
-  uint32_t types = 0;
-  std::set<std::string> names;  // empty: the kernel has no table
-};
-
-// The member names of the kernel's hook table, computed once per BTF.
-const std::set<std::string>& HookTableOf(const btf* b) {
-  static std::mutex mu;
-  static HookTable cached;
-  std::lock_guard<std::mutex> lock(mu);
-  uint32_t types = btf__type_cnt(b);
-  if (cached.b == b && cached.types == types) return cached.names;
-  cached = HookTable{b, types, {}};
-  for (const char* table : kHookTables) {
-    int id = btf__find_by_name_kind(b, table, BTF_KIND_STRUCT);
-    if (id <= 0) continue;
-    const btf_type* t = btf__type_by_id(b, id);
-    const btf_member* m = btf_members(t);
-    for (int i = 0; i < btf_vlen(t); i++) {
-      const char* n = btf__name_by_offset(b, m[i].name_off);
-      if (n != nullptr && *n != '\0') cached.names.insert(n);
-    }
-    break;
-  }
-  return cached.names;
-}
-}  // namespace
-
-std::string HookOfFunc(const btf* b, const btf_type* t) {
-  if (!btf_is_func(t)) return "";
-  const char* name = btf__name_by_offset(b, t->name_off);
-  if (name == nullptr || strncmp(name, "bpf_lsm_", 8) != 0 || name[8] == '\0') return "";
-  const std::set<std::string>& table = HookTableOf(b);
-  if (!table.empty()) return table.count(name + 8) ? name + 8 : "";
-  for (const char* n : kNotHooks)
-    if (strcmp(name + 8, n) == 0) return "";
-  return name + 8;
 }
 
 ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, Failure* f) {

@@ -88,13 +88,10 @@ struct KernelHook {
 // *err set while the BTF cannot be read.
 const std::vector<KernelHook>* KernelHookTable(int* err);
 const KernelHook* FindKernelHook(const std::string& hook, int* err);
-// The hook of a vmlinux BTF id ("" for anything else), as HookOfFunc names it.
+// The hook of a vmlinux BTF id ("" for anything else).
 std::string HookOfVmlinuxId(uint32_t id);
 // The name of vmlinux FUNC `id`, "" if none (reads the BTF: remembered per id).
 std::string VmlinuxFuncName(uint32_t id);
-// "file_open" for the BTF FUNC bpf_lsm_file_open, "" for anything that is not
-// an LSM hook (other types, static functions, the BPF LSM's own helpers).
-std::string HookOfFunc(const btf* b, const btf_type* t);
 // What a bpf fd refers to, from its anon inode's name ("anon_inode:bpf-link"):
 // "link", "map", "prog", or "" for anything else. BPF_OBJ_GET_INFO_BY_FD
 // fills the struct of the object's own type, so this must be known first.
@@ -138,7 +135,7 @@ void InitRead(Napi::Env env, Napi::Object exports, BpfEnvData* data);
 void InitObject(Napi::Env env, Napi::Object exports, BpfEnvData* data);
 void InitLoad(Napi::Env env, Napi::Object exports);
 void InitInfo(Napi::Env env, Napi::Object exports);
-void InitBtf(Napi::Env env, Napi::Object exports);
+void InitHooks(Napi::Env env, Napi::Object exports);
 void InitProbe(Napi::Env env, Napi::Object exports);
 void InitEvents(Napi::Env env, Napi::Object exports);
 void InitPins(Napi::Env env, Napi::Object exports);
