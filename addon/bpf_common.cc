@@ -29,22 +29,6 @@ void InstallLibbpfPrinter() { libbpf_set_print(CapturePrint); }
 void ClearLibbpfLog() { tlsLog.clear(); }
 const std::string& LibbpfLog() { return tlsLog; }
 
-std::string LibbpfLastLine() {
-  const std::string& s = tlsLog;
-  size_t end = s.size();
-  while (end > 0) {
-    while (end > 0 && (s[end - 1] == '\n' || s[end - 1] == ' ')) end--;
-    size_t start = s.rfind('\n', end == 0 ? 0 : end - 1);
-    start = start == std::string::npos ? 0 : start + 1;
-    std::string line = s.substr(start, end - start);
-    if (line.rfind("libbpf: ", 0) == 0) line = line.substr(8);
-    // libbpf's own "failed to load object" summary says less than the line before it
-    if (!line.empty() && line.find("failed to load object") == std::string::npos) return line;
-    end = start;
-  }
-  return "";
-}
-
 std::string ErrText(int err) {
   char buf[128];
   std::string s = strerror_r(err, buf, sizeof(buf));
@@ -66,11 +50,6 @@ std::string BpfFdKind(int fd, int selfFds) {
   return s == "link" || s == "map" || s == "prog" ? s : "";
 }
 
-std::string ErrName(int err) {
-  const char* n = strerrorname_np(err);
-  return n ? n : "E" + std::to_string(err);
-}
-
 ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, Failure* f) {
   LIBBPF_OPTS(bpf_object_open_opts, opts);
   if (!name.empty()) opts.object_name = name.c_str();
@@ -79,18 +58,9 @@ ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, 
   bpf_object* obj = bpf_object__open_mem(data.data(), data.size(), &opts);
   if (obj == nullptr) {
     int err = errno ? errno : EINVAL;
-    std::string cause = LibbpfLastLine();
-    // lib/kernel/object.ts words a bad ELF header; past that, a refusal here
-    // means a malformed object: libbpf says ENOENT, ERANGE, EINVAL, ... depending on
-    // what it tripped over ("No such file" or "Numerical result out of range"
-    // would mislead a shell user). All become ENOEXEC, keeping libbpf's words
-    // and errno in the message; only ENOMEM is passed through.
-    if (err == ENOMEM) {
-      f->set(err, "open object: " + ErrText(err));
-    } else {
-      f->set(ENOEXEC, "open object: malformed BPF object: " + (cause.empty() ? ErrText(err) : cause) + " (libbpf: " +
-                          ErrName(err) + ")");
-    }
+    // lib/kernel/object.ts openFailure words it, from libbpf's log
+    f->set(err, "open object: " + ErrText(err));
+    f->detail("libbpf", LibbpfLog());
     return nullptr;
   }
   return ObjectPtr(obj);

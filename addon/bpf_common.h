@@ -62,18 +62,14 @@ using LinkPtr = std::unique_ptr<bpf_link, LinkDestroyer>;
 using BtfPtr = std::unique_ptr<btf, BtfFreer>;
 
 // libbpf's printer writes into a per-thread buffer instead of stderr: a
-// worker clears it, calls libbpf, and may quote the last warning as a cause.
+// worker clears it, calls libbpf, and hands it to JS with a failure.
 void InstallLibbpfPrinter();
 void ClearLibbpfLog();
 const std::string& LibbpfLog();
-// The last non-empty line libbpf printed, without the "libbpf: " prefix.
-std::string LibbpfLastLine();
 
 // strerror(err) for a positive errno, lowercase first letter ("no such file
 // or directory"), as messages are "verb noun: cause".
 std::string ErrText(int err);
-// "EPERM" for EPERM (strerrorname_np), or "E<n>".
-std::string ErrName(int err);
 
 // The running kernel's BTF, read now (btf__load_vmlinux_btf); null and *err
 // set when it cannot be read. Several MiB: the table below is what is kept.

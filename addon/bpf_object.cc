@@ -221,7 +221,6 @@ void LoadAll(bpf_object* obj, const LoadOpts& opts, std::vector<Made>* made, Fai
     // lib/kernel/object.ts says which program and why, from these
     f->set(-e, "load object: " + ErrText(-e));
     f->detail("stage", "load").detail("log", log.data).detail("libbpf", LibbpfLog());
-    f->detail("libbpfLast", LibbpfLastLine());
     return;
   }
   std::vector<LinkPtr> links;

@@ -392,8 +392,8 @@ void Settle(napi_env env, napi_value, void* context, void* data) {
   Napi::Object o = Napi::Object::New(e);
   o.Set("data", Napi::Buffer<uint8_t>::Copy(e, r->data.data(), r->data.size()));
   o.Set("path", path);
-  // libbpf's refusal: lib/kernel/index.ts first checks the ELF header for its own words
-  if (r->openFailed) o.Set("openError", MakeError(e, r->failure.detail("object", path)));
+  // libbpf's refusal: lib/kernel/index.ts words it (the ELF header first)
+  if (r->openFailed) o.Set("openError", MakeError(e, r->failure));
   if (r->progId != 0) {
     Napi::Object p = Napi::Object::New(e);
     p.Set("id", r->progId);

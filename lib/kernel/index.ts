@@ -4,7 +4,7 @@
 // Failures are KrsiError (errno, code, message, verifierLog for loads, details).
 import { native } from '../addon.js';
 import type { AttachedLoaded, LinkInfo, PinnedLinkInfo, ProgInfo, ReadResult } from './types.js';
-import { elfProblem, notAnObject, openObject, wrapOpened, type NativeOpened } from './object.js';
+import { elfProblem, notAnObject, openFailure, openObject, wrapOpened, type NativeOpened } from './object.js';
 
 export type * from './types.js';
 import type { Credentials } from '../core/kernel-port.js';
@@ -124,7 +124,7 @@ export function readObject(
       object?.handle.close();
       throw notAnObject(problem, r.path);
     }
-    if (openError) throw openError;
+    if (openError) throw openFailure(openError, r.path);
     return object ? { ...r, object: wrapOpened(object, r.data) } : r;
   }).finally(() => {
     readsInFlight--;

@@ -70,6 +70,30 @@ export function notAnObject(problem: string, object?: string): KrsiError {
   return new KrsiError('ENOEXEC', `open object: ${problem}`, object === undefined ? {} : { details: { object } });
 }
 
+/** The last line libbpf printed that says something, without its "libbpf: " prefix ('' if none). */
+export function libbpfLastLine(log: string): string {
+  for (const raw of log.split('\n').reverse()) {
+    const line = raw.replace(/ +$/, '').replace(/^libbpf: /, '');
+    // libbpf's own "failed to load object" summary says less than the line before it
+    if (line !== '' && !line.includes('failed to load object')) return line;
+  }
+  return '';
+}
+
+/**
+ * The addon's failure to open bytes whose ELF header is sound (libbpf's log
+ * in details.libbpf): a malformed object. libbpf says ENOENT, ERANGE,
+ * EINVAL, ... depending on what it tripped over ("No such file" or "Numerical
+ * result out of range" would mislead a shell user): all become ENOEXEC,
+ * keeping libbpf's words and errno in the message; only ENOMEM is passed through.
+ */
+export function openFailure(e: KrsiError, object?: string): KrsiError {
+  const details = object === undefined ? {} : { details: { object } };
+  if (e.code === 'ENOMEM') return new KrsiError(e.errno, e.message, details);
+  const cause = libbpfLastLine(typeof e.details.libbpf === 'string' ? e.details.libbpf : '') || e.message.replace(/^open object: /, '');
+  return new KrsiError('ENOEXEC', `open object: malformed BPF object: ${cause} (libbpf: ${e.code})`, details);
+}
+
 /**
  * The NUL-terminated contents of the ELF section named "license" ('' if none):
  * libbpf (1.1) has no getter for it. A little-endian 64-bit ELF (libbpf
@@ -114,7 +138,9 @@ export function wrapOpened(raw: NativeOpened, data: Buffer): OpenedObject {
 export async function openObject(data: Buffer, name?: string): Promise<OpenedObject> {
   const problem = elfProblem(data);
   if (problem) throw notAnObject(problem);
-  const raw = (await (name === undefined ? native.openObject(data) : native.openObject(data, name))) as NativeOpened;
+  const raw = (await (name === undefined ? native.openObject(data) : native.openObject(data, name)).catch((e: unknown) => {
+    throw e instanceof KrsiError ? openFailure(e) : e;
+  })) as NativeOpened;
   return wrapOpened(raw, data);
 }
 
@@ -232,7 +258,7 @@ function failure(err: KrsiError, hook: string, programs: ProgramInfo[], onHook: 
     let cause = logSummary(log);
     if (cause === '') {
       cause = err.message.replace(/^load object: /, '');
-      const last = typeof d.libbpfLast === 'string' ? d.libbpfLast : '';
+      const last = libbpfLastLine(typeof d.libbpf === 'string' ? d.libbpf : '');
       if (err.code === 'EPERM') cause += ' (BPF LSM programs are not permitted on this kernel, even for root: see `krsifs doctor`)';
       else if (prog === '' && last !== '') cause += ` (${last})`;
     }
