@@ -265,39 +265,40 @@ void LoadAll(bpf_object* obj, const LoadOpts& opts, std::vector<Made>* made, Fai
   pins.keep = true;  // our link fds close now: the pins hold the links
 }
 
-// [[string, string], ...] from JS (normalised there); false with a pending TypeError.
-bool ToPairs(Napi::Env env, Napi::Value v, const char* what, Pairs* out) {
+// One option as lib/kernel/object.ts normalised it: rows of `n` fields
+// (absent: none), each handed to `take`, which checks its fields' types.
+bool ForRows(Napi::Value v, uint32_t n, const std::function<bool(Napi::Array)>& take) {
   if (v.IsUndefined()) return true;
-  bool ok = v.IsArray();
-  Napi::Array a = ok ? v.As<Napi::Array>() : Napi::Array::New(env);
-  for (uint32_t i = 0; ok && i < a.Length(); i++) {
-    Napi::Value e = a.Get(i);
-    Napi::Array pair = e.IsArray() ? e.As<Napi::Array>() : Napi::Array::New(env);
-    ok = pair.Length() == 2 && pair.Get(0u).IsString() && pair.Get(1u).IsString();
-    if (ok) out->emplace_back(pair.Get(0u).As<Napi::String>().Utf8Value(), pair.Get(1u).As<Napi::String>().Utf8Value());
+  if (!v.IsArray()) return false;
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value row = a.Get(i);
+    if (!row.IsArray() || row.As<Napi::Array>().Length() != n || !take(row.As<Napi::Array>())) return false;
   }
-  if (!ok) Napi::TypeError::New(env, std::string("load: ") + what + " must be [string, string][]").ThrowAsJavaScriptException();
-  return ok;
+  return true;
 }
 
-bool ToGlobals(Napi::Env env, Napi::Value v, std::vector<Global>* out) {
-  if (v.IsUndefined()) return true;
-  bool ok = v.IsArray();
-  Napi::Array a = ok ? v.As<Napi::Array>() : Napi::Array::New(env);
-  for (uint32_t i = 0; ok && i < a.Length(); i++) {
-    Napi::Value e = a.Get(i);
-    Napi::Array t = e.IsArray() ? e.As<Napi::Array>() : Napi::Array::New(env);
-    ok = t.Length() == 3 && t.Get(0u).IsString() && t.Get(1u).IsNumber();
-    Global g;
-    if (ok) {
-      g.section = t.Get(0u).As<Napi::String>().Utf8Value();
-      g.offset = t.Get(1u).As<Napi::Number>().Uint32Value();
-      ok = CopyBytes(env, t.Get(2u), "load: a global's bytes", &g.bytes);
-      if (!ok) return false;
-      out->push_back(std::move(g));
-    }
-  }
-  if (!ok) Napi::TypeError::New(env, "load: globals must be [section, offset, Buffer][]").ThrowAsJavaScriptException();
+// opts' globals ([section, offset, Buffer][]) and pairs ([string, string][]);
+// false with a pending TypeError.
+bool ToLoadOpts(Napi::Env env, Napi::Object o, LoadOpts* opts) {
+  auto pairs = [&](const char* key, Pairs* out) {
+    return ForRows(o.Get(key), 2, [&](Napi::Array r) {
+      if (!r.Get(0u).IsString() || !r.Get(1u).IsString()) return false;
+      out->emplace_back(r.Get(0u).As<Napi::String>().Utf8Value(), r.Get(1u).As<Napi::String>().Utf8Value());
+      return true;
+    });
+  };
+  bool ok = ForRows(o.Get("globals"), 3, [&](Napi::Array r) {
+    Napi::Value bytes = r.Get(2u);
+    if (!r.Get(0u).IsString() || !r.Get(1u).IsNumber() || !bytes.IsBuffer()) return false;
+    Napi::Buffer<uint8_t> b = bytes.As<Napi::Buffer<uint8_t>>();
+    opts->globals.push_back({r.Get(0u).As<Napi::String>().Utf8Value(), r.Get(1u).As<Napi::Number>().Uint32Value(),
+                             std::vector<uint8_t>(b.Data(), b.Data() + b.Length())});
+    return true;
+  });
+  ok = ok && pairs("reuseMaps", &opts->reuseMaps) && pairs("pins", &opts->pins) &&
+       pairs("programPins", &opts->programPins) && pairs("targets", &opts->targets);
+  if (!ok) Napi::TypeError::New(env, "load: opts must be as lib/kernel/object.ts makes them").ThrowAsJavaScriptException();
   return ok;
 }
 
@@ -323,10 +324,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
     }
     opts.hook = info[0].As<Napi::String>().Utf8Value();
     Napi::Object o = info[1].As<Napi::Object>();
-    if (!ToGlobals(env, o.Get("globals"), &opts.globals) || !ToPairs(env, o.Get("reuseMaps"), "reuseMaps", &opts.reuseMaps) ||
-        !ToPairs(env, o.Get("pins"), "pins", &opts.pins) || !ToPairs(env, o.Get("programPins"), "programPins", &opts.programPins) ||
-        !ToPairs(env, o.Get("targets"), "targets", &opts.targets))
-      return env.Undefined();
+    if (!ToLoadOpts(env, o, &opts)) return env.Undefined();
     if (!o_ || o_->used) {
       auto d = Napi::Promise::Deferred::New(env);
       d.Reject(MakeError(env, o_ ? EALREADY : EBADF, o_ ? "load object: this object was loaded already (an object loads once)"
