@@ -1,5 +1,5 @@
 // The kernel layer's shared plumbing: RAII handles for libbpf objects and
-// file descriptors, the libbpf log capture, the Promise-returning worker base,
+// file descriptors, the libbpf log capture, Work (every Promise-returning call),
 // and small helpers every bpf_*.cc uses. Only the addon calls libbpf.
 #pragma once
 
