@@ -66,41 +66,6 @@ ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, 
   return ObjectPtr(obj);
 }
 
-std::string CompanionOfLink(const bpf_link_info& info) {
-  if (info.type != BPF_LINK_TYPE_TRACING) return "";
-  const char* kind = info.tracing.attach_type == BPF_TRACE_FENTRY  ? "fentry"
-                     : info.tracing.attach_type == BPF_TRACE_FEXIT ? "fexit"
-                                                                   : nullptr;
-  if (kind == nullptr) return "";
-  int err = 0;
-  // target_obj_id names the BTF object the target is in: vmlinux's, or a
-  // module's (split BTF on top of vmlinux's, loaded for this one lookup)
-  BtfPtr vmlinux, module;
-  const btf* b = nullptr;
-  UniqueFd fd(bpf_btf_get_fd_by_id(info.tracing.target_obj_id));
-  if (fd.valid()) {
-    char name[64] = "";
-    bpf_btf_info bi = {};
-    bi.name = reinterpret_cast<uintptr_t>(name);
-    bi.name_len = sizeof(name);
-    uint32_t len = sizeof(bi);
-    if (bpf_obj_get_info_by_fd(fd.get(), &bi, &len) == 0 && strcmp(name, "vmlinux") != 0) {
-      vmlinux = LoadVmlinuxBtf(&err);
-      if (vmlinux) module.reset(btf__load_from_kernel_by_id_split(info.tracing.target_obj_id, vmlinux.get()));
-      if (!module) return std::string(kind) + ":?";
-      b = module.get();
-    }
-  }
-  if (b == nullptr) {
-    std::string fn = VmlinuxFuncName(info.tracing.target_btf_id);
-    return std::string(kind) + ":" + (fn.empty() ? "?" : fn);
-  }
-  uint32_t id = info.tracing.target_btf_id;
-  const btf_type* t = id != 0 && id < btf__type_cnt(b) ? btf__type_by_id(b, id) : nullptr;
-  const char* fn = t && btf_is_func(t) ? btf__name_by_offset(b, t->name_off) : nullptr;
-  return std::string(kind) + ":" + (fn ? fn : "?");
-}
-
 namespace {
 class Worker : public Napi::AsyncWorker {
  public:
@@ -149,16 +114,6 @@ Napi::Value MadeValue(Napi::Env env, const Made& m, bool named) {
   o.Set("progId", m.progId);
   o.Set("linkId", m.linkId);
   return o;
-}
-
-bool CopyBytes(Napi::Env env, Napi::Value v, const char* what, std::vector<uint8_t>* out) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    Napi::TypeError::New(env, std::string(what) + ": expected a Buffer").ThrowAsJavaScriptException();
-    return false;
-  }
-  Napi::Uint8Array a = v.As<Napi::Uint8Array>();
-  out->assign(a.Data(), a.Data() + a.ElementLength());
-  return true;
 }
 
 }  // namespace krsi

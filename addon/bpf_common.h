@@ -80,9 +80,8 @@ struct KernelHook {
   std::string name;
   bool returnsValue;  // false for void hooks (no verdict)
 };
-// Every hook, in id order, read from the BTF once (bpf_hooks.cc); null and
-// *err set while the BTF cannot be read.
-const std::vector<KernelHook>* KernelHookTable(int* err);
+// The hook of that name in the table read from the BTF once (bpf_hooks.cc);
+// null, and *err set while the BTF cannot be read.
 const KernelHook* FindKernelHook(const std::string& hook, int* err);
 // The hook of a vmlinux BTF id ("" for anything else).
 std::string HookOfVmlinuxId(uint32_t id);
@@ -97,14 +96,6 @@ std::string BpfFdKind(int fd, int selfFds = -1);
 // Open an object from memory (no load): ENOEXEC for anything libbpf cannot open
 // (lib/kernel/object.ts elfProblem says why first, from the header).
 ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, Failure* f);
-
-// What an fentry/fexit link runs on, "fentry:FUNC" / "fexit:FUNC" (FUNC from
-// vmlinux's or the target module's BTF); "" for any other link.
-std::string CompanionOfLink(const bpf_link_info& info);
-
-// Copy a JS Buffer (or Uint8Array) into a vector; false (and a pending
-// TypeError) if it is not one.
-bool CopyBytes(Napi::Env env, Napi::Value v, const char* what, std::vector<uint8_t>* out);
 
 // Every worker: a Promise settled on the JS thread. `run` runs on a libuv
 // thread and never touches N-API; a failure it records becomes a KrsiError.

@@ -68,7 +68,8 @@ std::string HookOfFunc(const btf* b, const btf_type* t, const std::set<std::stri
 }
 }  // namespace
 
-const std::vector<KernelHook>* KernelHookTable(int* err) {
+// Every hook, in id order; null and *err set while the BTF cannot be read.
+static const std::vector<KernelHook>* KernelHookTable(int* err) {
   static std::mutex mu;
   static std::vector<KernelHook> table;
   static bool built = false;

@@ -361,12 +361,15 @@ class Handle : public Napi::ObjectWrap<Handle> {
 
 Napi::Value OpenObjectJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::vector<uint8_t> bytes;
-  if (!CopyBytes(env, info[0], "openObject", &bytes)) return env.Undefined();
+  if (!info[0].IsBuffer()) {
+    Napi::TypeError::New(env, "openObject: expected a Buffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
   std::string name = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
   auto data = static_cast<BpfEnvData*>(info.Data());
   auto o = std::make_shared<Opened>();
-  auto in = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
+  auto in = std::make_shared<std::vector<uint8_t>>(b.Data(), b.Data() + b.Length());
   return Work(env, "krsifs:openObject", [o, in, name](Failure* f) { o->obj = OpenObject(*in, name, f); },
               [o, data](Napi::Env env) { return NewOpened(env, data, o); });
 }
