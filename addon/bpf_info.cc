@@ -21,10 +21,12 @@ std::function<void(Failure*)> ReadInfo(int (*getFd)(__u32), const char* what, ui
   return [=](Failure* f) {
     UniqueFd fd(getFd(id));
     uint32_t len = sizeof(Info);
-    if (!fd.valid() || bpf_obj_get_info_by_fd(fd.get(), &d->info, &len) != 0)
-      f->set(errno, std::string(what) + " " + std::to_string(id) + ": " + ErrText(errno));
-    else if (uint32_t btfId = hookId(d->info))
+    if (!fd.valid() || bpf_obj_get_info_by_fd(fd.get(), &d->info, &len) != 0) {
+      int e = errno;
+      f->set(e, std::string(what) + " " + std::to_string(id) + ": " + ErrText(e));
+    } else if (uint32_t btfId = hookId(d->info)) {
       d->hook = HookOfVmlinuxId(btfId);  // LSM hooks live in vmlinux
+    }
   };
 }
 
