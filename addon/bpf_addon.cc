@@ -1,5 +1,5 @@
 // The kernel layer's exports: readObject, openObject, kernelHooks, attachProgram,
-// attachPinnedTrace, linkInfo, progInfo, pinInfo, probe, and the events
+// attachPinnedTrace, linkInfo, progInfo, probe, and the events
 // ring (eventsOpen, EventReader), pinnedLinks.
 #include <malloc.h>
 
@@ -21,7 +21,7 @@ void InitBpf(Napi::Env env, Napi::Object exports) {
   InitObject(env, exports, data);
   InitLoad(env, exports);
   InitInfo(env, exports);
-  InitBtf(env, exports);
+  InitHooks(env, exports);
   InitProbe(env, exports);
   InitEvents(env, exports);
   InitPins(env, exports);

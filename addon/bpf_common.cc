@@ -2,13 +2,11 @@
 
 #include <unistd.h>
 
-#include <elf.h>
 #include <string.h>
 
 #include <cstdarg>
 #include <cstdio>
 #include <mutex>
-#include <set>
 
 namespace krsi {
 
@@ -31,22 +29,6 @@ void InstallLibbpfPrinter() { libbpf_set_print(CapturePrint); }
 void ClearLibbpfLog() { tlsLog.clear(); }
 const std::string& LibbpfLog() { return tlsLog; }
 
-std::string LibbpfLastLine() {
-  const std::string& s = tlsLog;
-  size_t end = s.size();
-  while (end > 0) {
-    while (end > 0 && (s[end - 1] == '\n' || s[end - 1] == ' ')) end--;
-    size_t start = s.rfind('\n', end == 0 ? 0 : end - 1);
-    start = start == std::string::npos ? 0 : start + 1;
-    std::string line = s.substr(start, end - start);
-    if (line.rfind("libbpf: ", 0) == 0) line = line.substr(8);
-    // libbpf's own "failed to load object" summary says less than the line before it
-    if (!line.empty() && line.find("failed to load object") == std::string::npos) return line;
-    end = start;
-  }
-  return "";
-}
-
 std::string ErrText(int err) {
   char buf[128];
   std::string s = strerror_r(err, buf, sizeof(buf));
@@ -68,104 +50,7 @@ std::string BpfFdKind(int fd, int selfFds) {
   return s == "link" || s == "map" || s == "prog" ? s : "";
 }
 
-std::string ErrName(int err) {
-  const char* n = strerrorname_np(err);
-  return n ? n : "E" + std::to_string(err);
-}
-
-// Functions named bpf_lsm_* include the BPF LSM's own code (bpf_lsm_init,
-// bpf_lsm_func_proto, ...), not only the hooks: linkage cannot tell them
-// apart (pahole marks every vmlinux FUNC static). The kernel's table of LSM
-// hooks can: struct security_hook_heads (struct lsm_static_calls_table since
-// 6.9) has one member per hook, generated from the same lsm_hook_defs.h as
-// the bpf_lsm_<hook> stubs.
-static const char* const kHookTables[] = {"lsm_static_calls_table", "security_hook_heads"};
-// Without either table (an unusual kernel), the known non-hooks are left out.
-static const char* const kNotHooks[] = {
-    "verify_prog", "is_sleepable_hook", "is_trusted", "find_cgroup_shim", "get_retval_range",
-    "func_proto",  "init",              "has_d_inode_locked", "hook_returns_errno",
-};
-
-namespace {
-struct HookTable {
-  const btf* b = nullptr;
-  uint32_t types = 0;
-  std::set<std::string> names;  // empty: the kernel has no table
-};
-
-// The member names of the kernel's hook table, computed once per BTF.
-const std::set<std::string>& HookTableOf(const btf* b) {
-  static std::mutex mu;
-  static HookTable cached;
-  std::lock_guard<std::mutex> lock(mu);
-  uint32_t types = btf__type_cnt(b);
-  if (cached.b == b && cached.types == types) return cached.names;
-  cached = HookTable{b, types, {}};
-  for (const char* table : kHookTables) {
-    int id = btf__find_by_name_kind(b, table, BTF_KIND_STRUCT);
-    if (id <= 0) continue;
-    const btf_type* t = btf__type_by_id(b, id);
-    const btf_member* m = btf_members(t);
-    for (int i = 0; i < btf_vlen(t); i++) {
-      const char* n = btf__name_by_offset(b, m[i].name_off);
-      if (n != nullptr && *n != '\0') cached.names.insert(n);
-    }
-    break;
-  }
-  return cached.names;
-}
-}  // namespace
-
-std::string HookOfFunc(const btf* b, const btf_type* t) {
-  if (!btf_is_func(t)) return "";
-  const char* name = btf__name_by_offset(b, t->name_off);
-  if (name == nullptr || strncmp(name, "bpf_lsm_", 8) != 0 || name[8] == '\0') return "";
-  const std::set<std::string>& table = HookTableOf(b);
-  if (!table.empty()) return table.count(name + 8) ? name + 8 : "";
-  for (const char* n : kNotHooks)
-    if (strcmp(name + 8, n) == 0) return "";
-  return name + 8;
-}
-
-static std::string MachineName(unsigned m) {
-  switch (m) {
-    case EM_X86_64: return "x86-64";
-    case EM_386: return "i386";
-    case EM_AARCH64: return "aarch64";
-    case EM_ARM: return "arm";
-    case EM_RISCV: return "risc-v";
-    case EM_PPC64: return "ppc64";
-    case EM_S390: return "s390";
-    case EM_NONE: return "none";
-    default: return std::to_string(m);
-  }
-}
-
-bool CheckBpfElf(const uint8_t* d, size_t size, Failure* f) {
-  if (size < EI_NIDENT || memcmp(d, ELFMAG, SELFMAG) != 0) {
-    f->set(ENOEXEC, "open object: not an ELF file");
-    return false;
-  }
-  if (size < sizeof(Elf64_Ehdr) || d[EI_CLASS] != ELFCLASS64 ||
-      (d[EI_DATA] != ELFDATA2LSB && d[EI_DATA] != ELFDATA2MSB)) {
-    f->set(ENOEXEC, "open object: ELF but not a BPF object (not a 64-bit ELF)");
-    return false;
-  }
-  unsigned m = d[EI_DATA] == ELFDATA2LSB ? (d[18] | d[19] << 8) : (d[18] << 8 | d[19]);
-  if (m != EM_BPF) {
-    f->set(ENOEXEC, "open object: ELF but not a BPF object (machine " + MachineName(m) + ")");
-    return false;
-  }
-  unsigned type = d[EI_DATA] == ELFDATA2LSB ? (d[16] | d[17] << 8) : (d[16] << 8 | d[17]);
-  if (type != ET_REL) {
-    f->set(ENOEXEC, "open object: BPF ELF but not a relocatable object (compile with clang -c)");
-    return false;
-  }
-  return true;
-}
-
 ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, Failure* f) {
-  if (!CheckBpfElf(data.data(), data.size(), f)) return nullptr;
   LIBBPF_OPTS(bpf_object_open_opts, opts);
   if (!name.empty()) opts.object_name = name.c_str();
   ClearLibbpfLog();
@@ -173,66 +58,62 @@ ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, 
   bpf_object* obj = bpf_object__open_mem(data.data(), data.size(), &opts);
   if (obj == nullptr) {
     int err = errno ? errno : EINVAL;
-    std::string cause = LibbpfLastLine();
-    // The bytes passed the ELF/BPF header check, so any refusal here means a
-    // malformed object: libbpf says ENOENT, ERANGE, EINVAL, ... depending on
-    // what it tripped over ("No such file" or "Numerical result out of range"
-    // would mislead a shell user). All become ENOEXEC, keeping libbpf's words
-    // and errno in the message; only ENOMEM is passed through.
-    if (err == ENOMEM) {
-      f->set(err, "open object: " + ErrText(err));
-    } else {
-      f->set(ENOEXEC, "open object: malformed BPF object: " + (cause.empty() ? ErrText(err) : cause) + " (libbpf: " +
-                          ErrName(err) + ")");
-    }
+    // lib/kernel/object.ts openFailure words it, from libbpf's log
+    f->set(err, "open object: " + ErrText(err));
+    f->detail("libbpf", LibbpfLog());
     return nullptr;
   }
   return ObjectPtr(obj);
 }
 
-std::string CompanionOfLink(const bpf_link_info& info) {
-  if (info.type != BPF_LINK_TYPE_TRACING) return "";
-  const char* kind = info.tracing.attach_type == BPF_TRACE_FENTRY  ? "fentry"
-                     : info.tracing.attach_type == BPF_TRACE_FEXIT ? "fexit"
-                                                                   : nullptr;
-  if (kind == nullptr) return "";
-  int err = 0;
-  // target_obj_id names the BTF object the target is in: vmlinux's, or a
-  // module's (split BTF on top of vmlinux's, loaded for this one lookup)
-  BtfPtr vmlinux, module;
-  const btf* b = nullptr;
-  UniqueFd fd(bpf_btf_get_fd_by_id(info.tracing.target_obj_id));
-  if (fd.valid()) {
-    char name[64] = "";
-    bpf_btf_info bi = {};
-    bi.name = reinterpret_cast<uintptr_t>(name);
-    bi.name_len = sizeof(name);
-    uint32_t len = sizeof(bi);
-    if (bpf_obj_get_info_by_fd(fd.get(), &bi, &len) == 0 && strcmp(name, "vmlinux") != 0) {
-      vmlinux = LoadVmlinuxBtf(&err);
-      if (vmlinux) module.reset(btf__load_from_kernel_by_id_split(info.tracing.target_obj_id, vmlinux.get()));
-      if (!module) return std::string(kind) + ":?";
-      b = module.get();
+namespace {
+class Worker : public Napi::AsyncWorker {
+ public:
+  Worker(Napi::Env env, const char* name, std::function<void(Failure*)> run, std::function<Napi::Value(Napi::Env)> done)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), run_(std::move(run)), done_(std::move(done)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ private:
+  void Execute() override {
+    ClearLibbpfLog();
+    run_(&failure_);
+    if (failure_.failed()) SetError(failure_.message);
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Napi::Value v = done_(env);
+    if (env.IsExceptionPending()) {
+      deferred_.Reject(env.GetAndClearPendingException().Value());
+      return;
     }
+    deferred_.Resolve(v);
   }
-  if (b == nullptr) {
-    std::string fn = VmlinuxFuncName(info.tracing.target_btf_id);
-    return std::string(kind) + ":" + (fn.empty() ? "?" : fn);
+  void OnError(const Napi::Error&) override {
+    Napi::HandleScope scope(Env());
+    deferred_.Reject(MakeError(Env(), failure_));
   }
-  uint32_t id = info.tracing.target_btf_id;
-  const btf_type* t = id != 0 && id < btf__type_cnt(b) ? btf__type_by_id(b, id) : nullptr;
-  const char* fn = t && btf_is_func(t) ? btf__name_by_offset(b, t->name_off) : nullptr;
-  return std::string(kind) + ":" + (fn ? fn : "?");
+  Napi::Promise::Deferred deferred_;
+  std::function<void(Failure*)> run_;
+  std::function<Napi::Value(Napi::Env)> done_;
+  Failure failure_;
+};
+}  // namespace
+
+Napi::Promise Work(Napi::Env env, const char* name, std::function<void(Failure*)> run,
+                   std::function<Napi::Value(Napi::Env)> done) {
+  auto* w = new Worker(env, name, std::move(run), std::move(done));
+  Napi::Promise p = w->Promise();
+  w->Queue();  // the worker deletes itself once settled
+  return p;
 }
 
-bool CopyBytes(Napi::Env env, Napi::Value v, const char* what, std::vector<uint8_t>* out) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    Napi::TypeError::New(env, std::string(what) + ": expected a Buffer").ThrowAsJavaScriptException();
-    return false;
-  }
-  Napi::Uint8Array a = v.As<Napi::Uint8Array>();
-  out->assign(a.Data(), a.Data() + a.ElementLength());
-  return true;
+Napi::Value MadeValue(Napi::Env env, const Made& m, bool named) {
+  Napi::Object o = Napi::Object::New(env);
+  if (named) o.Set("name", m.name);
+  o.Set("progId", m.progId);
+  o.Set("linkId", m.linkId);
+  return o;
 }
 
 }  // namespace krsi

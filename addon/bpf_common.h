@@ -1,5 +1,5 @@
 // The kernel layer's shared plumbing: RAII handles for libbpf objects and
-// file descriptors, the libbpf log capture, the Promise-returning worker base,
+// file descriptors, the libbpf log capture, Work (every Promise-returning call),
 // and small helpers every bpf_*.cc uses. Only the addon calls libbpf.
 #pragma once
 
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,18 +62,14 @@ using LinkPtr = std::unique_ptr<bpf_link, LinkDestroyer>;
 using BtfPtr = std::unique_ptr<btf, BtfFreer>;
 
 // libbpf's printer writes into a per-thread buffer instead of stderr: a
-// worker clears it, calls libbpf, and may quote the last warning as a cause.
+// worker clears it, calls libbpf, and hands it to JS with a failure.
 void InstallLibbpfPrinter();
 void ClearLibbpfLog();
 const std::string& LibbpfLog();
-// The last non-empty line libbpf printed, without the "libbpf: " prefix.
-std::string LibbpfLastLine();
 
 // strerror(err) for a positive errno, lowercase first letter ("no such file
 // or directory"), as messages are "verb noun: cause".
 std::string ErrText(int err);
-// "EPERM" for EPERM (strerrorname_np), or "E<n>".
-std::string ErrName(int err);
 
 // The running kernel's BTF, read now (btf__load_vmlinux_btf); null and *err
 // set when it cannot be read. Several MiB: the table below is what is kept.
@@ -83,79 +80,40 @@ struct KernelHook {
   std::string name;
   bool returnsValue;  // false for void hooks (no verdict)
 };
-// Every hook, in id order, read from the BTF once (bpf_hooks.cc); null and
-// *err set while the BTF cannot be read.
-const std::vector<KernelHook>* KernelHookTable(int* err);
+// The hook of that name in the table read from the BTF once (bpf_hooks.cc);
+// null, and *err set while the BTF cannot be read.
 const KernelHook* FindKernelHook(const std::string& hook, int* err);
-// The hook of a vmlinux BTF id ("" for anything else), as HookOfFunc names it.
+// The hook of a vmlinux BTF id ("" for anything else).
 std::string HookOfVmlinuxId(uint32_t id);
-// The name of vmlinux FUNC `id`, "" if none (reads the BTF: remembered per id).
-std::string VmlinuxFuncName(uint32_t id);
-// "file_open" for the BTF FUNC bpf_lsm_file_open, "" for anything that is not
-// an LSM hook (other types, static functions, the BPF LSM's own helpers).
-std::string HookOfFunc(const btf* b, const btf_type* t);
+// What an fentry/fexit link runs on, "fentry:FUNC" / "fexit:FUNC"; "" for
+// any other link (bpf_pins.cc). Remembered per function: the first call
+// parses BTF, which the load that made the link does on its pool thread; a
+// listing (on the loop) parses only for a link an earlier daemon made, once.
+std::string CompanionOfLink(const bpf_link_info& info);
 // What a bpf fd refers to, from its anon inode's name ("anon_inode:bpf-link"):
 // "link", "map", "prog", or "" for anything else. BPF_OBJ_GET_INFO_BY_FD
 // fills the struct of the object's own type, so this must be known first.
 // selfFds: an fd of /proc/self/fd, for a thread whose root is not ours.
 std::string BpfFdKind(int fd, int selfFds = -1);
 
-// Check the ELF header ourselves so the message says exactly what is wrong;
-// fills f with ENOEXEC when `data` is not a 64-bit BPF ELF object.
-bool CheckBpfElf(const uint8_t* data, size_t size, Failure* f);
-
-// Open an object from memory (no load): ENOEXEC for anything libbpf cannot open.
+// Open an object from memory (no load): ENOEXEC for anything libbpf cannot open
+// (lib/kernel/object.ts elfProblem says why first, from the header).
 ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, Failure* f);
 
-// What an fentry/fexit link runs on, "fentry:FUNC" / "fexit:FUNC" (FUNC from
-// vmlinux's or the target module's BTF); "" for any other link.
-std::string CompanionOfLink(const bpf_link_info& info);
+// Every worker: a Promise settled on the JS thread. `run` runs on a libuv
+// thread and never touches N-API; a failure it records becomes a KrsiError.
+// Otherwise `done` builds the value on the JS thread. What both need lives in
+// what they capture (a shared_ptr when run fills it).
+Napi::Promise Work(Napi::Env env, const char* name, std::function<void(Failure*)> run,
+                   std::function<Napi::Value(Napi::Env)> done);
 
-// Copy a JS Buffer (or Uint8Array) into a vector; false (and a pending
-// TypeError) if it is not one.
-bool CopyBytes(Napi::Env env, Napi::Value v, const char* what, std::vector<uint8_t>* out);
-
-// Base of every worker: a Promise settled on the JS thread. Execute() runs
-// Run() on a libuv thread and never touches N-API; failures go into failure_
-// and become a KrsiError in OnError.
-class PromiseWorker : public Napi::AsyncWorker {
- public:
-  PromiseWorker(Napi::Env env, const char* resourceName)
-      : Napi::AsyncWorker(env, resourceName), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Queue() {
-    Napi::Promise p = deferred_.Promise();
-    Napi::AsyncWorker::Queue();
-    return p;
-  }
-
- protected:
-  virtual void Run() = 0;
-  virtual Napi::Value Result(Napi::Env env) = 0;
-  Failure failure_;
-
- private:
-  void Execute() override {
-    ClearLibbpfLog();
-    Run();
-    if (failure_.failed()) SetError(failure_.message);
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    Napi::Value v = Result(env);
-    if (env.IsExceptionPending()) {
-      deferred_.Reject(env.GetAndClearPendingException().Value());
-      return;
-    }
-    deferred_.Resolve(v);
-  }
-  void OnError(const Napi::Error&) override {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    deferred_.Reject(MakeError(env, failure_));
-  }
-  Napi::Promise::Deferred deferred_;
+// A program attached by a link of krsifs's own, pinned; as JS gets it
+// ({name?, progId, linkId}).
+struct Made {
+  std::string name;
+  uint32_t progId = 0, linkId = 0;
 };
+Napi::Value MadeValue(Napi::Env env, const Made& m, bool named);
 
 // Per-env state of the kernel layer (the opened object's constructor).
 struct BpfEnvData {
@@ -167,7 +125,7 @@ void InitRead(Napi::Env env, Napi::Object exports, BpfEnvData* data);
 void InitObject(Napi::Env env, Napi::Object exports, BpfEnvData* data);
 void InitLoad(Napi::Env env, Napi::Object exports);
 void InitInfo(Napi::Env env, Napi::Object exports);
-void InitBtf(Napi::Env env, Napi::Object exports);
+void InitHooks(Napi::Env env, Napi::Object exports);
 void InitProbe(Napi::Env env, Napi::Object exports);
 void InitEvents(Napi::Env env, Napi::Object exports);
 void InitPins(Napi::Env env, Napi::Object exports);

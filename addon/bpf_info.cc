@@ -8,126 +8,30 @@
 namespace krsi {
 
 namespace {
-std::string Hex(const uint8_t* p, size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string s;
-  for (size_t i = 0; i < n; i++) {
-    s += digits[p[i] >> 4];
-    s += digits[p[i] & 15];
-  }
-  return s;
+// The info struct of the link or program with this id, and the LSM hook its
+// target BTF id names (the hook table may be read: on the pool, never on JS's).
+template <typename Info>
+struct Described {
+  Info info = {};
+  std::string hook;
+};
+template <typename Info>
+std::function<void(Failure*)> ReadInfo(int (*getFd)(__u32), const char* what, uint32_t id,
+                                       std::shared_ptr<Described<Info>> d, uint32_t (*hookId)(const Info&)) {
+  return [=](Failure* f) {
+    UniqueFd fd(getFd(id));
+    uint32_t len = sizeof(Info);
+    if (!fd.valid() || bpf_obj_get_info_by_fd(fd.get(), &d->info, &len) != 0) {
+      int e = errno;
+      f->set(e, std::string(what) + " " + std::to_string(id) + ": " + ErrText(e));
+    } else if (uint32_t btfId = hookId(d->info)) {
+      d->hook = HookOfVmlinuxId(btfId);  // LSM hooks live in vmlinux
+    }
+  };
 }
 
-// The vmlinux BTF function name for a type id, "bpf_lsm_" stripped ("" if none).
-std::string HookOfBtfId(uint32_t objId, uint32_t btfId) {
-  (void)objId;  // LSM hooks live in vmlinux; a module's BTF would need its own object
-  return HookOfVmlinuxId(btfId);
-}
-
-class LinkInfoWorker : public PromiseWorker {
- public:
-  LinkInfoWorker(Napi::Env env, uint32_t id) : PromiseWorker(env, "krsifs:LinkInfoWorker"), id_(id) {}
-
- protected:
-  void Run() override {
-    UniqueFd fd(bpf_link_get_fd_by_id(id_));
-    if (!fd.valid()) {
-      failure_.set(errno, "link info " + std::to_string(id_) + ": " + ErrText(errno));
-      return;
-    }
-    uint32_t len = sizeof(info_);
-    if (bpf_obj_get_info_by_fd(fd.get(), &info_, &len) != 0) {
-      failure_.set(errno, "link info " + std::to_string(id_) + ": " + ErrText(errno));
-      return;
-    }
-    if (info_.type == BPF_LINK_TYPE_TRACING) hook_ = HookOfBtfId(info_.tracing.target_obj_id, info_.tracing.target_btf_id);
-  }
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("id", info_.id);
-    o.Set("progId", info_.prog_id);
-    const char* t = libbpf_bpf_link_type_str(static_cast<bpf_link_type>(info_.type));
-    o.Set("type", t ? t : "unknown");
-    bool tracing = info_.type == BPF_LINK_TYPE_TRACING;
-    const char* a = tracing ? libbpf_bpf_attach_type_str(static_cast<bpf_attach_type>(info_.tracing.attach_type)) : nullptr;
-    o.Set("attachType", a ? Napi::Value(Napi::String::New(env, a)) : env.Null());
-    o.Set("targetObjId", tracing ? Napi::Value(Napi::Number::New(env, info_.tracing.target_obj_id)) : env.Null());
-    o.Set("targetBtfId", tracing ? Napi::Value(Napi::Number::New(env, info_.tracing.target_btf_id)) : env.Null());
-    o.Set("hook", hook_.empty() ? env.Null() : Napi::Value(Napi::String::New(env, hook_)));
-    return o;
-  }
-
- private:
-  uint32_t id_;
-  bpf_link_info info_ = {};
-  std::string hook_;
-};
-
-class ProgInfoWorker : public PromiseWorker {
- public:
-  ProgInfoWorker(Napi::Env env, uint32_t id) : PromiseWorker(env, "krsifs:ProgInfoWorker"), id_(id) {}
-
- protected:
-  void Run() override {
-    UniqueFd fd(bpf_prog_get_fd_by_id(id_));
-    if (!fd.valid()) {
-      failure_.set(errno, "program info " + std::to_string(id_) + ": " + ErrText(errno));
-      return;
-    }
-    uint32_t len = sizeof(info_);
-    if (bpf_obj_get_info_by_fd(fd.get(), &info_, &len) != 0) {
-      failure_.set(errno, "program info " + std::to_string(id_) + ": " + ErrText(errno));
-      return;
-    }
-    if (info_.type == BPF_PROG_TYPE_LSM) hook_ = HookOfBtfId(info_.attach_btf_obj_id, info_.attach_btf_id);
-  }
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("id", info_.id);
-    o.Set("name", std::string(info_.name, strnlen(info_.name, sizeof(info_.name))));
-    const char* t = libbpf_bpf_prog_type_str(static_cast<bpf_prog_type>(info_.type));
-    o.Set("type", t ? t : "unknown");
-    o.Set("tag", Hex(info_.tag, sizeof(info_.tag)));
-    // load_time is nanoseconds since boot (CLOCK_BOOTTIME)
-    o.Set("loadTimeNs", Napi::BigInt::New(env, static_cast<uint64_t>(info_.load_time)));
-    o.Set("uid", info_.created_by_uid);
-    o.Set("btfId", info_.btf_id);
-    o.Set("attachBtfId", info_.attach_btf_id);
-    o.Set("hook", hook_.empty() ? env.Null() : Napi::Value(Napi::String::New(env, hook_)));
-    o.Set("gplCompatible", Napi::Boolean::New(env, info_.gpl_compatible));
-    return o;
-  }
-
- private:
-  uint32_t id_;
-  bpf_prog_info info_ = {};
-  std::string hook_;
-};
-
-class LinkIdsWorker : public PromiseWorker {
- public:
-  explicit LinkIdsWorker(Napi::Env env) : PromiseWorker(env, "krsifs:LinkIdsWorker") {}
-
- protected:
-  void Run() override {
-    uint32_t id = 0;
-    for (;;) {
-      if (bpf_link_get_next_id(id, &id) != 0) {
-        if (errno != ENOENT) failure_.set(errno, "list links: " + ErrText(errno));
-        return;  // ENOENT: no link after id, the walk is done
-      }
-      ids_.push_back(id);
-    }
-  }
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Array out = Napi::Array::New(env, ids_.size());
-    for (size_t i = 0; i < ids_.size(); i++) out.Set(i, ids_[i]);
-    return out;
-  }
-
- private:
-  std::vector<uint32_t> ids_;
-};
+Napi::Value Text(Napi::Env env, const char* s) { return Napi::String::New(env, s ? s : "unknown"); }
+Napi::Value TextOrNull(Napi::Env env, const std::string& s) { return s.empty() ? env.Null() : Napi::String::New(env, s); }
 
 bool IdArg(const Napi::CallbackInfo& info, const char* fn, uint32_t* id) {
   if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().DoubleValue() < 0 ||
@@ -142,14 +46,63 @@ bool IdArg(const Napi::CallbackInfo& info, const char* fn, uint32_t* id) {
 Napi::Value LinkInfo(const Napi::CallbackInfo& info) {
   uint32_t id;
   if (!IdArg(info, "linkInfo", &id)) return info.Env().Undefined();
-  return (new LinkInfoWorker(info.Env(), id))->Queue();
+  auto d = std::make_shared<Described<bpf_link_info>>();
+  auto hookId = [](const bpf_link_info& i) { return i.type == BPF_LINK_TYPE_TRACING ? i.tracing.target_btf_id : 0u; };
+  return Work(info.Env(), "krsifs:linkInfo", ReadInfo(bpf_link_get_fd_by_id, "link info", id, d, +hookId), [d](Napi::Env env) {
+    const bpf_link_info* li = &d->info;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("id", li->id);
+    o.Set("progId", li->prog_id);
+    o.Set("type", Text(env, libbpf_bpf_link_type_str(static_cast<bpf_link_type>(li->type))));
+    bool tracing = li->type == BPF_LINK_TYPE_TRACING;
+    Napi::Value null = env.Null();
+    const char* a = tracing ? libbpf_bpf_attach_type_str(static_cast<bpf_attach_type>(li->tracing.attach_type)) : nullptr;
+    o.Set("attachType", a ? Napi::Value(Napi::String::New(env, a)) : null);
+    o.Set("targetObjId", tracing ? Napi::Value(Napi::Number::New(env, li->tracing.target_obj_id)) : null);
+    o.Set("targetBtfId", tracing ? Napi::Value(Napi::Number::New(env, li->tracing.target_btf_id)) : null);
+    o.Set("hook", TextOrNull(env, d->hook));
+    return o;
+  });
 }
+
 Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   uint32_t id;
   if (!IdArg(info, "progInfo", &id)) return info.Env().Undefined();
-  return (new ProgInfoWorker(info.Env(), id))->Queue();
+  auto d = std::make_shared<Described<bpf_prog_info>>();
+  auto hookId = [](const bpf_prog_info& i) { return i.type == BPF_PROG_TYPE_LSM ? i.attach_btf_id : 0u; };
+  return Work(info.Env(), "krsifs:progInfo", ReadInfo(bpf_prog_get_fd_by_id, "program info", id, d, +hookId), [d](Napi::Env env) {
+    const bpf_prog_info* pi = &d->info;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("id", pi->id);
+    o.Set("name", std::string(pi->name, strnlen(pi->name, sizeof(pi->name))));
+    o.Set("type", Text(env, libbpf_bpf_prog_type_str(static_cast<bpf_prog_type>(pi->type))));
+    o.Set("tag", Napi::Buffer<uint8_t>::Copy(env, pi->tag, sizeof(pi->tag)));  // hex in lib/kernel/index.ts
+    // load_time is nanoseconds since boot (CLOCK_BOOTTIME)
+    o.Set("loadTimeNs", Napi::BigInt::New(env, static_cast<uint64_t>(pi->load_time)));
+    o.Set("uid", pi->created_by_uid);
+    o.Set("btfId", pi->btf_id);
+    o.Set("attachBtfId", pi->attach_btf_id);
+    o.Set("hook", TextOrNull(env, d->hook));
+    o.Set("gplCompatible", Napi::Boolean::New(env, pi->gpl_compatible));
+    return o;
+  });
 }
-Napi::Value LinkIds(const Napi::CallbackInfo& info) { return (new LinkIdsWorker(info.Env()))->Queue(); }
+
+Napi::Value LinkIds(const Napi::CallbackInfo& info) {
+  auto ids = std::make_shared<std::vector<uint32_t>>();
+  return Work(info.Env(), "krsifs:linkIds",
+              [ids](Failure* f) {
+                uint32_t id = 0;
+                while (bpf_link_get_next_id(id, &id) == 0) ids->push_back(id);
+                int e = errno;  // ENOENT: no link after the last one, the walk is done
+                if (e != ENOENT) f->set(e, "list links: " + ErrText(e));
+              },
+              [ids](Napi::Env env) {
+                Napi::Array out = Napi::Array::New(env, ids->size());
+                for (size_t i = 0; i < ids->size(); i++) out.Set(i, (*ids)[i]);
+                return out;
+              });
+}
 }  // namespace
 
 void InitInfo(Napi::Env env, Napi::Object exports) {

@@ -147,198 +147,159 @@ struct PinsMade {
   }
 };
 
-class LoadWorker : public PromiseWorker {
- public:
-  LoadWorker(Napi::Env env, std::shared_ptr<Opened> o, LoadOpts opts)
-      : PromiseWorker(env, "krsifs:LoadWorker"), o_(std::move(o)), opts_(std::move(opts)) {}
-
- protected:
-  void Run() override {
-    Load();
-    o_->obj.reset();  // loaded or failed, libbpf's copy is no longer needed: the links hold the programs
-    // libbpf parsed the kernel's BTF (megabytes) on this thread and freed it:
-    // glibc keeps freed memory in the thread's arena, so without a trim each
-    // worker thread holds on to its own copy's worth for the process's life
-    malloc_trim(0);
+// fexit reads the traced function's return value: refuse a function that
+// has none (the observer's void hooks) before the verifier does, plainly.
+// Only hooks are given as targets (bpf_lsm_<hook>): the hook table knows.
+bool CheckTarget(bpf_program* p, const std::string& name, const std::string& func, Failure* f) {
+  if (bpf_program__expected_attach_type(p) != BPF_TRACE_FEXIT) return true;
+  int err = 0;
+  const KernelHook* h = func.rfind("bpf_lsm_", 0) == 0 ? FindKernelHook(func.substr(8), &err) : nullptr;
+  if (h == nullptr) {
+    f->set(err ? err : EINVAL, "load program " + name + ": no LSM hook function " + func + " in the kernel's BTF");
+    f->detail("program", name);
+    return false;
   }
-
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Array out = Napi::Array::New(env, made_.size());
-    for (size_t i = 0; i < made_.size(); i++) {
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("name", made_[i].name);
-      o.Set("progId", made_[i].progId);
-      o.Set("linkId", made_[i].linkId);
-      out.Set(i, o);
-    }
-    return out;
+  if (!h->returnsValue) {
+    f->set(EOPNOTSUPP, "load program " + name + ": " + func + " returns void: fexit has no verdict to observe");
+    f->detail("program", name).flag("returnsVoid");
+    return false;
   }
-
- private:
-  struct Made {
-    std::string name;
-    uint32_t progId = 0, linkId = 0;
-  };
-
-  void Load() {
-    bpf_object* obj = o_->obj.get();
-    LogBuffer log;
-    if (log.data == nullptr) {
-      failure_.set(ENOMEM, "load object: no memory for the verifier log");
-      return;
-    }
-    bpf_program* p;
-    bpf_object__for_each_program(p, obj) {
-      std::string name = bpf_program__name(p);
-      std::string sec = bpf_program__section_name(p);
-      bpf_program__set_log_buf(p, log.data, kLogSize);
-      const std::string* target = Find(opts_.targets, name);
-      int e = 0;
-      // SEC("lsm") / SEC("lsm.s"): the file, not the object, picks the hook
-      if (bpf_program__type(p) == BPF_PROG_TYPE_LSM && (sec == "lsm" || sec == "lsm.s"))
-        e = bpf_program__set_attach_target(p, 0, opts_.hook.c_str());
-      else if (target != nullptr && !CheckTarget(p, name, *target))
-        return;
-      else if (target != nullptr)
-        e = bpf_program__set_attach_target(p, 0, target->c_str());
-      if (e != 0) {
-        failure_.set(-e, "load program " + name + ": set attach target " + (target ? *target : opts_.hook) + ": " +
-                             ErrText(-e));
-        failure_.detail("program", name);
-        return;
-      }
-    }
-    for (const Global& g : opts_.globals) {
-      bpf_map* m = InternalMap(obj, g.section);
-      size_t size = 0;
-      void* image = m ? const_cast<void*>(bpf_map__initial_value(m, &size)) : nullptr;
-      if (image == nullptr || g.offset + g.bytes.size() > size) {
-        failure_.set(EINVAL, "set global: the object has no " + g.section + " map holding offset " +
-                                 std::to_string(g.offset) + " to write it into");
-        return;
-      }
-      memcpy(static_cast<uint8_t*>(image) + g.offset, g.bytes.data(), g.bytes.size());
-    }
-    for (const auto& [name, path] : opts_.reuseMaps) {
-      bpf_map* m = bpf_object__find_map_by_name(obj, name.c_str());
-      if (m == nullptr) continue;
-      UniqueFd fd(bpf_obj_get(path.c_str()));
-      int e = fd.valid() ? bpf_map__reuse_fd(m, fd.get()) : -errno;  // reuse_fd dups the fd
-      if (e != 0) {
-        failure_.set(-e, "load object: map " + name + ": reuse the shared map " + path + ": " + ErrText(-e));
-        return;
-      }
-    }
-    ClearLibbpfLog();
-    log.data[0] = '\0';
-    int e = bpf_object__load(obj);
-    if (e != 0) {
-      // lib/kernel/object.ts says which program and why, from these
-      failure_.set(-e, "load object: " + ErrText(-e));
-      failure_.detail("stage", "load").detail("log", log.data).detail("libbpf", LibbpfLog());
-      failure_.detail("libbpfLast", LibbpfLastLine());
-      return;
-    }
-    std::vector<LinkPtr> links;
-    PinsMade pins;
-    for (const auto& [name, path] : opts_.programPins) {
-      bpf_program* q = bpf_object__find_program_by_name(obj, name.c_str());
-      if (q == nullptr || bpf_obj_pin(bpf_program__fd(q), path.c_str()) != 0) {
-        int err = q ? errno : EINVAL;
-        failure_.set(err, "pin program " + name + " itself at " + path + ": " + ErrText(err));
-        failure_.detail("stage", "pin").detail("program", name);
-        return;
-      }
-      pins.paths.push_back(path);
-    }
-    bpf_object__for_each_program(p, obj) {
-      std::string name = bpf_program__name(p);
-      errno = 0;
-      LinkPtr l(bpf_program__type(p) == BPF_PROG_TYPE_LSM ? bpf_program__attach_lsm(p) : bpf_program__attach_trace(p));
-      if (!l) {
-        int err = errno ? errno : EINVAL;
-        failure_.set(err, ErrText(err));
-        failure_.detail("stage", "attach").detail("program", name);
-        return;  // links and pins go out of scope: everything detached
-      }
-      bpf_link_info li = {};
-      uint32_t len = sizeof(li);
-      if (bpf_obj_get_info_by_fd(bpf_link__fd(l.get()), &li, &len) != 0) {
-        failure_.set(errno, "attach program " + name + ": read link info: " + ErrText(errno));
-        return;
-      }
-      const std::string* at = Find(opts_.pins, name);
-      if (at == nullptr || bpf_obj_pin(bpf_link__fd(l.get()), at->c_str()) != 0) {
-        int err = at ? errno : EINVAL;
-        failure_.set(err, "pin program " + name + " at " + (at ? *at : "(no pin path given)") + ": " + ErrText(err));
-        failure_.detail("stage", "pin").detail("program", name);
-        return;
-      }
-      pins.paths.push_back(*at);
-      made_.push_back({name, li.prog_id, li.id});
-      links.push_back(std::move(l));
-    }
-    pins.keep = true;  // our link fds close now: the pins hold the links
-  }
-
-  // fexit reads the traced function's return value: refuse a function that
-  // has none (the observer's void hooks) before the verifier does, plainly.
-  // Only hooks are given as targets (bpf_lsm_<hook>): the hook table knows.
-  bool CheckTarget(bpf_program* p, const std::string& name, const std::string& func) {
-    if (bpf_program__expected_attach_type(p) != BPF_TRACE_FEXIT) return true;
-    int err = 0;
-    const KernelHook* h = func.rfind("bpf_lsm_", 0) == 0 ? FindKernelHook(func.substr(8), &err) : nullptr;
-    if (h == nullptr) {
-      failure_.set(err ? err : EINVAL, "load program " + name + ": no LSM hook function " + func + " in the kernel's BTF");
-      failure_.detail("program", name);
-      return false;
-    }
-    if (!h->returnsValue) {
-      failure_.set(EOPNOTSUPP, "load program " + name + ": " + func + " returns void: fexit has no verdict to observe");
-      failure_.detail("program", name).flag("returnsVoid");
-      return false;
-    }
-    return true;
-  }
-
-  std::shared_ptr<Opened> o_;
-  LoadOpts opts_;
-  std::vector<Made> made_;
-};
-
-// [[string, string], ...] from JS (normalised there); false with a pending TypeError.
-bool ToPairs(Napi::Env env, Napi::Value v, const char* what, Pairs* out) {
-  if (v.IsUndefined()) return true;
-  bool ok = v.IsArray();
-  Napi::Array a = ok ? v.As<Napi::Array>() : Napi::Array::New(env);
-  for (uint32_t i = 0; ok && i < a.Length(); i++) {
-    Napi::Value e = a.Get(i);
-    Napi::Array pair = e.IsArray() ? e.As<Napi::Array>() : Napi::Array::New(env);
-    ok = pair.Length() == 2 && pair.Get(0u).IsString() && pair.Get(1u).IsString();
-    if (ok) out->emplace_back(pair.Get(0u).As<Napi::String>().Utf8Value(), pair.Get(1u).As<Napi::String>().Utf8Value());
-  }
-  if (!ok) Napi::TypeError::New(env, std::string("load: ") + what + " must be [string, string][]").ThrowAsJavaScriptException();
-  return ok;
+  return true;
 }
 
-bool ToGlobals(Napi::Env env, Napi::Value v, std::vector<Global>* out) {
-  if (v.IsUndefined()) return true;
-  bool ok = v.IsArray();
-  Napi::Array a = ok ? v.As<Napi::Array>() : Napi::Array::New(env);
-  for (uint32_t i = 0; ok && i < a.Length(); i++) {
-    Napi::Value e = a.Get(i);
-    Napi::Array t = e.IsArray() ? e.As<Napi::Array>() : Napi::Array::New(env);
-    ok = t.Length() == 3 && t.Get(0u).IsString() && t.Get(1u).IsNumber();
-    Global g;
-    if (ok) {
-      g.section = t.Get(0u).As<Napi::String>().Utf8Value();
-      g.offset = t.Get(1u).As<Napi::Number>().Uint32Value();
-      ok = CopyBytes(env, t.Get(2u), "load: a global's bytes", &g.bytes);
-      if (!ok) return false;
-      out->push_back(std::move(g));
+void LoadAll(bpf_object* obj, const LoadOpts& opts, std::vector<Made>* made, Failure* f) {
+  LogBuffer log;
+  if (log.data == nullptr) {
+    f->set(ENOMEM, "load object: no memory for the verifier log");
+    return;
+  }
+  bpf_program* p;
+  bpf_object__for_each_program(p, obj) {
+    std::string name = bpf_program__name(p);
+    std::string sec = bpf_program__section_name(p);
+    bpf_program__set_log_buf(p, log.data, kLogSize);
+    const std::string* target = Find(opts.targets, name);
+    int e = 0;
+    // SEC("lsm") / SEC("lsm.s"): the file, not the object, picks the hook
+    if (bpf_program__type(p) == BPF_PROG_TYPE_LSM && (sec == "lsm" || sec == "lsm.s"))
+      e = bpf_program__set_attach_target(p, 0, opts.hook.c_str());
+    else if (target != nullptr && !CheckTarget(p, name, *target, f))
+      return;
+    else if (target != nullptr)
+      e = bpf_program__set_attach_target(p, 0, target->c_str());
+    if (e != 0) {
+      f->set(-e, "load program " + name + ": set attach target " + (target ? *target : opts.hook) + ": " + ErrText(-e));
+      f->detail("program", name);
+      return;
     }
   }
-  if (!ok) Napi::TypeError::New(env, "load: globals must be [section, offset, Buffer][]").ThrowAsJavaScriptException();
+  for (const Global& g : opts.globals) {
+    bpf_map* m = InternalMap(obj, g.section);
+    size_t size = 0;
+    void* image = m ? const_cast<void*>(bpf_map__initial_value(m, &size)) : nullptr;
+    if (image == nullptr || g.offset + g.bytes.size() > size) {
+      f->set(EINVAL, "set global: the object has no " + g.section + " map holding offset " + std::to_string(g.offset) +
+                         " to write it into");
+      return;
+    }
+    memcpy(static_cast<uint8_t*>(image) + g.offset, g.bytes.data(), g.bytes.size());
+  }
+  for (const auto& [name, path] : opts.reuseMaps) {
+    bpf_map* m = bpf_object__find_map_by_name(obj, name.c_str());
+    if (m == nullptr) continue;
+    UniqueFd fd(bpf_obj_get(path.c_str()));
+    int e = fd.valid() ? bpf_map__reuse_fd(m, fd.get()) : -errno;  // reuse_fd dups the fd
+    if (e != 0) {
+      f->set(-e, "load object: map " + name + ": reuse the shared map " + path + ": " + ErrText(-e));
+      return;
+    }
+  }
+  ClearLibbpfLog();
+  log.data[0] = '\0';
+  int e = bpf_object__load(obj);
+  if (e != 0) {
+    // lib/kernel/object.ts says which program and why, from these
+    f->set(-e, "load object: " + ErrText(-e));
+    f->detail("stage", "load").detail("log", log.data).detail("libbpf", LibbpfLog());
+    return;
+  }
+  std::vector<LinkPtr> links;
+  PinsMade pins;
+  for (const auto& [name, path] : opts.programPins) {
+    bpf_program* q = bpf_object__find_program_by_name(obj, name.c_str());
+    if (q == nullptr || bpf_obj_pin(bpf_program__fd(q), path.c_str()) != 0) {
+      int err = q ? errno : EINVAL;
+      f->set(err, "pin program " + name + " itself at " + path + ": " + ErrText(err));
+      f->detail("stage", "pin").detail("program", name);
+      return;
+    }
+    pins.paths.push_back(path);
+  }
+  bpf_object__for_each_program(p, obj) {
+    std::string name = bpf_program__name(p);
+    errno = 0;
+    LinkPtr l(bpf_program__type(p) == BPF_PROG_TYPE_LSM ? bpf_program__attach_lsm(p) : bpf_program__attach_trace(p));
+    if (!l) {
+      int err = errno ? errno : EINVAL;
+      f->set(err, ErrText(err));
+      f->detail("stage", "attach").detail("program", name);
+      return;  // links and pins go out of scope: everything detached
+    }
+    bpf_link_info li = {};
+    uint32_t len = sizeof(li);
+    if (bpf_obj_get_info_by_fd(bpf_link__fd(l.get()), &li, &len) != 0) {
+      f->set(errno, "attach program " + name + ": read link info: " + ErrText(errno));
+      return;
+    }
+    CompanionOfLink(li);  // a companion's function named now, on this pool thread: listings run on the loop
+    const std::string* at = Find(opts.pins, name);
+    if (at == nullptr || bpf_obj_pin(bpf_link__fd(l.get()), at->c_str()) != 0) {
+      int err = at ? errno : EINVAL;
+      f->set(err, "pin program " + name + " at " + (at ? *at : "(no pin path given)") + ": " + ErrText(err));
+      f->detail("stage", "pin").detail("program", name);
+      return;
+    }
+    pins.paths.push_back(*at);
+    made->push_back({name, li.prog_id, li.id});
+    links.push_back(std::move(l));
+  }
+  pins.keep = true;  // our link fds close now: the pins hold the links
+}
+
+// One option as lib/kernel/object.ts normalised it: rows of `n` fields
+// (absent: none), each handed to `take`, which checks its fields' types.
+bool ForRows(Napi::Value v, uint32_t n, const std::function<bool(Napi::Array)>& take) {
+  if (v.IsUndefined()) return true;
+  if (!v.IsArray()) return false;
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value row = a.Get(i);
+    if (!row.IsArray() || row.As<Napi::Array>().Length() != n || !take(row.As<Napi::Array>())) return false;
+  }
+  return true;
+}
+
+// opts' globals ([section, offset, Buffer][]) and pairs ([string, string][]);
+// false with a pending TypeError.
+bool ToLoadOpts(Napi::Env env, Napi::Object o, LoadOpts* opts) {
+  auto pairs = [&](const char* key, Pairs* out) {
+    return ForRows(o.Get(key), 2, [&](Napi::Array r) {
+      if (!r.Get(0u).IsString() || !r.Get(1u).IsString()) return false;
+      out->emplace_back(r.Get(0u).As<Napi::String>().Utf8Value(), r.Get(1u).As<Napi::String>().Utf8Value());
+      return true;
+    });
+  };
+  bool ok = ForRows(o.Get("globals"), 3, [&](Napi::Array r) {
+    Napi::Value bytes = r.Get(2u);
+    if (!r.Get(0u).IsString() || !r.Get(1u).IsNumber() || !bytes.IsBuffer()) return false;
+    Napi::Buffer<uint8_t> b = bytes.As<Napi::Buffer<uint8_t>>();
+    opts->globals.push_back({r.Get(0u).As<Napi::String>().Utf8Value(), r.Get(1u).As<Napi::Number>().Uint32Value(),
+                             std::vector<uint8_t>(b.Data(), b.Data() + b.Length())});
+    return true;
+  });
+  ok = ok && pairs("reuseMaps", &opts->reuseMaps) && pairs("pins", &opts->pins) &&
+       pairs("programPins", &opts->programPins) && pairs("targets", &opts->targets);
+  if (!ok) Napi::TypeError::New(env, "load: opts must be as lib/kernel/object.ts makes them").ThrowAsJavaScriptException();
   return ok;
 }
 
@@ -364,10 +325,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
     }
     opts.hook = info[0].As<Napi::String>().Utf8Value();
     Napi::Object o = info[1].As<Napi::Object>();
-    if (!ToGlobals(env, o.Get("globals"), &opts.globals) || !ToPairs(env, o.Get("reuseMaps"), "reuseMaps", &opts.reuseMaps) ||
-        !ToPairs(env, o.Get("pins"), "pins", &opts.pins) || !ToPairs(env, o.Get("programPins"), "programPins", &opts.programPins) ||
-        !ToPairs(env, o.Get("targets"), "targets", &opts.targets))
-      return env.Undefined();
+    if (!ToLoadOpts(env, o, &opts)) return env.Undefined();
     if (!o_ || o_->used) {
       auto d = Napi::Promise::Deferred::New(env);
       d.Reject(MakeError(env, o_ ? EALREADY : EBADF, o_ ? "load object: this object was loaded already (an object loads once)"
@@ -375,7 +333,23 @@ class Handle : public Napi::ObjectWrap<Handle> {
       return d.Promise();
     }
     o_->used = true;
-    return (new LoadWorker(env, o_, std::move(opts)))->Queue();
+    auto opened = o_;
+    auto in = std::make_shared<LoadOpts>(std::move(opts));
+    auto made = std::make_shared<std::vector<Made>>();
+    return Work(env, "krsifs:load",
+                [opened, in, made](Failure* f) {
+                  LoadAll(opened->obj.get(), *in, made.get(), f);
+                  opened->obj.reset();  // loaded or failed, libbpf's copy is no longer needed: the links hold the programs
+                  // libbpf parsed the kernel's BTF (megabytes) on this thread and freed it:
+                  // glibc keeps freed memory in the thread's arena, so without a trim each
+                  // worker thread holds on to its own copy's worth for the process's life
+                  malloc_trim(0);
+                },
+                [made](Napi::Env env) {
+                  Napi::Array out = Napi::Array::New(env, made->size());
+                  for (size_t i = 0; i < made->size(); i++) out.Set(i, MadeValue(env, (*made)[i], true));
+                  return out;
+                });
   }
   // A load in flight keeps its own reference: it frees the object when done.
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -386,31 +360,19 @@ class Handle : public Napi::ObjectWrap<Handle> {
   std::shared_ptr<Opened> o_;
 };
 
-class OpenWorker : public PromiseWorker {
- public:
-  OpenWorker(Napi::Env env, BpfEnvData* data, std::vector<uint8_t> bytes, std::string name)
-      : PromiseWorker(env, "krsifs:OpenWorker"), data_(data), bytes_(std::move(bytes)), name_(std::move(name)) {}
-
- protected:
-  void Run() override {
-    o_ = std::make_shared<Opened>();
-    o_->obj = OpenObject(bytes_, name_, &failure_);
-  }
-  Napi::Value Result(Napi::Env env) override { return NewOpened(env, data_, std::move(o_)); }
-
- private:
-  BpfEnvData* data_;
-  std::vector<uint8_t> bytes_;
-  std::string name_;
-  std::shared_ptr<Opened> o_;
-};
-
 Napi::Value OpenObjectJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::vector<uint8_t> bytes;
-  if (!CopyBytes(env, info[0], "openObject", &bytes)) return env.Undefined();
+  if (!info[0].IsBuffer()) {
+    Napi::TypeError::New(env, "openObject: expected a Buffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
   std::string name = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
-  return (new OpenWorker(env, static_cast<BpfEnvData*>(info.Data()), std::move(bytes), name))->Queue();
+  auto data = static_cast<BpfEnvData*>(info.Data());
+  auto o = std::make_shared<Opened>();
+  auto in = std::make_shared<std::vector<uint8_t>>(b.Data(), b.Data() + b.Length());
+  return Work(env, "krsifs:openObject", [o, in, name](Failure* f) { o->obj = OpenObject(*in, name, f); },
+              [o, data](Napi::Env env) { return NewOpened(env, data, o); });
 }
 }  // namespace
 

@@ -5,17 +5,70 @@
 // memory under the daemon's own 0700 pin root, five syscalls each, so a read
 // costs less than the hand-off to a pool thread, where four slow loads may
 // hold every thread (the bound and the decision: lib/kernel/port.ts list).
-// pinInfo(path): the same for one pin, in one worker.
 #include <dirent.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <malloc.h>
+
 #include <algorithm>
+#include <map>
+#include <mutex>
 
 #include "bpf_common.h"
 
 namespace krsi {
+
+namespace {
+// The name of FUNC `id` in BTF object `objId` (vmlinux's, or a module's:
+// split BTF on top of vmlinux's); "" when it cannot be read.
+std::string TracedFunction(uint32_t objId, uint32_t id) {
+  int err = 0;
+  BtfPtr vmlinux = LoadVmlinuxBtf(&err), module;
+  if (!vmlinux) return "";
+  const btf* b = vmlinux.get();
+  UniqueFd fd(bpf_btf_get_fd_by_id(objId));
+  char name[64] = "";
+  bpf_btf_info bi = {};
+  bi.name = reinterpret_cast<uintptr_t>(name);
+  bi.name_len = sizeof(name);
+  uint32_t len = sizeof(bi);
+  if (fd.valid() && bpf_obj_get_info_by_fd(fd.get(), &bi, &len) == 0 && strcmp(name, "vmlinux") != 0) {
+    module.reset(btf__load_from_kernel_by_id_split(objId, vmlinux.get()));
+    if (!module) return "";
+    b = module.get();
+  }
+  const btf_type* t = id != 0 && id < btf__type_cnt(b) ? btf__type_by_id(b, id) : nullptr;
+  const char* fn = t && btf_is_func(t) ? btf__name_by_offset(b, t->name_off) : nullptr;
+  return fn ? fn : "";
+}
+}  // namespace
+
+std::string CompanionOfLink(const bpf_link_info& info) {
+  if (info.type != BPF_LINK_TYPE_TRACING) return "";
+  const char* kind = info.tracing.attach_type == BPF_TRACE_FENTRY  ? "fentry"
+                     : info.tracing.attach_type == BPF_TRACE_FEXIT ? "fexit"
+                                                                   : nullptr;
+  if (kind == nullptr) return "";
+  // BTF object ids are not reused while the kernel runs: (object, id) names
+  // one function for good. The lock is not held while BTF is parsed, so a
+  // listing on the loop never waits for a pool thread's parse.
+  static std::mutex mu;
+  static std::map<std::pair<uint32_t, uint32_t>, std::string> names;
+  const auto key = std::make_pair(info.tracing.target_obj_id, info.tracing.target_btf_id);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = names.find(key);
+    if (it != names.end()) return std::string(kind) + ":" + it->second;
+  }
+  std::string fn = TracedFunction(key.first, key.second);
+  malloc_trim(0);  // the parse's megabytes, handed back
+  if (fn.empty()) return std::string(kind) + ":?";  // not remembered: tried again
+  std::lock_guard<std::mutex> lock(mu);
+  names.emplace(key, fn);
+  return std::string(kind) + ":" + fn;
+}
 
 namespace {
 struct Pinned {
@@ -31,14 +84,13 @@ struct Pinned {
   std::string foreign;
 };
 
-// What the kernel says about the pin at `path`: false with *err set when it
-// cannot be opened or read (ENOENT: removed meanwhile); true otherwise, with
-// p->foreign set for a pin that is not krsifs's kind of link.
-// selfFds: /proc/self/fd opened once per listing (-1: opened per call).
-bool DescribePin(const std::string& path, Pinned* p, int* err, int selfFds = -1) {
+// What the kernel says about the pin at `path`: false when it is gone (removed
+// meanwhile) or its link cannot be read; true otherwise, with p->foreign set
+// for a pin that is not krsifs's kind of link.
+// selfFds: /proc/self/fd, opened once per listing.
+bool DescribePin(const std::string& path, Pinned* p, int selfFds) {
   UniqueFd fd(bpf_obj_get(path.c_str()));
   if (!fd.valid()) {
-    *err = errno;
     if (errno == ENOENT) return false;
     // a directory or anything bpf_obj_get refuses: someone else's
     p->foreign = "not a bpf object (" + ErrText(errno) + ")";
@@ -51,10 +103,7 @@ bool DescribePin(const std::string& path, Pinned* p, int* err, int selfFds = -1)
   }
   bpf_link_info info = {};
   uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) {
-    *err = errno;
-    return false;
-  }
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return false;
   p->linkId = info.id;
   p->progId = info.prog_id;
   std::string companion = CompanionOfLink(info);
@@ -68,31 +117,23 @@ bool DescribePin(const std::string& path, Pinned* p, int* err, int selfFds = -1)
   return true;
 }
 
-Napi::Value HookValue(Napi::Env env, const Pinned& p) {
-  return p.hook.empty() ? env.Null() : Napi::Value(Napi::String::New(env, p.hook));
-}
-
 struct DirCloser {
   void operator()(DIR* d) const { closedir(d); }
 };
 
-// Every pin of `dir` (none when it does not exist), in link id order; pins
-// removed meanwhile are left out. Returns false with *f set when the
-// directory cannot be read.
-bool ListPins(const std::string& dir, const std::string& objects, std::vector<Pinned>* pins, Failure* f) {
+// Every pin in `dir`, sorted by link id; a missing directory holds none.
+void ReadPinDir(const std::string& dir, const std::string& objects, std::vector<Pinned>* pins, Failure* f) {
   std::unique_ptr<DIR, DirCloser> d(opendir(dir.c_str()));
   if (!d) {
-    if (errno == ENOENT) return true;  // no directory: nothing pinned
-    f->set(errno, "read pin directory " + dir + ": " + ErrText(errno));
-    return false;
+    if (errno != ENOENT) f->set(errno, "read pin directory " + dir + ": " + ErrText(errno));
+    return;
   }
   UniqueFd selfFds(open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC));
   while (dirent* e = readdir(d.get())) {
     if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
     Pinned p;
     p.name = e->d_name;
-    int err = 0;
-    if (!DescribePin(dir + "/" + p.name, &p, &err, selfFds.get())) continue;  // removed since readdir: not listed
+    if (!DescribePin(dir + "/" + p.name, &p, selfFds.get())) continue;  // removed since readdir: not listed
     if (p.foreign.empty() && !objects.empty()) {
       char buf[4096];
       ssize_t n = readlink((objects + "/" + std::to_string(p.linkId)).c_str(), buf, sizeof(buf) - 1);
@@ -104,35 +145,7 @@ bool ListPins(const std::string& dir, const std::string& objects, std::vector<Pi
     pins->push_back(std::move(p));
   }
   std::sort(pins->begin(), pins->end(), [](const Pinned& a, const Pinned& b) { return a.linkId < b.linkId; });
-  return true;
 }
-
-class PinInfoWorker : public PromiseWorker {
- public:
-  PinInfoWorker(Napi::Env env, std::string path) : PromiseWorker(env, "krsifs:PinInfoWorker"), path_(std::move(path)) {}
-
- protected:
-  void Run() override {
-    int err = 0;
-    if (!DescribePin(path_, &pin_, &err)) {
-      failure_.set(err, "open pin " + path_ + ": " + ErrText(err));
-    } else if (!pin_.foreign.empty()) {
-      failure_.set(EINVAL, "open pin " + path_ + ": " + pin_.foreign);
-    }
-  }
-
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("linkId", pin_.linkId);
-    o.Set("progId", pin_.progId);
-    o.Set("hook", HookValue(env, pin_));
-    return o;
-  }
-
- private:
-  std::string path_;
-  Pinned pin_;
-};
 
 Napi::Value PinnedLinks(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -140,9 +153,12 @@ Napi::Value PinnedLinks(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "pinnedLinks(dir: string, objectsDir?: string)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  std::string dir = info[0].As<Napi::String>().Utf8Value();
+  std::string objects = info.Length() > 1 ? info[1].As<Napi::String>().Utf8Value() : "";
   std::vector<Pinned> pins;
   Failure f;
-  if (!ListPins(info[0].As<Napi::String>().Utf8Value(), info.Length() > 1 ? info[1].As<Napi::String>().Utf8Value() : "", &pins, &f)) {
+  ReadPinDir(dir, objects, &pins, &f);
+  if (f.failed()) {
     ThrowError(env, f.err, f.message);
     return env.Undefined();
   }
@@ -153,7 +169,7 @@ Napi::Value PinnedLinks(const Napi::CallbackInfo& info) {
     o.Set("name", p.name);
     o.Set("linkId", p.linkId);
     o.Set("progId", p.progId);
-    o.Set("hook", HookValue(env, p));
+    o.Set("hook", p.hook.empty() ? env.Null() : Napi::Value(Napi::String::New(env, p.hook)));
     o.Set("object", p.hasObject ? Napi::Value(Napi::String::New(env, p.object)) : env.Null());
     if (!p.foreign.empty()) o.Set("foreign", p.foreign);
     out.Set(i, o);
@@ -161,19 +177,10 @@ Napi::Value PinnedLinks(const Napi::CallbackInfo& info) {
   return out;
 }
 
-Napi::Value PinInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) {
-    Napi::TypeError::New(env, "pinInfo(path: string)").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  return (new PinInfoWorker(env, info[0].As<Napi::String>().Utf8Value()))->Queue();
-}
 }  // namespace
 
 void InitPins(Napi::Env env, Napi::Object exports) {
   exports.Set("pinnedLinks", Napi::Function::New(env, PinnedLinks, "pinnedLinks"));
-  exports.Set("pinInfo", Napi::Function::New(env, PinInfo, "pinInfo"));
 }
 
 }  // namespace krsi

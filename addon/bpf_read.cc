@@ -394,18 +394,20 @@ void Settle(napi_env env, napi_value, void* context, void* data) {
   ssize_t n = r->opened.valid()
                   ? readlink(("/proc/self/fd/" + std::to_string(r->opened.get())).c_str(), seen, sizeof(seen) - 1)
                   : -1;
-  if (r->failure.failed()) {
-    if (r->openFailed) r->failure.detail("object", n > 0 ? std::string(seen, n) : r->path);
+  std::string path = n > 0 ? std::string(seen, n) : r->path;
+  if (r->failure.failed() && !r->openFailed) {
     napi_reject_deferred(env, r->deferred, MakeError(e, r->failure));
     return;
   }
   Napi::Object o = Napi::Object::New(e);
   o.Set("data", TakeBytes(e, std::move(r->data)));
-  o.Set("path", Napi::String::New(e, n > 0 ? std::string(seen, n) : r->path));
+  o.Set("path", path);
+  // libbpf's refusal: lib/kernel/index.ts words it (the ELF header first)
+  if (r->openFailed) o.Set("openError", MakeError(e, r->failure));
   if (r->progId != 0) {
     Napi::Object p = Napi::Object::New(e);
     p.Set("id", r->progId);
-    p.Set("source", r->source.empty() ? "pinned:" + (n > 0 ? std::string(seen, n) : r->path) : r->source);
+    p.Set("source", r->source.empty() ? "pinned:" + path : r->source);
     o.Set("program", p);
   }
   if (r->object) o.Set("object", NewOpened(e, static_cast<BpfEnvData*>(context), std::move(r->object)));

@@ -1,18 +1,15 @@
-// The running kernel's LSM hooks (addon/bpf_btf.cc reads them from its BTF),
-// cached: every load checks its hook here.
+// The running kernel's LSM hooks (addon/bpf_hooks.cc reads them from its BTF
+// once), cached: every load checks its hook here.
 import { native } from '../addon.js';
 
 let hooksCache: Promise<string[]> | undefined;
 let hookSet: Promise<Set<string>> | undefined;
 
-/**
- * Every LSM hook the running kernel offers (bpf_lsm_* in its BTF), sorted;
- * cached. With `btfPath`, the hooks of that BTF file (not cached).
- */
-export function kernelHooks(btfPath?: string): Promise<string[]> {
-  if (btfPath !== undefined) return native.kernelHooks(btfPath);
+/** Every LSM hook the running kernel offers (bpf_lsm_* in its BTF), sorted; cached. */
+export function kernelHooks(): Promise<string[]> {
   if (!hooksCache) {
-    hooksCache = native.kernelHooks() as Promise<string[]>;
+    // the addon's table is in BTF id order, where a name may come twice
+    hooksCache = (native.kernelHooks() as Promise<string[]>).then((h) => [...new Set(h)].sort());
     hooksCache.catch(() => {
       hooksCache = undefined; // try again next time
       hookSet = undefined;

@@ -4,8 +4,8 @@
 // event loop (small steps on objects in memory) say "Synchronous".
 // Failures are KrsiError (errno, code, message, verifierLog for loads, details).
 import { native } from '../addon.js';
-import type { AttachedLoaded, LinkInfo, PinInfo, PinnedLinkInfo, ProgInfo, ReadResult } from './types.js';
-import { openObject, wrapOpened, type NativeOpened } from './object.js';
+import type { AttachedLoaded, LinkInfo, PinnedLinkInfo, ProgInfo, ReadResult } from './types.js';
+import { elfProblem, notAnObject, openFailure, openObject, wrapOpened, type NativeOpened } from './object.js';
 
 export type * from './types.js';
 import type { Credentials } from '../core/kernel-port.js';
@@ -117,9 +117,17 @@ export function readObject(
   const timeoutMs = opts.timeoutMs ?? limits.timeoutMs;
   readsOf.set(tgid, mine + 1);
   readsInFlight++;
-  const read = (native.readObject(w, path) as Promise<Omit<ReadResult, 'object'> & { object?: NativeOpened }>).then(
-    ({ object, ...r }): ReadResult => (object ? { ...r, object: wrapOpened(object, r.data) } : r),
-  ).finally(() => {
+  type NativeRead = Omit<ReadResult, 'object'> & { object?: NativeOpened; openError?: KrsiError };
+  const read = (native.readObject(w, path) as Promise<NativeRead>).then(({ object, openError, ...r }): ReadResult => {
+    // libbpf opened the bytes (or failed to): the header's own words come first
+    const problem = object || openError ? elfProblem(r.data) : '';
+    if (problem) {
+      object?.handle.close();
+      throw notAnObject(problem, r.path);
+    }
+    if (openError) throw openFailure(openError, r.path);
+    return object ? { ...r, object: wrapOpened(object, r.data) } : r;
+  }).finally(() => {
     readsInFlight--;
     const n = (readsOf.get(tgid) ?? 1) - 1;
     if (n > 0) readsOf.set(tgid, n);
@@ -163,7 +171,7 @@ export { hasHook, kernelHooks } from './hooks.js';
 
 /**
  * Attach a program that is already loaded (by id) to `hook` with a link of
- * our own, pinned at `pinPath` (read it with pinInfo). The program
+ * our own, pinned at `pinPath` (pinnedLinks lists it). The program
  * must be an LSM program loaded for `hook`.
  * Errors: ENOENT no such program, EINVAL not LSM / loaded for another hook /
  * not lsm_mac, E2BIG hook full, the pin's errno.
@@ -185,15 +193,6 @@ export function pinnedLinks(dir: string, objectsDir?: string): PinnedLinkInfo[] 
   return objectsDir === undefined ? native.pinnedLinks(dir) : native.pinnedLinks(dir, objectsDir);
 }
 
-/**
- * The link pinned at `path`, as pinnedLinks() reads each one, in one worker
- * (the pin is opened, read and closed there: no fd reaches JS).
- * Errors: ENOENT no pin, EINVAL not an LSM link nor a companion's.
- */
-export function pinInfo(path: string): Promise<PinInfo> {
-  return native.pinInfo(path);
-}
-
 /** The kernel's view of link `id`. Errors: ENOENT gone. */
 export function linkInfo(id: number): Promise<LinkInfo> {
   return native.linkInfo(id);
@@ -206,7 +205,7 @@ export function linkIds(): Promise<number[]> {
 
 /** The kernel's view of program `id`. Errors: ENOENT gone. */
 export function progInfo(id: number): Promise<ProgInfo> {
-  return native.progInfo(id);
+  return (native.progInfo(id) as Promise<Omit<ProgInfo, 'tag'> & { tag: Buffer }>).then((p) => ({ ...p, tag: p.tag.toString('hex') }));
 }
 
 // Will this kernel load a BPF LSM program? Never rejects for a kernel's

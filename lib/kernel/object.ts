@@ -46,6 +46,54 @@ function programOf(p: NativeFacts['programs'][number]): ProgramInfo {
   return { ...p, isLsm, hook: m?.[2] ?? null, sleepable: m?.[1] !== undefined };
 }
 
+// e_machine values an object compiled for the wrong target may carry (elf.h).
+const MACHINES: Record<number, string> = { 62: 'x86-64', 3: 'i386', 183: 'aarch64', 40: 'arm', 243: 'risc-v', 21: 'ppc64', 22: 's390', 0: 'none' };
+const EM_BPF = 247;
+const ET_REL = 1;
+
+/**
+ * Why `d` is not a 64-bit relocatable BPF ELF object ('' when it is one),
+ * from its ELF header: checked before libbpf's own refusal is used, whose
+ * words ("malformed") would not say what is wrong.
+ */
+export function elfProblem(d: Buffer): string {
+  if (d.length < 16 || d.readUInt32BE(0) !== 0x7f454c46) return 'not an ELF file';
+  if (d.length < 64 || d[4] !== 2 || (d[5] !== 1 && d[5] !== 2)) return 'ELF but not a BPF object (not a 64-bit ELF)';
+  const u16 = (o: number) => (d[5] === 1 ? d.readUInt16LE(o) : d.readUInt16BE(o));
+  if (u16(18) !== EM_BPF) return `ELF but not a BPF object (machine ${MACHINES[u16(18)] ?? u16(18)})`;
+  if (u16(16) !== ET_REL) return 'BPF ELF but not a relocatable object (compile with clang -c)';
+  return '';
+}
+
+/** ENOEXEC for bytes that are no BPF object, in the words elfProblem gives. */
+export function notAnObject(problem: string, object?: string): KrsiError {
+  return new KrsiError('ENOEXEC', `open object: ${problem}`, object === undefined ? {} : { details: { object } });
+}
+
+/** The last line libbpf printed that says something, without its "libbpf: " prefix ('' if none). */
+export function libbpfLastLine(log: string): string {
+  for (const raw of log.split('\n').reverse()) {
+    const line = raw.replace(/ +$/, '').replace(/^libbpf: /, '');
+    // libbpf's own "failed to load object" summary says less than the line before it
+    if (line !== '' && !line.includes('failed to load object')) return line;
+  }
+  return '';
+}
+
+/**
+ * The addon's failure to open bytes whose ELF header is sound (libbpf's log
+ * in details.libbpf): a malformed object. libbpf says ENOENT, ERANGE,
+ * EINVAL, ... depending on what it tripped over ("No such file" or "Numerical
+ * result out of range" would mislead a shell user): all become ENOEXEC,
+ * keeping libbpf's words and errno in the message; only ENOMEM is passed through.
+ */
+export function openFailure(e: KrsiError, object?: string): KrsiError {
+  const details = object === undefined ? {} : { details: { object } };
+  if (e.code === 'ENOMEM') return new KrsiError(e.errno, e.message, details);
+  const cause = libbpfLastLine(typeof e.details.libbpf === 'string' ? e.details.libbpf : '') || e.message.replace(/^open object: /, '');
+  return new KrsiError('ENOEXEC', `open object: malformed BPF object: ${cause} (libbpf: ${e.code})`, details);
+}
+
 /**
  * The NUL-terminated contents of the ELF section named "license" ('' if none):
  * libbpf (1.1) has no getter for it. A little-endian 64-bit ELF (libbpf
@@ -88,7 +136,11 @@ export function wrapOpened(raw: NativeOpened, data: Buffer): OpenedObject {
  * object / malformed; ENOMEM.
  */
 export async function openObject(data: Buffer, name?: string): Promise<OpenedObject> {
-  const raw = (await (name === undefined ? native.openObject(data) : native.openObject(data, name))) as NativeOpened;
+  const problem = elfProblem(data);
+  if (problem) throw notAnObject(problem);
+  const raw = (await (name === undefined ? native.openObject(data) : native.openObject(data, name)).catch((e: unknown) => {
+    throw e instanceof KrsiError ? openFailure(e) : e;
+  })) as NativeOpened;
   return wrapOpened(raw, data);
 }
 
@@ -206,7 +258,7 @@ function failure(err: KrsiError, hook: string, programs: ProgramInfo[], onHook: 
     let cause = logSummary(log);
     if (cause === '') {
       cause = err.message.replace(/^load object: /, '');
-      const last = typeof d.libbpfLast === 'string' ? d.libbpfLast : '';
+      const last = libbpfLastLine(typeof d.libbpf === 'string' ? d.libbpf : '');
       if (err.code === 'EPERM') cause += ' (BPF LSM programs are not permitted on this kernel, even for root: see `krsifs doctor`)';
       else if (prog === '' && last !== '') cause += ` (${last})`;
     }

@@ -183,6 +183,3 @@ export interface ProbeResult {
  * LSM link nor a companion's (a map, a program, another link type): why.
  */
 export type PinnedLinkInfo = Omit<PinnedLink, 'mode'> & { foreign?: string };
-
-/** One pinned link, as pinInfo() reads it. */
-export type PinInfo = Pick<PinnedLinkInfo, 'linkId' | 'progId' | 'hook'>;

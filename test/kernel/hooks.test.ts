@@ -18,9 +18,3 @@ t.test('this kernel offers the hooks krsifs maps behaviours to', async (t) => {
   again.pop();
   t.equal((await kernelHooks()).length, hooks.length, 'the cache hands out copies');
 });
-
-t.test('a BTF file can be named', async (t) => {
-  const explicit = await kernelHooks('/sys/kernel/btf/vmlinux');
-  t.same(explicit, await kernelHooks(), 'the same list from the same file');
-  await t.rejects(kernelHooks('/nonexistent/vmlinux'), { code: 'ENOENT', message: /\/nonexistent\/vmlinux/ }, 'a missing file is ENOENT naming it');
-});

@@ -1,15 +1,15 @@
-// linkInfo()/progInfo(): the kernel's view by id.
+// linkInfo()/progInfo(): the kernel's view by id; pinnedLinks() of a pin that is not a link.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { linkInfo, pinInfo, progInfo } from '../../lib/kernel/index.js';
+import { linkInfo, pinnedLinks, progInfo } from '../../lib/kernel/index.js';
 
 const objDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bpf/obj');
 
 t.test('ids that do not exist are ENOENT', async (t) => {
-  await t.rejects(pinInfo('/sys/fs/bpf/krsifs-no-such-pin'), { code: 'ENOENT', message: /krsifs-no-such-pin/ }, 'pin');
+  t.same(await pinnedLinks('/sys/fs/bpf/krsifs-no-such-dir'), [], 'a missing pin directory lists nothing');
   await t.rejects(linkInfo(2 ** 31 - 1), { code: 'ENOENT', message: /link info 2147483647/ }, 'link');
   await t.rejects(progInfo(2 ** 31 - 1), { code: 'ENOENT', message: /program info 2147483647/ }, 'program');
 });
@@ -19,8 +19,10 @@ t.test('ids that do not exist are ENOENT', async (t) => {
 // LSM side (progInfo and linkInfo of an attached LSM program against bpftool)
 // is checked in the VM suite: test/vm/fixtures/kernel-steps.ts.
 t.test('a program the kernel holds: progInfo agrees with bpftool', async (t) => {
-  const pin = `/sys/fs/bpf/krsifs-info-test-${process.pid}`;
-  t.teardown(() => rmSync(pin, { force: true }));
+  const dir = `/sys/fs/bpf/krsifs-info-test-${process.pid}`;
+  const pin = `${dir}/prog`;
+  mkdirSync(dir);
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   execFileSync('bpftool', ['prog', 'load', path.join(objDir, 'fixtures/socket_only.o'), pin]);
   const p = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show', 'pinned', pin], { encoding: 'utf8' })) as {
     id: number; name: string; type: string; tag: string; gpl_compatible: boolean; uid: number; btf_id?: number;
@@ -36,7 +38,11 @@ t.test('a program the kernel holds: progInfo agrees with bpftool', async (t) => 
   t.equal(info.uid, p.uid, 'uid');
   t.equal(info.btfId, p.btf_id ?? 0, 'BTF id');
   t.equal(info.hook, null, 'no LSM hook');
-  await t.rejects(pinInfo(pin), { code: 'EINVAL', message: /a prog/ }, 'pinInfo of a pinned program: EINVAL, not a link');
+  t.same(
+    await pinnedLinks(dir),
+    [{ name: 'prog', linkId: 0, progId: 0, hook: null, object: null, foreign: 'a prog' }],
+    'pinnedLinks: a pinned program is listed as foreign, not a link',
+  );
   t.type(info.loadTimeNs, 'bigint', 'load time in ns');
   t.ok(info.loadTimeNs > 0n, 'and set');
   rmSync(pin);

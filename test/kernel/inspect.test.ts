@@ -116,4 +116,11 @@ t.test('what is not a BPF object is refused with ENOEXEC and says why', async (t
   await t.rejects(readObject(await credentialsOf(process.pid), '/bin/true'), { code: 'ENOEXEC', message: 'open object: ELF but not a BPF object (machine x86-64)' }, '/bin/true read');
   const truncated = (await obj('deny_exec')).subarray(0, 200);
   await t.rejects(inspect(truncated), { code: 'ENOEXEC', message: /^open object: malformed BPF object: .*\(libbpf: E[A-Z0-9]+\)$/ }, 'a truncated object is ENOEXEC, with libbpf\'s words');
+  // libbpf itself opens an ELF whose machine is EM_NONE (old clang wrote it): the header check refuses it first
+  const none = Buffer.from(await obj('deny_exec'));
+  none.writeUInt16LE(0, 18);
+  await t.rejects(inspect(none), { code: 'ENOEXEC', message: 'open object: ELF but not a BPF object (machine none)' }, 'machine none');
+  const shared = Buffer.from(await obj('deny_exec'));
+  shared.writeUInt16LE(3, 16); // ET_DYN
+  await t.rejects(inspect(shared), { code: 'ENOEXEC', message: 'open object: BPF ELF but not a relocatable object (compile with clang -c)' }, 'not relocatable');
 });

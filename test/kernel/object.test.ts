@@ -1,11 +1,11 @@
 // lib/kernel/object.ts's own rules, without a kernel: how a verifier log is
-// trimmed to its cause, which program libbpf was loading, the globals'
+// trimmed to its cause, which program libbpf was loading, libbpf's last line, the globals'
 // bytes, the license read from the ELF, and an opened object's one load.
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodeGlobals, failedProgram, licenseOf, logSummary, openObject, splitLines } from '../../lib/kernel/object.js';
+import { encodeGlobals, failedProgram, libbpfLastLine, licenseOf, logSummary, openObject, splitLines } from '../../lib/kernel/object.js';
 import type { GlobalInfo } from '../../lib/kernel/index.js';
 
 const objDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bpf/obj');
@@ -21,6 +21,12 @@ t.test('a verifier log says why in a line or two, without the statistics', async
 t.test('the program libbpf was loading is the one its log names', async (t) => {
   t.equal(failedProgram("libbpf: prog 'deny_exec': BPF program load failed: Permission denied\n"), 'deny_exec');
   t.equal(failedProgram('libbpf: failed to load object\n'), '');
+});
+
+t.test("libbpf's last line: the one that says something, without its prefix", async (t) => {
+  const log = "libbpf: elf: skipping unrecognized data section(7) .eh_frame\nlibbpf: prog 'x': failed to find BTF info  \n\nlibbpf: failed to load object 'x.o'\n";
+  t.equal(libbpfLastLine(log), "prog 'x': failed to find BTF info", "libbpf's own summary and blank lines are skipped");
+  t.equal(libbpfLastLine(''), '', 'an empty log says nothing');
 });
 
 t.test('globals become the bytes at their offsets', async (t) => {

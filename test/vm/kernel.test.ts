@@ -5,6 +5,6 @@ import t from 'tap';
 import { runGuestSuite } from '../helpers/guest-suite.js';
 import { kernelSteps } from './fixtures/kernel-steps.js';
 
-t.test('loadAndAttach, linkInfo/progInfo against bpftool, refusals, pins and pinInfo on a real BPF LSM kernel', (t) =>
+t.test('loadAndAttach, linkInfo/progInfo against bpftool, refusals, pins read by pinnedLinks on a real BPF LSM kernel', (t) =>
   runGuestSuite(t, { name: 'kernel', steps: kernelSteps.length, mount: false }),
 );
