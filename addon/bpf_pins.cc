@@ -1,3 +1,6 @@
+// dirsGeneration(dirs): a number that changes whenever an entry of one of
+// `dirs` is created, removed or renamed (inotify), or -1 when one cannot be
+// watched; lib/kernel/kept-listings.ts keeps a listing while it holds.
 // pinnedLinks(dir, objectsDir): every link pinned in one bpffs directory, with
 // what a listing needs, synchronously, on the calling (JS) thread: a
 // behaviour's directory holds at most its hook's links (the kernel's limit,
@@ -7,6 +10,7 @@
 // hold every thread (the bound and the decision: lib/kernel/port.ts list).
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/inotify.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -14,6 +18,8 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
+#include <unordered_map>
 #include <mutex>
 
 #include "bpf_common.h"
@@ -147,6 +153,97 @@ void ReadPinDir(const std::string& dir, const std::string& objects, std::vector<
   std::sort(pins->begin(), pins->end(), [](const Pinned& a, const Pinned& b) { return a.linkId < b.linkId; });
 }
 
+// The kernel queues an inotify event inside the syscall that changed the
+// directory, after the change is visible: an event not read yet when a
+// listing starts is one that the listing may have missed, and it is read by
+// the next call. Renames of the directory itself, its removal, an unmount and
+// a lost event (the queue overflowed) change every number. Not seen: a mount
+// over the path or a rename of a directory above the watched ones, which take
+// root on the daemon's own 0700 pin root.
+class DirWatch {
+ public:
+  // Each number comes from one counter that only grows, and a directory's
+  // only changes to a new top value: the largest of a set changes whenever
+  // one of its members does.
+  double Generation(const std::vector<std::string>& dirs) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!fd_.valid()) fd_.reset(inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (!fd_.valid()) return -1;
+    Drain();
+    double top = 0;
+    for (const std::string& dir : dirs) {
+      double g = Watched(dir);
+      if (g < 0) return -1;
+      top = std::max(top, g);
+    }
+    return top;
+  }
+
+ private:
+  void Drain() {
+    alignas(inotify_event) char buf[4096];
+    ssize_t n;
+    while ((n = read(fd_.get(), buf, sizeof(buf))) > 0) {
+      for (char* p = buf; p < buf + n; p += sizeof(inotify_event) + reinterpret_cast<inotify_event*>(p)->len) {
+        const inotify_event* e = reinterpret_cast<inotify_event*>(p);
+        if (e->mask & (IN_MOVE_SELF | IN_DELETE_SELF | IN_IGNORED | IN_UNMOUNT | IN_Q_OVERFLOW)) {
+          Forget();
+          continue;
+        }
+        auto w = dirs_.find(e->wd);
+        if (w == dirs_.end()) continue;
+        for (const std::string& dir : w->second) gens_[dir] = ++counter_;
+      }
+    }
+  }
+
+  double Watched(const std::string& dir) {
+    auto it = gens_.find(dir);
+    if (it != gens_.end()) return it->second;
+    int wd = inotify_add_watch(fd_.get(), dir.c_str(),
+                               IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |
+                                   IN_ONLYDIR | IN_DONT_FOLLOW);
+    if (wd < 0) return -1;
+    dirs_[wd].insert(dir);
+    return gens_[dir] = ++counter_;
+  }
+
+  // A watched directory moved or went, or events were lost: every path is
+  // watched again at its next call, on what it names then, with a new number
+  // (a path's watch follows the inode, not the name).
+  void Forget() {
+    for (const auto& w : dirs_) inotify_rm_watch(fd_.get(), w.first);
+    dirs_.clear();
+    gens_.clear();
+  }
+
+  std::mutex mu_;
+  UniqueFd fd_;
+  double counter_ = 0;
+  std::unordered_map<int, std::set<std::string>> dirs_;  // by watch descriptor
+  std::map<std::string, double> gens_;
+};
+
+Napi::Value DirsGeneration(const Napi::CallbackInfo& info) {
+  static DirWatch* watch = new DirWatch();  // the process's, never freed: no env owns it
+  Napi::Env env = info.Env();
+  std::vector<std::string> dirs;
+  if (info.Length() == 1 && info[0].IsArray()) {
+    Napi::Array a = info[0].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value v = a.Get(i);
+      if (!v.IsString()) break;
+      dirs.push_back(v.As<Napi::String>().Utf8Value());
+    }
+    if (dirs.size() != a.Length()) dirs.clear();
+  }
+  if (dirs.empty()) {
+    Napi::TypeError::New(env, "dirsGeneration(dirs: string[]), at least one").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, watch->Generation(dirs));
+}
+
 Napi::Value PinnedLinks(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString() || (info.Length() > 1 && !info[1].IsString())) {
@@ -181,6 +278,7 @@ Napi::Value PinnedLinks(const Napi::CallbackInfo& info) {
 
 void InitPins(Napi::Env env, Napi::Object exports) {
   exports.Set("pinnedLinks", Napi::Function::New(env, PinnedLinks, "pinnedLinks"));
+  exports.Set("dirsGeneration", Napi::Function::New(env, DirsGeneration, "dirsGeneration"));
 }
 
 }  // namespace krsi

@@ -193,6 +193,15 @@ export function pinnedLinks(dir: string, objectsDir?: string): PinnedLinkInfo[] 
   return objectsDir === undefined ? native.pinnedLinks(dir) : native.pinnedLinks(dir, objectsDir);
 }
 
+/**
+ * A number that changes whenever an entry of one of `dirs` is created,
+ * removed or renamed, or one of them itself is (inotify); -1 when one cannot
+ * be watched (missing). Synchronous: one read(2) of the events queued since.
+ */
+export function dirsGeneration(dirs: readonly string[]): number {
+  return native.dirsGeneration(dirs);
+}
+
 /** The kernel's view of link `id`. Errors: ENOENT gone. */
 export function linkInfo(id: number): Promise<LinkInfo> {
   return native.linkInfo(id);

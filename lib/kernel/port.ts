@@ -22,6 +22,8 @@ import { silentLogger, type Logger } from '../log.js';
 import { companionOf } from '../core/companion.js';
 import { LinkRecords, parseRecord } from './link-records.js';
 import { onBpffs, onBpffsAsync } from './bpffs.js';
+import { listingTurn } from './listing-turn.js';
+import { KeptListings } from './kept-listings.js';
 import { commit, detach, isPinName, isTemporaryPin, settle, temporaryPin, type NewLink, type PinDirectory } from './pin-protocol.js';
 import { behaviourId } from '../core/behaviour-id.js';
 import { SUBJECT, SUBJECT_GLOBAL, decodeCounts, subjectOf } from '../core/observer.js';
@@ -105,7 +107,6 @@ export async function preparePinRoot(root: string): Promise<PinRootState> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
 async function gone(probe: () => Promise<unknown>): Promise<boolean> {
   try {
@@ -121,6 +122,9 @@ async function gone(probe: () => Promise<unknown>): Promise<boolean> {
 class BpffsPinDirectory implements PinDirectory {
   constructor(
     readonly path: string,
+    /** The pin root, watched with the directory: renamed, it holds other pins. */
+    private readonly root: string,
+    private readonly kept: KeptListings<PinnedLink>,
     private readonly records: LinkRecords,
     private readonly releaseTimeoutMs: number,
     /** Someone else's pin in the directory: why it is not ours. */
@@ -140,26 +144,28 @@ class BpffsPinDirectory implements PinDirectory {
    * syscalls on objects in memory (0.1–0.2 ms each under TCG; 38 pins about
    * 6 ms, natively tens of microseconds). Through the pool, a read paid a
    * thread hand-off each way (more than the work for a few pins) and waited
-   * behind up to four loads, seconds each. Each listing starts on a loop
-   * turn of its own (setImmediate), so one that follows another (`stats`
-   * reads every behaviour's: 570 pins when every file is full) lets the
-   * requests that came meanwhile be served between them: the loop is never
-   * held for more than one behaviour.
+   * behind up to four loads, seconds each. One listing per loop turn
+   * (listingTurn): one that follows another (`stats` reads every
+   * behaviour's: 570 pins when every file is full) waits for the next turn,
+   * so the loop is never held for more than one behaviour. A listing is
+   * kept while bpffs says none of its directories changed (KeptListings):
+   * a `cat` then asks the kernel one read(2) instead of five syscalls a pin.
    */
   async pins(): Promise<PinnedLink[]> {
-    await nextTurn();
-    const all = kernel.pinnedLinks(this.path, this.records.dir);
-    const own: PinnedLink[] = [];
-    for (const { foreign, object: record, ...p } of all) {
-      const why = foreign ?? (isPinName(p.name) ? null : 'a name krsifs never gives a pin');
-      if (why !== null) {
-        this.foreign(p.name, why);
-        continue;
+    await listingTurn();
+    return this.kept.get([this.root, this.path, this.records.dir], () => {
+      const own: PinnedLink[] = [];
+      for (const { foreign, object: record, ...p } of kernel.pinnedLinks(this.path, this.records.dir)) {
+        const why = foreign ?? (isPinName(p.name) ? null : 'a name krsifs never gives a pin');
+        if (why !== null) {
+          this.foreign(p.name, why);
+          continue;
+        }
+        const { object, mode } = parseRecord(record);
+        own.push({ ...p, object, mode });
       }
-      const { object, mode } = parseRecord(record);
-      own.push({ ...p, object, mode });
-    }
-    return own;
+      return own;
+    });
   }
 
   // bpffs's rename is simple_rename: an existing `to` is unlinked in the same
@@ -203,6 +209,7 @@ export class BpffsKernelPort implements KernelPort {
   onForeign: ((behaviour: string, err: KrsiError) => void) | undefined;
   private readonly reported = new Set<string>();
   private readonly records: LinkRecords;
+  private readonly kept = new KeptListings<PinnedLink>();
   /** The parsed objects behind the sources this port read, until they load or close. */
   private readonly opened = new WeakMap<ObjectSource, kernel.OpenedObject>();
 
@@ -227,7 +234,7 @@ export class BpffsKernelPort implements KernelPort {
   }
 
   private dir(behaviour: string): BpffsPinDirectory {
-    return new BpffsPinDirectory(path.join(this.root, behaviour), this.records, this.releaseTimeoutMs, (name, why) =>
+    return new BpffsPinDirectory(path.join(this.root, behaviour), this.root, this.kept, this.records, this.releaseTimeoutMs, (name, why) =>
       this.foreign(behaviour, name, why));
   }
 

@@ -5,6 +5,9 @@ import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { linkInfo, pinnedLinks, progInfo } from '../../lib/kernel/index.js';
+import { ensureBpffs } from '../helpers/bpffs.js';
+
+ensureBpffs();
 
 const objDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bpf/obj');
 

@@ -11,6 +11,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { attachProgram, probe, progInfo, readObject } from '../../lib/kernel/index.js';
 import { credentialsOf } from '../../lib/kernel/proc.js';
+import { ensureBpffs } from '../helpers/bpffs.js';
+
+ensureBpffs();
 
 const objDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bpf/obj');
 const obj = (name: string): Promise<Buffer> => readFile(path.join(objDir, `${name}.o`));

@@ -7,6 +7,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeGlobals, failedProgram, libbpfLastLine, licenseOf, logSummary, openObject, splitLines } from '../../lib/kernel/object.js';
 import type { GlobalInfo } from '../../lib/kernel/index.js';
+import { ensureBpffs } from '../helpers/bpffs.js';
+
+ensureBpffs();
 
 const objDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bpf/obj');
 
