@@ -38,7 +38,7 @@ const quick = process.argv.includes('--quick');
 const BURSTS = quick ? [500] : [1000, 4000];
 const REPS = quick
   ? { attach: 4, catRounds: 2, cat: 25, reads: 300, execRounds: 2, execs: 100, verify: 2, scaleCat: 20, scaleReads: 100 }
-  : { attach: 30, catRounds: 6, cat: 50, reads: 2000, execRounds: 20, execs: 100, verify: 4, scaleCat: 60, scaleReads: 500 };
+  : { attach: 30, catRounds: 6, cat: 50, reads: 2000, execRounds: 20, execs: 100, verify: 10, scaleCat: 60, scaleReads: 500 };
 const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const want = (name: string) => !ONLY || ONLY.includes(name);
 
