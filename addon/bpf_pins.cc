@@ -186,12 +186,16 @@ class DirWatch {
     while ((n = read(fd_.get(), buf, sizeof(buf))) > 0) {
       for (char* p = buf; p < buf + n; p += sizeof(inotify_event) + reinterpret_cast<inotify_event*>(p)->len) {
         const inotify_event* e = reinterpret_cast<inotify_event*>(p);
-        if (e->mask & (IN_MOVE_SELF | IN_DELETE_SELF | IN_IGNORED | IN_UNMOUNT | IN_Q_OVERFLOW)) {
+        if (e->mask & IN_Q_OVERFLOW) {
           Forget();
           continue;
         }
         auto w = dirs_.find(e->wd);
-        if (w == dirs_.end()) continue;
+        if (w == dirs_.end()) continue;  // a watch forgotten already (Forget's own IN_IGNORED)
+        if (e->mask & (IN_MOVE_SELF | IN_DELETE_SELF | IN_IGNORED | IN_UNMOUNT)) {
+          Forget();
+          continue;
+        }
         for (const std::string& dir : w->second) gens_[dir] = ++counter_;
       }
     }
