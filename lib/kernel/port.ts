@@ -55,7 +55,8 @@ function observerObject(): Promise<Buffer> {
   return observerBytes;
 }
 
-async function isBpffs(dir: string): Promise<boolean> {
+/** Whether `dir` is on a bpf filesystem; false when it cannot be asked. */
+export async function isBpffs(dir: string): Promise<boolean> {
   try {
     return (await statfs(dir)).type === BPF_FS_MAGIC;
   } catch {

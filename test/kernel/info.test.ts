@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { linkInfo, pinnedLinks, progInfo } from '../../lib/kernel/index.js';
 import { ensureBpffs } from '../helpers/bpffs.js';
 
-ensureBpffs();
+await ensureBpffs();
 
 const objDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bpf/obj');
 

@@ -13,7 +13,7 @@ import { attachProgram, probe, progInfo, readObject } from '../../lib/kernel/ind
 import { credentialsOf } from '../../lib/kernel/proc.js';
 import { ensureBpffs } from '../helpers/bpffs.js';
 
-ensureBpffs();
+await ensureBpffs();
 
 const objDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bpf/obj');
 const obj = (name: string): Promise<Buffer> => readFile(path.join(objDir, `${name}.o`));

@@ -6,12 +6,12 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { dirsGeneration } from '../../lib/kernel/index.js';
-
-const dirGeneration = (dir: string) => dirsGeneration([dir]);
 import { KeptListings } from '../../lib/kernel/kept-listings.js';
 import { ensureBpffs } from '../helpers/bpffs.js';
 
-ensureBpffs();
+await ensureBpffs();
+
+const dirGeneration = (dir: string) => dirsGeneration([dir]);
 
 const bpffs = `/sys/fs/bpf/krsifs-kept-test-${process.pid}`;
 

@@ -9,7 +9,7 @@ import { encodeGlobals, failedProgram, libbpfLastLine, licenseOf, logSummary, op
 import type { GlobalInfo } from '../../lib/kernel/index.js';
 import { ensureBpffs } from '../helpers/bpffs.js';
 
-ensureBpffs();
+await ensureBpffs();
 
 const objDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bpf/obj');
 
