@@ -42,6 +42,20 @@ export const FUSE_OPTIONS = ['allow_other', 'default_permissions', 'fsname=krsif
 export async function runMount(opts: MountOptions): Promise<number> {
   const { log } = opts;
   const mountpoint = path.resolve(opts.mountpoint);
+  // Caught from the first line: the default action of each kills the daemon,
+  // and a script may signal it as soon as the mount appears, before the lines
+  // that install the serving handlers have run. Before the mount exists a stop
+  // ends the start-up where it is (what is pinned stays pinned, as after a
+  // crash: the next start adopts it); a SIGHUP is kept for when it serves.
+  let onStop = (signal: string): void => {
+    log.info('stopping before the mount was made', { signal });
+    process.exit(0);
+  };
+  let onReload = (): void => void (reloadAsked = true);
+  let reloadAsked = false;
+  process.on('SIGINT', () => onStop('SIGINT'));
+  process.on('SIGTERM', () => onStop('SIGTERM'));
+  process.on('SIGHUP', () => onReload());
 
   const probe = await kernel.probe();
   if (probe.ok) {
@@ -116,7 +130,9 @@ export async function runMount(opts: MountOptions): Promise<number> {
   notify({ READY: 1, STATUS: summary(applied) });
   if (process.env.KRSIFS_LOOP_MONITOR === '1') startLoopMonitor(log);
 
-  const stop = (signal: string) => {
+  // Not a loop turn since the mount was made (a signal's handler runs at one),
+  // so no stop can have taken the start-up's way out with the mount there.
+  onStop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info('stopping', { signal });
@@ -136,9 +152,7 @@ export async function runMount(opts: MountOptions): Promise<number> {
       },
     );
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGHUP', () => {
+  onReload = () => {
     if (!policies) return log.info('SIGHUP: no policy directory to read again', {});
     notify({ RELOADING: 1 });
     policies.apply().then(
@@ -148,7 +162,11 @@ export async function runMount(opts: MountOptions): Promise<number> {
         notify({ READY: 1 });
       },
     );
-  });
+  };
+  if (reloadAsked) {
+    log.info('SIGHUP came while starting: reading the policy directory again', {});
+    onReload();
+  }
   return finished;
 }
 
