@@ -1,5 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=1
 // krsifs: the KRSI interface as a filesystem. Subcommands: mount, status, doctor, hooks, install, vm.
+import { logInspectorSignals } from './inspector-signal.js'; // first: see there
 import { parseArgs } from 'node:util';
 import { KrsiError } from './errors.js';
 import { createLogger, stderrIsJournal } from './log.js';
@@ -26,6 +27,7 @@ const usage = `usage: krsifs <command> [options]
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   const log = createLogger(undefined, 'info', stderrIsJournal());
+  logInspectorSignals(log);
   switch (cmd) {
     case 'mount': {
       const { values, positionals } = parseArgs({
