@@ -13,7 +13,7 @@ import { chmod, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/pro
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { cleanup, cli, isMounted, objDir, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { cleanup, cli, isMounted, objDir, startDaemon, until, type Daemon } from '../helpers/daemon.js';
 import { notifySocket } from '../helpers/notify-socket.js';
 import { reportPath, type Report } from '../../lib/policies/report.js';
 
@@ -151,13 +151,6 @@ async function spawnDaemon(t: Test, name: string, args: string[]) {
     await rm(pinRoot, { recursive: true, force: true });
   });
   return { mountpoint, pinRoot, proc, log: () => log, exited };
-}
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`${what}: not after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 t.test('SIGHUPs from the moment it starts: the daemon lives, serves, and reads the directory again once it serves', async (t) => {

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readFile, readdir, readlink } from 'node:fs/promises';
-import { cleanup, startDaemon } from '../helpers/daemon.js';
+import { cleanup, startDaemon, until } from '../helpers/daemon.js';
 
 /** The TCP sockets `pid` listens on (its fds' socket inodes found LISTEN in its netns's tables). */
 async function listening(pid: number): Promise<string[]> {
@@ -24,14 +24,6 @@ async function listening(pid: number): Promise<string[]> {
   }
   return out;
 }
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`${what}: not after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 t.test('premise: a plain node process given SIGUSR1 listens (its inspector), and the check sees it', async (t) => {
   // port 0: any free port, so that nothing else on 9229 decides the outcome
   const p = spawn(process.execPath, ['--inspect-port=0', '-e', 'setInterval(() => {}, 1000)'], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -90,3 +90,12 @@ export async function ownedCopy(from: string, dir: string, name: string, mode: n
   await chmod(p, mode);
   return p;
 }
+
+/** Poll `ok` every 10 ms until it holds; an Error naming `what` after `ms`. */
+export async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error(`${what}: not after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
