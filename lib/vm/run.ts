@@ -121,6 +121,8 @@ export class ConsoleParser {
   booted = false;
   /** The kernel printed something: the firmware handed over to it. */
   kernelStarted = false;
+  /** The kernel said it panicked, before the init's "booted" line. */
+  kernelPanicked = false;
   exitCode: number | undefined;
   private buf = '';
   private raw = '';
@@ -137,6 +139,8 @@ export class ConsoleParser {
     this.raw = (this.raw + s).slice(-16384);
     // a kernel's console line starts with its timestamp; SeaBIOS prints none
     if (!this.kernelStarted && /\[\s*\d+\.\d+\]|Linux version /.test(this.raw)) this.kernelStarted = true;
+    // only before the init's first line: what a command prints after it is its own
+    if (!this.booted && !this.kernelPanicked && /Kernel panic - not syncing/.test(this.raw)) this.kernelPanicked = true;
     this.buf += s;
     const P = this.prefix;
     for (;;) {
@@ -241,11 +245,15 @@ export async function runInVm(opts: RunOptions): Promise<RunResult> {
     try {
       return await boot(qemu, args, o);
     } catch (e) {
-      // QEMU under TCG now and then hangs in SeaBIOS ("Booting from ROM")
-      // before the kernel runs: nothing of ours ran yet, so one more boot is
-      // safe. Never once the kernel has printed: that failure is the guest's.
-      if (!(e instanceof KrsiError) || e.details?.inFirmware !== true) throw e;
-      progress.line('note: QEMU hung in the firmware before the kernel ran; booting once more');
+      // Two failures come before anything of ours runs, so one more boot is
+      // safe: QEMU under TCG now and then hangs in SeaBIOS ("Booting from
+      // ROM") before the kernel runs, and 6.12 under multi-threaded TCG now
+      // and then panics in its own start-up (an int3 left by the kernel's
+      // text patching, taken in sched_clock_cpu), before the init's first
+      // line. Any other failure, or either one twice, is reported.
+      const why = e instanceof KrsiError && (e.details?.inFirmware ? 'QEMU hung in the firmware before the kernel ran' : e.details?.panicBeforeInit ? 'the kernel panicked before the init ran' : null);
+      if (!why) throw e;
+      progress.line(`note: ${why}; booting once more`);
       return await boot(qemu, args, o);
     }
   } finally {
@@ -337,7 +345,8 @@ function boot(
         const how = signal ? `signal ${signal}` : `status ${code}`;
         const when = parser.booted ? 'before the command finished' : 'before the guest booted';
         const hint = !parser.booted && args.includes('kvm') ? ' (QEMU with KVM hangs or aborts on some hosts: try --accel tcg)' : '';
-        reject(new KrsiError('EIO', `vm: qemu exited (${how}) ${when}${hint}${tail()}`, { details: { qemu, args, code, signal } }));
+        const panicBeforeInit = !parser.booted && parser.kernelPanicked;
+        reject(new KrsiError('EIO', `vm: qemu exited (${how}) ${when}${hint}${tail()}`, { details: { qemu, args, code, signal, panicBeforeInit } }));
       }
     });
   });

@@ -78,6 +78,36 @@ t.test('a firmware hang twice fails, and says where it hung', async (t) => {
   });
 });
 
+t.test('a kernel panic before the init ran is booted once more', async (t) => {
+  // the 6.12 panic seen under TCG (its last lines), QEMU ending with status 0 (panic=-1, -no-reboot), the first time
+  const marker = 'n="$(echo "$@" | sed "s/.*krsifs_nonce=\\([0-9a-f]*\\).*/\\1/")"';
+  const f = fakeQemu(
+    t,
+    `d="$(dirname "$0")"; echo x >> "$d/spawns"; ${marker}
+if [ "$(wc -l < "$d/spawns")" -eq 1 ]; then echo "[    2.588744] Oops: int3: 0000 [#2] PREEMPT SMP NOPTI"; echo "[    2.589204] Kernel panic - not syncing: Fatal exception in interrupt"; exit 0; fi
+echo "krsifs-vm/$n: booted"; echo "krsifs-vm/$n: exit 0"; exit 0`,
+  );
+  const lines: string[] = [];
+  const out = { isTTY: false, write: (s: string) => lines.push(s) } as unknown as NodeJS.WriteStream;
+  const r = await runInVm({ command: 'true', progress: new Progress(out) });
+  t.equal(r.exitCode, 0, 'the second boot ran the command');
+  t.equal(readFileSync(path.join(path.dirname(f), 'spawns'), 'utf8').split('\n').filter(Boolean).length, 2, 'QEMU was started twice');
+  t.match(lines.join('\n'), /the kernel panicked before the init ran; booting once more/, 'the retry is said');
+});
+
+t.test('a panic twice fails with the console; a panic after the init ran is not booted again', async (t) => {
+  const f = fakeQemu(t, 'echo x >> "$(dirname "$0")/spawns"; echo "[    2.589204] Kernel panic - not syncing: Fatal exception in interrupt"; exit 0');
+  await t.rejects(runInVm({ command: 'true' }), { code: 'EIO', message: /qemu exited \(status 0\) before the guest booted[^]*Kernel panic - not syncing: Fatal exception/ });
+  t.equal(readFileSync(path.join(path.dirname(f), 'spawns'), 'utf8').split('\n').filter(Boolean).length, 2, 'booted twice, not more');
+
+  const g = fakeQemu(
+    t,
+    'echo x >> "$(dirname "$0")/spawns"; echo "krsifs-vm/$(echo "$@" | sed "s/.*krsifs_nonce=\\([0-9a-f]*\\).*/\\1/"): booted"; echo "[   9.1] Kernel panic - not syncing: oops"; exit 0',
+  );
+  await t.rejects(runInVm({ command: 'true' }), { code: 'EIO', message: /qemu exited \(status 0\) before the command finished/ });
+  t.equal(readFileSync(path.join(path.dirname(g), 'spawns'), 'utf8').split('\n').filter(Boolean).length, 1, 'once: that failure is the guest\'s');
+});
+
 t.test('a command that never ends is killed at the overall timeout', async (t) => {
   fakeQemu(t, 'echo "krsifs-vm/$(echo "$@" | sed "s/.*krsifs_nonce=\\([0-9a-f]*\\).*/\\1/"): booted"; exec sleep 60');
   await t.rejects(runInVm({ command: 'sleep 1000', timeoutSec: 3 }), { code: 'ETIMEDOUT', message: /did not finish in 3 s/ });
