@@ -309,7 +309,10 @@ function boot(
     const bootTimeout = o.bootTimeoutSec ?? 120;
     const bootTimer = setTimeout(() => {
       const firmware = parser.kernelStarted ? '' : '; the console shows no kernel output: QEMU hung in the firmware';
-      fail('ETIMEDOUT', `vm: the guest did not boot in ${bootTimeout} s (no "booted" line)${firmware}`, { inFirmware: !parser.kernelStarted });
+      fail('ETIMEDOUT', `vm: the guest did not boot in ${bootTimeout} s (no "booted" line)${firmware}`, {
+        inFirmware: !parser.kernelStarted,
+        panicBeforeInit: parser.kernelPanicked, // a panic that hung instead of ending QEMU
+      });
     }, bootTimeout * 1000);
     timers.push(bootTimer);
     const timeout = o.timeoutSec ?? (o.shell ? 0 : 900);

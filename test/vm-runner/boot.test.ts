@@ -23,6 +23,16 @@ function fakeQemu(t: Test, body: string, first = 'echo "[    0.1] fake kernel li
   return f;
 }
 
+/** Sets $n to the run's nonce, in a fake QEMU's script. */
+const marker = 'n="$(echo "$@" | sed "s/.*krsifs_nonce=\\([0-9a-f]*\\).*/\\1/")"';
+
+/** A Progress whose lines the test can read. */
+function said(): { lines: string[]; progress: Progress } {
+  const lines: string[] = [];
+  const out = { isTTY: false, write: (s: string) => lines.push(s) } as unknown as NodeJS.WriteStream;
+  return { lines, progress: new Progress(out) };
+}
+
 t.test('qemu dying before the marker is an error with the console tail', async (t) => {
   fakeQemu(t, 'echo "qemu: could not load kernel" >&2; exit 1');
   await t.rejects(runInVm({ command: 'true' }), {
@@ -54,7 +64,6 @@ t.test('a guest that never boots is killed at the boot timeout', async (t) => {
 
 t.test('a hang in the firmware, before any kernel output, is booted once more', async (t) => {
   // SeaBIOS's lines and nothing after them, the first time; a guest that boots and exits 0 the second
-  const marker = 'n="$(echo "$@" | sed "s/.*krsifs_nonce=\\([0-9a-f]*\\).*/\\1/")"';
   const f = fakeQemu(
     t,
     `d="$(dirname "$0")"; echo x >> "$d/spawns"; ${marker}
@@ -62,9 +71,8 @@ if [ "$(wc -l < "$d/spawns")" -eq 1 ]; then exec sleep 60 >/dev/null 2>&1 </dev/
 echo "[    0.1] fake kernel line"; echo "krsifs-vm/$n: booted"; echo "krsifs-vm/$n: exit 0"; exit 0`,
     'echo "SeaBIOS (version 1.16.2-debian-1.16.2-1)"; echo "Booting from ROM..."',
   );
-  const lines: string[] = [];
-  const out = { isTTY: false, write: (s: string) => lines.push(s) } as unknown as NodeJS.WriteStream;
-  const r = await runInVm({ command: 'true', bootTimeoutSec: 2, progress: new Progress(out) });
+  const { lines, progress } = said();
+  const r = await runInVm({ command: 'true', bootTimeoutSec: 2, progress });
   t.equal(r.exitCode, 0, 'the second boot ran the command');
   t.equal(readFileSync(path.join(path.dirname(f), 'spawns'), 'utf8').split('\n').filter(Boolean).length, 2, 'QEMU was started twice');
   t.match(lines.join('\n'), /hung in the firmware before the kernel ran; booting once more/, 'the retry is said');
@@ -80,19 +88,31 @@ t.test('a firmware hang twice fails, and says where it hung', async (t) => {
 
 t.test('a kernel panic before the init ran is booted once more', async (t) => {
   // the 6.12 panic seen under TCG (its last lines), QEMU ending with status 0 (panic=-1, -no-reboot), the first time
-  const marker = 'n="$(echo "$@" | sed "s/.*krsifs_nonce=\\([0-9a-f]*\\).*/\\1/")"';
   const f = fakeQemu(
     t,
     `d="$(dirname "$0")"; echo x >> "$d/spawns"; ${marker}
 if [ "$(wc -l < "$d/spawns")" -eq 1 ]; then echo "[    2.588744] Oops: int3: 0000 [#2] PREEMPT SMP NOPTI"; echo "[    2.589204] Kernel panic - not syncing: Fatal exception in interrupt"; exit 0; fi
 echo "krsifs-vm/$n: booted"; echo "krsifs-vm/$n: exit 0"; exit 0`,
   );
-  const lines: string[] = [];
-  const out = { isTTY: false, write: (s: string) => lines.push(s) } as unknown as NodeJS.WriteStream;
-  const r = await runInVm({ command: 'true', progress: new Progress(out) });
+  const { lines, progress } = said();
+  const r = await runInVm({ command: 'true', progress });
   t.equal(r.exitCode, 0, 'the second boot ran the command');
   t.equal(readFileSync(path.join(path.dirname(f), 'spawns'), 'utf8').split('\n').filter(Boolean).length, 2, 'QEMU was started twice');
   t.match(lines.join('\n'), /the kernel panicked before the init ran; booting once more/, 'the retry is said');
+});
+
+t.test('a panic that hangs instead of ending QEMU is booted once more at the boot timeout', async (t) => {
+  const f = fakeQemu(
+    t,
+    `d="$(dirname "$0")"; echo x >> "$d/spawns"; ${marker}
+if [ "$(wc -l < "$d/spawns")" -eq 1 ]; then echo "[    2.589204] Kernel panic - not syncing: Fatal exception in interrupt"; exec sleep 60 >/dev/null 2>&1 </dev/null; fi
+echo "krsifs-vm/$n: booted"; echo "krsifs-vm/$n: exit 0"; exit 0`,
+  );
+  const { lines, progress } = said();
+  const r = await runInVm({ command: 'true', bootTimeoutSec: 2, progress });
+  t.equal(r.exitCode, 0, 'the second boot ran the command');
+  t.equal(readFileSync(path.join(path.dirname(f), 'spawns'), 'utf8').split('\n').filter(Boolean).length, 2, 'QEMU was started twice');
+  t.match(lines.join('\n'), /the kernel panicked before the init ran; booting once more/);
 });
 
 t.test('a panic twice fails with the console; a panic after the init ran is not booted again', async (t) => {
