@@ -30,7 +30,8 @@ export async function isMounted(mountpoint: string): Promise<boolean> {
 
 let daemons = 0;
 
-export async function startDaemon(opts: { mountpoint?: string; args?: string[]; timeoutMs?: number } = {}): Promise<Daemon> {
+/** `krsifs mount` as its own process, its stderr collected; nothing waited for (startDaemon waits for the mount). */
+export async function spawnDaemon(opts: { mountpoint?: string; args?: string[] } = {}): Promise<Daemon> {
   const mountpoint = opts.mountpoint ?? (await mkdtemp(path.join(os.tmpdir(), 'krsifs-mnt-')));
   const args = opts.args ?? [];
   const given = args.indexOf('--pin-root');
@@ -40,23 +41,27 @@ export async function startDaemon(opts: { mountpoint?: string; args?: string[]; 
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
-  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  return { mountpoint, pinRoot, proc, log: () => stderr, exited };
+}
+
+export async function startDaemon(opts: { mountpoint?: string; args?: string[]; timeoutMs?: number } = {}): Promise<Daemon> {
+  const d = await spawnDaemon(opts);
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon did not mount in time:\n${stderr}`)), opts.timeoutMs ?? 20000);
-    proc.stderr!.on('data', (d: string) => {
-      stderr += d;
-      if (/msg=mounted /.test(stderr)) {
+    const timer = setTimeout(() => reject(new Error(`daemon did not mount in time:\n${d.log()}`)), opts.timeoutMs ?? 20000);
+    d.proc.stderr!.on('data', () => {
+      if (/msg=mounted /.test(d.log())) {
         clearTimeout(timer);
         resolve();
       }
     });
-    void exited.then((code) => {
+    void d.exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`daemon exited (${code}) before mounting:\n${stderr}`));
+      reject(new Error(`daemon exited (${code}) before mounting:\n${d.log()}`));
     });
   });
-  return { mountpoint, pinRoot, proc, log: () => stderr, exited };
+  return d;
 }
 
 /** Stop the daemon and leave nothing behind, whatever state it is in. */
