@@ -108,14 +108,20 @@ export interface AttachRequest {
   /** What the listing's object= shows: the resolved path, or a loaded program's source. */
   object: string;
   mode: Mode;
-  /** Of the bytes and settings (lib/core/digest.ts), for objects. */
-  digest?: string;
+  /** Of the bytes and settings (lib/core/digest.ts), for objects: hashed while they load, recorded at the commit. */
+  digest?: Promise<string>;
   /** Every global set at load: the line's and krsifs's own. */
   globals: Record<string, string>;
   /** Shared maps by name, and where they are pinned. */
   reuseMaps?: Record<string, string>;
   /** A loaded program's pin name (loadedName); an object's programs keep their own names. */
   name?: string;
+  /**
+   * Awaited after the programs have loaded and before any is linked (the
+   * behaviour's denial observer goes in meanwhile). Its rejection fails the
+   * attach with nothing linked.
+   */
+  beforeLink?: () => Promise<void>;
 }
 
 /** What an attach did: the programs now pinned, and the same-named ones they replaced. */

@@ -4,7 +4,7 @@
 // event loop (small steps on objects in memory) say "Synchronous".
 // Failures are KrsiError (errno, code, message, verifierLog for loads, details).
 import { native } from '../addon.js';
-import type { AttachedLoaded, LinkInfo, PinnedLinkInfo, ProgInfo, ReadResult } from './types.js';
+import type { MadeLink, LinkInfo, PinnedLinkInfo, ProgInfo, ReadResult } from './types.js';
 import { elfProblem, notAnObject, openFailure, openObject, wrapOpened, type NativeOpened } from './object.js';
 
 export type * from './types.js';
@@ -176,7 +176,7 @@ export { hasHook, kernelHooks } from './hooks.js';
  * Errors: ENOENT no such program, EINVAL not LSM / loaded for another hook /
  * not lsm_mac, E2BIG hook full, the pin's errno.
  */
-export function attachProgram(id: number, hook: string, pinPath: string): Promise<AttachedLoaded> {
+export function attachProgram(id: number, hook: string, pinPath: string): Promise<MadeLink> {
   return native.attachProgram(id, hook, pinPath);
 }
 

@@ -8,7 +8,7 @@ import { native } from '../addon.js';
 import { KrsiError } from '../errors.js';
 import { companionOf } from '../core/companion.js';
 import { hasHook } from './hooks.js';
-import type { GlobalInfo, ObjectInfo, ObjectLoadOptions, OpenedObject, ProgramInfo } from './types.js';
+import type { GlobalInfo, MadeLink, ObjectInfo, ObjectLoadOptions, OpenedObject, ProgramInfo } from './types.js';
 
 /** The facts as the addon gives them: what libbpf knows, before this file reads the sections. */
 interface NativeFacts {
@@ -19,16 +19,18 @@ interface NativeFacts {
 }
 
 interface NativeHandle {
+  /** Without pins: loaded only (resolves to []), and link() links. */
   load(
     hook: string,
     opts: {
       globals: [string, number, Buffer][];
       reuseMaps: [string, string][];
-      pins: [string, string][];
+      pins?: [string, string][];
       programPins: [string, string][];
       targets: [string, string][];
     },
-  ): Promise<{ name: string; progId: number; linkId: number }[]>;
+  ): Promise<MadeLink[]>;
+  link(pins: [string, string][]): Promise<MadeLink[]>;
   close(): void;
 }
 
@@ -149,7 +151,7 @@ class Opened implements OpenedObject {
 
   constructor(readonly facts: ObjectInfo, private readonly handle: NativeHandle) {}
 
-  async loadAndAttach(hook: string, opts: ObjectLoadOptions): Promise<{ name: string; progId: number; linkId: number }[]> {
+  async loadAndAttach(hook: string, opts: ObjectLoadOptions): Promise<MadeLink[]> {
     if (this.used) throw new KrsiError('EALREADY', 'load object: this object was loaded already (an object loads once)');
     this.used = true;
     try {
@@ -159,7 +161,7 @@ class Opened implements OpenedObject {
     }
   }
 
-  private async load(hook: string, opts: ObjectLoadOptions): Promise<{ name: string; progId: number; linkId: number }[]> {
+  private async load(hook: string, opts: ObjectLoadOptions): Promise<MadeLink[]> {
     const targets = opts.targets ?? {};
     const known = await hasHook(hook).catch((e: unknown) => {
       const err = KrsiError.from(e);
@@ -176,17 +178,15 @@ class Opened implements OpenedObject {
       if (typeof at !== 'string') throw new TypeError(`loadAndAttach: no pin path for program ${p.name}`);
       pins.push([p.name, at]);
     }
-    try {
-      return await this.handle.load(hook, {
-        globals,
-        reuseMaps: Object.entries(opts.reuseMaps ?? {}),
-        pins,
-        programPins: Object.entries(opts.programPins ?? {}),
-        targets: Object.entries(targets),
-      });
-    } catch (e) {
-      throw failure(KrsiError.from(e), hook, this.facts.programs, onHook, targets);
-    }
+    const programPins = Object.entries(opts.programPins ?? {});
+    const { beforeLink } = opts;
+    if (beforeLink && programPins.length > 0) throw new TypeError('loadAndAttach: programPins are made with the links, in one worker: no beforeLink');
+    const native = { globals, reuseMaps: Object.entries(opts.reuseMaps ?? {}), programPins, targets: Object.entries(targets) };
+    const words = (e: unknown) => failure(KrsiError.from(e), hook, this.facts.programs, onHook, targets);
+    if (!beforeLink) return this.handle.load(hook, { ...native, pins }).catch((e: unknown) => { throw words(e); });
+    await this.handle.load(hook, native).catch((e: unknown) => { throw words(e); });
+    await beforeLink();
+    return this.handle.link(pins).catch((e: unknown) => { throw words(e); });
   }
 
   close(): void {

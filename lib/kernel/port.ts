@@ -258,20 +258,21 @@ export class BpffsKernelPort implements KernelPort {
   async attach(source: ObjectSource, req: AttachRequest): Promise<Attachment> {
     await this.ensurePinDir(req.behaviour);
     const dir = this.dir(req.behaviour);
-    // what the new programs will replace is read while they load: one round trip less on the writer's wait
-    const [loaded, listed] = await Promise.allSettled([
+    // what the new programs will replace is read, and the digest hashed, while they load
+    const [loaded, listed, digest] = await Promise.allSettled([
       source.program ? this.attachLoaded(source.program.id, req, dir).then((l) => [l]) : this.load(source, req, dir),
       dir.pins(),
+      req.digest,
     ]);
     if (loaded.status === 'rejected') throw loaded.reason;
     const links = loaded.value;
-    if (listed.status === 'rejected') {
+    if (listed.status === 'rejected' || digest.status === 'rejected') {
       // attached and pinned as NAME-new, but nothing may stay of a write that fails
       for (const l of links) await dir.unpin(temporaryPin(l.name)).catch(() => {});
-      throw listed.reason;
+      throw listed.status === 'rejected' ? listed.reason : (digest as PromiseRejectedResult).reason;
     }
     const before = listed.value;
-    const record = { object: req.object, mode: req.mode, digest: req.digest };
+    const record = { object: req.object, mode: req.mode, digest: digest.value };
     const replaced = await commit(dir, this.records, links, record, before, this.log);
     const runsOn = (name: string) => {
       const p = source.facts?.programs.find((x) => x.name === name);
@@ -286,6 +287,7 @@ export class BpffsKernelPort implements KernelPort {
   /** A program another loader loaded, attached by a link of our own, pinned as NAME-new as it attaches. */
   private async attachLoaded(id: number, req: AttachRequest, dir: BpffsPinDirectory): Promise<NewLink> {
     const name = req.name ?? `prog_${id}`;
+    await req.beforeLink?.(); // loaded already: nothing to overlap
     const a = await kernel.attachProgram(id, req.hook, path.join(dir.path, temporaryPin(name)));
     return { name, progId: a.progId, linkId: a.linkId };
   }
@@ -298,7 +300,7 @@ export class BpffsKernelPort implements KernelPort {
     object ??= await kernel.openObject(source.data, path.basename(source.path));
     try {
       const pinPaths = Object.fromEntries(object.facts.programs.map((p) => [p.name, path.join(dir.path, temporaryPin(p.name))]));
-      return await object.loadAndAttach(req.hook, { globals: req.globals, reuseMaps: req.reuseMaps, pinPaths });
+      return await object.loadAndAttach(req.hook, { globals: req.globals, reuseMaps: req.reuseMaps, pinPaths, beforeLink: req.beforeLink });
     } finally {
       object.close();
     }

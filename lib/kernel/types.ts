@@ -88,6 +88,13 @@ export interface ObjectLoadOptions {
   targets?: Record<string, string>;
   /** Program name -> where to pin the loaded program itself, so that it can be attached again without a load. */
   programPins?: Record<string, string>;
+  /**
+   * Awaited once the programs have loaded and before any is linked: what
+   * must be in place first goes in while the verifier works. It costs a
+   * second worker round trip; not with programPins. Its rejection is the
+   * load's, and nothing was linked.
+   */
+  beforeLink?: () => Promise<void>;
 }
 
 /** An object libbpf has opened (parsed once), not yet loaded. */
@@ -97,7 +104,8 @@ export interface OpenedObject {
   /**
    * Load every program, attach the LSM ones to `hook` and the fentry/fexit
    * companions to their functions (or `targets[name]` when given), and pin
-   * each link at pinPaths[program name], all in ONE worker round trip. All or
+   * each link at pinPaths[program name], in ONE worker round trip (two with
+   * beforeLink: the load, then the links). All or
    * nothing: on any failure, every pin this call made is removed and every
    * link closed. Returns no fds: the pins hold the links. A second call:
    * EALREADY (an object loads once). The object is closed after.
@@ -107,14 +115,14 @@ export interface OpenedObject {
    * attach (E2BIG: too many on the hook; details.program names the program)
    * or pin; EOPNOTSUPP (details.returnsVoid) an fexit target that returns void.
    */
-  loadAndAttach(hook: string, opts: ObjectLoadOptions): Promise<{ name: string; progId: number; linkId: number }[]>;
+  loadAndAttach(hook: string, opts: ObjectLoadOptions): Promise<MadeLink[]>;
   /** Free libbpf's object now (also done by GC). Twice is a no-op. */
   close(): void;
 }
 
-/** A link attachProgram made and pinned. */
-export interface AttachedLoaded {
-  /** The kernel's name of the program (15 characters at most). */
+/** A link krsifs made and pinned (attachProgram, loadAndAttach). */
+export interface MadeLink {
+  /** The program's name: libbpf's for an object's, the kernel's (15 characters at most) for attachProgram's. */
   name: string;
   progId: number;
   linkId: number;
