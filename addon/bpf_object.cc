@@ -135,7 +135,6 @@ struct LoadOpts {
   std::string hook;
   std::vector<Global> globals;
   Pairs reuseMaps, pins, programPins, targets;
-  bool link = true;  // false: no pins given, link() links later
 };
 
 // Every pin this load made is removed again unless it is kept.
@@ -168,9 +167,7 @@ bool CheckTarget(bpf_program* p, const std::string& name, const std::string& fun
   return true;
 }
 
-// Everything up to the verifier's verdict: targets, globals, shared maps,
-// the load, and the programs' own pins (kept in *pins).
-void LoadPrograms(bpf_object* obj, const LoadOpts& opts, PinsMade* pins, Failure* f) {
+void LoadAll(bpf_object* obj, const LoadOpts& opts, std::vector<Made>* made, Failure* f) {
   LogBuffer log;
   if (log.data == nullptr) {
     f->set(ENOMEM, "load object: no memory for the verifier log");
@@ -226,6 +223,8 @@ void LoadPrograms(bpf_object* obj, const LoadOpts& opts, PinsMade* pins, Failure
     f->detail("stage", "load").detail("log", log.data).detail("libbpf", LibbpfLog());
     return;
   }
+  std::vector<LinkPtr> links;
+  PinsMade pins;
   for (const auto& [name, path] : opts.programPins) {
     bpf_program* q = bpf_object__find_program_by_name(obj, name.c_str());
     if (q == nullptr || bpf_obj_pin(bpf_program__fd(q), path.c_str()) != 0) {
@@ -234,15 +233,8 @@ void LoadPrograms(bpf_object* obj, const LoadOpts& opts, PinsMade* pins, Failure
       f->detail("stage", "pin").detail("program", name);
       return;
     }
-    pins->paths.push_back(path);
+    pins.paths.push_back(path);
   }
-}
-
-// Every program of a loaded object attached and its link pinned at
-// pins[name] (into *made); on a failure, the links made go with our fds.
-void LinkPrograms(bpf_object* obj, const Pairs& linkPins, PinsMade* pins, std::vector<Made>* made, Failure* f) {
-  std::vector<LinkPtr> links;
-  bpf_program* p;
   bpf_object__for_each_program(p, obj) {
     std::string name = bpf_program__name(p);
     errno = 0;
@@ -260,18 +252,18 @@ void LinkPrograms(bpf_object* obj, const Pairs& linkPins, PinsMade* pins, std::v
       return;
     }
     CompanionOfLink(li);  // a companion's function named now, on this pool thread: listings run on the loop
-    const std::string* at = Find(linkPins, name);
+    const std::string* at = Find(opts.pins, name);
     if (at == nullptr || bpf_obj_pin(bpf_link__fd(l.get()), at->c_str()) != 0) {
       int err = at ? errno : EINVAL;
       f->set(err, "pin program " + name + " at " + (at ? *at : "(no pin path given)") + ": " + ErrText(err));
       f->detail("stage", "pin").detail("program", name);
       return;
     }
-    pins->paths.push_back(*at);
+    pins.paths.push_back(*at);
     made->push_back({name, li.prog_id, li.id});
     links.push_back(std::move(l));
   }
-  pins->keep = true;  // our link fds close now: the pins hold the links
+  pins.keep = true;  // our link fds close now: the pins hold the links
 }
 
 // One option as lib/kernel/object.ts normalised it: rows of `n` fields
@@ -307,9 +299,6 @@ bool ToLoadOpts(Napi::Env env, Napi::Object o, LoadOpts* opts) {
   });
   ok = ok && pairs("reuseMaps", &opts->reuseMaps) && pairs("pins", &opts->pins) &&
        pairs("programPins", &opts->programPins) && pairs("targets", &opts->targets);
-  opts->link = !o.Get("pins").IsUndefined();
-  // a program's own pin is kept only with its links, made in the same worker
-  ok = ok && (opts->link || opts->programPins.empty());
   if (!ok) Napi::TypeError::New(env, "load: opts must be as lib/kernel/object.ts makes them").ThrowAsJavaScriptException();
   return ok;
 }
@@ -318,8 +307,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "OpenedObjectHandle",
-                       {InstanceMethod<&Handle::Load>("load"), InstanceMethod<&Handle::Link>("link"),
-                        InstanceMethod<&Handle::Close>("close")});
+                       {InstanceMethod<&Handle::Load>("load"), InstanceMethod<&Handle::Close>("close")});
   }
   explicit Handle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Handle>(info) {
     if (info.Length() == 1 && info[0].IsExternal())
@@ -327,85 +315,43 @@ class Handle : public Napi::ObjectWrap<Handle> {
   }
 
  private:
-  // A promise rejected now when the object is not at `want` (closed, loaded
-  // already, busy); null when it is, and it becomes busy.
-  Napi::Value Refuse(Napi::Env env, Opened::Step want, const char* what) {
-    Opened::Step at = want;
-    if (o_ && o_->step.compare_exchange_strong(at, Opened::Step::kBusy)) return Napi::Value();
-    auto d = Napi::Promise::Deferred::New(env);
-    d.Reject(MakeError(env, o_ ? EALREADY : EBADF,
-                       std::string(what) + (o_ ? ": not now (an object loads once, then links once)" : ": the object was closed")));
-    return d.Promise();
-  }
-
-  // Done with libbpf's copy: the links hold the programs. libbpf parsed the
-  // kernel's BTF (megabytes) on this thread and freed it: glibc keeps freed
-  // memory in the thread's arena, so without a trim each worker thread holds
-  // on to its own copy's worth for the process's life.
-  static void Finish(Opened* o) {
-    o->obj.reset();
-    o->step = Opened::Step::kDone;
-    malloc_trim(0);
-  }
-
-  // load(hook, {globals, reuseMaps, pins?, programPins, targets}): see
-  // lib/kernel/object.ts. Without pins the programs are loaded, not linked:
-  // link(pins) does that next.
+  // load(hook, {globals, reuseMaps, pins, targets}): see lib/kernel/object.ts
   Napi::Value Load(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    auto in = std::make_shared<LoadOpts>();
+    LoadOpts opts;
     if (info.Length() < 2 || !info[0].IsString() || !info[1].IsObject()) {
       Napi::TypeError::New(env, "load(hook: string, opts: object)").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    in->hook = info[0].As<Napi::String>().Utf8Value();
-    if (!ToLoadOpts(env, info[1].As<Napi::Object>(), in.get())) return env.Undefined();
-    if (Napi::Value refused = Refuse(env, Opened::Step::kOpened, "load object"); !refused.IsEmpty()) return refused;
+    opts.hook = info[0].As<Napi::String>().Utf8Value();
+    Napi::Object o = info[1].As<Napi::Object>();
+    if (!ToLoadOpts(env, o, &opts)) return env.Undefined();
+    if (!o_ || o_->used) {
+      auto d = Napi::Promise::Deferred::New(env);
+      d.Reject(MakeError(env, o_ ? EALREADY : EBADF, o_ ? "load object: this object was loaded already (an object loads once)"
+                                                        : "load object: the object was closed"));
+      return d.Promise();
+    }
+    o_->used = true;
     auto opened = o_;
+    auto in = std::make_shared<LoadOpts>(std::move(opts));
     auto made = std::make_shared<std::vector<Made>>();
     return Work(env, "krsifs:load",
                 [opened, in, made](Failure* f) {
-                  PinsMade pins;
-                  LoadPrograms(opened->obj.get(), *in, &pins, f);
-                  if (!f->failed() && in->link) LinkPrograms(opened->obj.get(), in->pins, &pins, made.get(), f);
-                  if (f->failed() || in->link) return Finish(opened.get());
-                  opened->step = Opened::Step::kLoaded;
+                  LoadAll(opened->obj.get(), *in, made.get(), f);
+                  opened->obj.reset();  // loaded or failed, libbpf's copy is no longer needed: the links hold the programs
+                  // libbpf parsed the kernel's BTF (megabytes) on this thread and freed it:
+                  // glibc keeps freed memory in the thread's arena, so without a trim each
+                  // worker thread holds on to its own copy's worth for the process's life
                   malloc_trim(0);
                 },
-                [made](Napi::Env env) { return MadeValues(env, *made); });
+                [made](Napi::Env env) {
+                  Napi::Array out = Napi::Array::New(env, made->size());
+                  for (size_t i = 0; i < made->size(); i++) out.Set(i, MadeValue(env, (*made)[i], true));
+                  return out;
+                });
   }
-
-  // link(pins: [program, path][]): a loaded object's programs attached and pinned.
-  Napi::Value Link(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    auto pins = std::make_shared<Pairs>();
-    if (info.Length() < 1 || !info[0].IsArray() || !ForRows(info[0], 2, [&](Napi::Array r) {
-          if (!r.Get(0u).IsString() || !r.Get(1u).IsString()) return false;
-          pins->emplace_back(r.Get(0u).As<Napi::String>().Utf8Value(), r.Get(1u).As<Napi::String>().Utf8Value());
-          return true;
-        })) {
-      Napi::TypeError::New(env, "link(pins: [string, string][])").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    if (Napi::Value refused = Refuse(env, Opened::Step::kLoaded, "link object"); !refused.IsEmpty()) return refused;
-    auto opened = o_;
-    auto made = std::make_shared<std::vector<Made>>();
-    return Work(env, "krsifs:link",
-                [opened, pins, made](Failure* f) {
-                  PinsMade made_pins;
-                  LinkPrograms(opened->obj.get(), *pins, &made_pins, made.get(), f);
-                  Finish(opened.get());
-                },
-                [made](Napi::Env env) { return MadeValues(env, *made); });
-  }
-
-  static Napi::Value MadeValues(Napi::Env env, const std::vector<Made>& made) {
-    Napi::Array out = Napi::Array::New(env, made.size());
-    for (size_t i = 0; i < made.size(); i++) out.Set(i, MadeValue(env, made[i], true));
-    return out;
-  }
-
-  // A worker in flight keeps its own reference: it frees the object when done.
+  // A load in flight keeps its own reference: it frees the object when done.
   Napi::Value Close(const Napi::CallbackInfo& info) {
     o_.reset();
     return info.Env().Undefined();

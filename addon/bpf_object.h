@@ -3,19 +3,15 @@
 // attached and pinned by its handle's load() (bpf_object.cc).
 #pragma once
 
-#include <atomic>
-
 #include "bpf_common.h"
 
 namespace krsi {
 
-// Shared by the JS handle and a worker in flight: close() while one runs
-// leaves the object to it, which frees it when done.
+// Shared by the JS handle and a load in flight: close() while a load runs
+// leaves the object to the load, which frees it when done.
 struct Opened {
-  // An object loads once; loaded without its links, it waits for link().
-  enum class Step { kOpened, kBusy, kLoaded, kDone };
   ObjectPtr obj;
-  std::atomic<Step> step{Step::kOpened};  // set by the worker, read by the handle
+  bool used = false;  // an object loads once
 };
 
 // {facts, handle} for JS (JS thread only, before any load).

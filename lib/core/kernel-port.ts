@@ -116,12 +116,6 @@ export interface AttachRequest {
   reuseMaps?: Record<string, string>;
   /** A loaded program's pin name (loadedName); an object's programs keep their own names. */
   name?: string;
-  /**
-   * Awaited after the programs have loaded and before any is linked (the
-   * behaviour's denial observer goes in meanwhile). Its rejection fails the
-   * attach with nothing linked.
-   */
-  beforeLink?: () => Promise<void>;
 }
 
 /** What an attach did: the programs now pinned, and the same-named ones they replaced. */

@@ -241,12 +241,12 @@ export class Krsi implements CoreContext {
       checkObject(target, source.path, facts, globals, mode);
       this.refuseIfUnenforced(hook);
       const extra = this.opts.loadOptions?.(behaviour, hook, facts) ?? { globals: {} };
-      // hashed on the loop in slices while the programs load
+      // hashed on the loop in slices while the observer goes in and the programs load
       const digest = digestOf(source.data, globals, mode).then(formatDigest);
       done = await this.observers.around(
         behaviour, hook,
-        (beforeLink) => this.kernel.attach(source, {
-          behaviour, hook, object: source.path, mode, digest, beforeLink,
+        () => this.kernel.attach(source, {
+          behaviour, hook, object: source.path, mode, digest,
           globals: { ...globals, ...(mode === 'monitor' ? { [MONITOR_GLOBAL]: '1' } : {}), ...extra.globals },
           reuseMaps: extra.reuseMaps,
         }),
@@ -283,7 +283,7 @@ export class Krsi implements CoreContext {
       const name = loadedName(facts.name, id);
       done = await this.observers.around(
         behaviour, hook,
-        (beforeLink) => this.kernel.attach(source, { behaviour, hook, object: where, mode, globals: {}, name, beforeLink }),
+        () => this.kernel.attach(source, { behaviour, hook, object: where, mode, globals: {}, name }),
         async () => true,
       );
     } catch (e) {

@@ -7,23 +7,18 @@ import type { CoreContext } from './context.js';
 
 const errnoE2BIG = errnoOf('E2BIG');
 
-/** An observer's attach: `fresh` it went in now; `failed` why it could not. */
-interface Observed {
-  fresh: boolean;
-  failed?: KrsiError;
-}
-
 export class Observers {
   constructor(private readonly ctx: CoreContext) {}
 
   /**
-   * Attach the behaviour's observer (it has none). A failure is for the
-   * caller to report once the program is in (a line that fails anyway needs
-   * no such word). Never rejects.
+   * Attach the behaviour's observer unless it has one. `fresh`: attached now;
+   * `failed`: why it could not be, for the caller to report once the program
+   * is in (a line that fails anyway needs no such word).
    */
-  private async ensure(behaviour: string, hook: string): Promise<Observed> {
+  private async ensure(behaviour: string, hook: string): Promise<{ fresh: boolean; failed?: KrsiError }> {
     const { kernel, log } = this.ctx;
     try {
+      if (await kernel.hasObserver(behaviour)) return { fresh: false };
       const { linkId } = await kernel.attachObserver(behaviour, hook);
       log.info('observer attached', { file: behaviour, hook, link_id: linkId });
       return { fresh: true };
@@ -46,28 +41,17 @@ export class Observers {
 
   /**
    * Run an attach with the behaviour's observer in place (checks done, so a
-   * refused line costs no observer): the observer goes in while the programs
-   * load, and `attach` links them only once it is in (`beforeLink`). When
-   * the observer just took the hook's last slot and the programs then find
-   * it full, it yields if they would fit without it (`fits`, given the
-   * E2BIG): the programs are attached, unobserved, and that is said.
+   * refused line costs no observer). When the observer just took the hook's
+   * last slot and the programs then find it full, it yields if they would
+   * fit without it (`fits`, given the E2BIG): the programs are attached,
+   * unobserved, and that is said.
    */
-  async around<T>(
-    behaviour: string,
-    hook: string,
-    attach: (beforeLink?: () => Promise<void>) => Promise<T>,
-    fits: (e: KrsiError) => Promise<boolean>,
-  ): Promise<T> {
-    const had = await this.ctx.kernel.hasObserver(behaviour).catch(() => false);
-    const observed: Promise<Observed> = had ? Promise.resolve({ fresh: false }) : this.ensure(behaviour, hook);
+  async around<T>(behaviour: string, hook: string, attach: () => Promise<T>, fits: (e: KrsiError) => Promise<boolean>): Promise<T> {
+    const { fresh, failed } = await this.ensure(behaviour, hook);
     let r: T;
     try {
-      // with an observer in place already, nothing to wait for: one worker round trip fewer
-      r = await attach(had ? undefined : async () => {
-        await observed;
-      });
+      r = await attach();
     } catch (e) {
-      const { fresh } = await observed;
       const err = KrsiError.from(e);
       if (!fresh || err.code !== 'E2BIG' || !(await fits(err))) throw e;
       await this.ctx.kernel.detachObserver(behaviour).catch(() => false);
@@ -77,7 +61,6 @@ export class Observers {
         'the hook had room for one more program and the policy came first (the observer takes a slot of its own)');
       return r;
     }
-    const { failed } = await observed;
     if (failed) this.notObserved(behaviour, hook, failed.errno, failed.message);
     return r;
   }

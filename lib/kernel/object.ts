@@ -19,18 +19,16 @@ interface NativeFacts {
 }
 
 interface NativeHandle {
-  /** Without pins: loaded only (resolves to []), and link() links. */
   load(
     hook: string,
     opts: {
       globals: [string, number, Buffer][];
       reuseMaps: [string, string][];
-      pins?: [string, string][];
+      pins: [string, string][];
       programPins: [string, string][];
       targets: [string, string][];
     },
   ): Promise<MadeLink[]>;
-  link(pins: [string, string][]): Promise<MadeLink[]>;
   close(): void;
 }
 
@@ -178,15 +176,17 @@ class Opened implements OpenedObject {
       if (typeof at !== 'string') throw new TypeError(`loadAndAttach: no pin path for program ${p.name}`);
       pins.push([p.name, at]);
     }
-    const programPins = Object.entries(opts.programPins ?? {});
-    const { beforeLink } = opts;
-    if (beforeLink && programPins.length > 0) throw new TypeError('loadAndAttach: programPins are made with the links, in one worker: no beforeLink');
-    const native = { globals, reuseMaps: Object.entries(opts.reuseMaps ?? {}), programPins, targets: Object.entries(targets) };
-    const words = (e: unknown) => failure(KrsiError.from(e), hook, this.facts.programs, onHook, targets);
-    if (!beforeLink) return this.handle.load(hook, { ...native, pins }).catch((e: unknown) => { throw words(e); });
-    await this.handle.load(hook, native).catch((e: unknown) => { throw words(e); });
-    await beforeLink();
-    return this.handle.link(pins).catch((e: unknown) => { throw words(e); });
+    try {
+      return await this.handle.load(hook, {
+        globals,
+        reuseMaps: Object.entries(opts.reuseMaps ?? {}),
+        pins,
+        programPins: Object.entries(opts.programPins ?? {}),
+        targets: Object.entries(targets),
+      });
+    } catch (e) {
+      throw failure(KrsiError.from(e), hook, this.facts.programs, onHook, targets);
+    }
   }
 
   close(): void {

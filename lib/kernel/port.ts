@@ -287,7 +287,6 @@ export class BpffsKernelPort implements KernelPort {
   /** A program another loader loaded, attached by a link of our own, pinned as NAME-new as it attaches. */
   private async attachLoaded(id: number, req: AttachRequest, dir: BpffsPinDirectory): Promise<NewLink> {
     const name = req.name ?? `prog_${id}`;
-    await req.beforeLink?.(); // loaded already: nothing to overlap
     const a = await kernel.attachProgram(id, req.hook, path.join(dir.path, temporaryPin(name)));
     return { name, progId: a.progId, linkId: a.linkId };
   }
@@ -300,7 +299,7 @@ export class BpffsKernelPort implements KernelPort {
     object ??= await kernel.openObject(source.data, path.basename(source.path));
     try {
       const pinPaths = Object.fromEntries(object.facts.programs.map((p) => [p.name, path.join(dir.path, temporaryPin(p.name))]));
-      return await object.loadAndAttach(req.hook, { globals: req.globals, reuseMaps: req.reuseMaps, pinPaths, beforeLink: req.beforeLink });
+      return await object.loadAndAttach(req.hook, { globals: req.globals, reuseMaps: req.reuseMaps, pinPaths });
     } finally {
       object.close();
     }

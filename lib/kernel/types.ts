@@ -88,13 +88,6 @@ export interface ObjectLoadOptions {
   targets?: Record<string, string>;
   /** Program name -> where to pin the loaded program itself, so that it can be attached again without a load. */
   programPins?: Record<string, string>;
-  /**
-   * Awaited once the programs have loaded and before any is linked: what
-   * must be in place first goes in while the verifier works. It costs a
-   * second worker round trip; not with programPins. Its rejection is the
-   * load's, and nothing was linked.
-   */
-  beforeLink?: () => Promise<void>;
 }
 
 /** An object libbpf has opened (parsed once), not yet loaded. */
@@ -104,8 +97,7 @@ export interface OpenedObject {
   /**
    * Load every program, attach the LSM ones to `hook` and the fentry/fexit
    * companions to their functions (or `targets[name]` when given), and pin
-   * each link at pinPaths[program name], in ONE worker round trip (two with
-   * beforeLink: the load, then the links). All or
+   * each link at pinPaths[program name], all in ONE worker round trip. All or
    * nothing: on any failure, every pin this call made is removed and every
    * link closed. Returns no fds: the pins hold the links. A second call:
    * EALREADY (an object loads once). The object is closed after.

@@ -72,7 +72,6 @@ class FakeKernel extends FakeKernelBase {
       this.events.push(`fail ${path}`);
       throw fail;
     }
-    await req.beforeLink?.();
     const out: FakeLink[] = [];
     for (const p of source.facts!.programs) {
       // a companion runs on the function its section names, in a trampoline of its own
@@ -530,43 +529,6 @@ t.test('observer: attached before the first program, kept for the second, gone w
   t.notOk(k.observers.has('process_execution'), 'the last one went: the observer too');
   t.notOk(k.counters.has('process_execution'), 'and its counters: they run since the first attach');
   t.equal(await core.statsText(), '', 'no line without programs');
-});
-
-t.test('observer: it goes in while the first program loads, which links only once it is in', async (t) => {
-  const { k, core } = setup();
-  k.observe = true;
-  k.lsm('a.o', ['one']);
-  k.lsm('b.o', ['two']);
-  let open!: () => void;
-  k.observerGate = new Promise<void>((r) => (open = r));
-  const write = core.execute('process_execution', 'a.o', caller);
-  for (let i = 0; i < 100 && k.loadGlobals.length === 0; i++) await new Promise((r) => setImmediate(r));
-  t.equal(k.loadGlobals.length, 1, 'the load started while the observer was still going in');
-  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
-  t.same(k.events, [], 'nothing linked before the observer is in');
-  open();
-  await write;
-  t.same(k.events.slice(0, 2), ['observe process_execution', 'attach one 101 bprm_check_security'], 'the observer, then the program');
-  k.observerGate = new Promise<void>(() => {}); // an attach that waited for an observer now would never end
-  await core.execute('process_execution', 'b.o', caller);
-  t.same(k.beforeLinks, [true, false], 'next to an observer already in: nothing to wait for, one round trip fewer');
-});
-
-t.test('observer: a failed load waits for the observer, then takes it out again', async (t) => {
-  const { k, core } = setup();
-  k.observe = true;
-  k.lsm('bad.o', ['bad']);
-  k.failLoad.set('bad.o', new KrsiError('EINVAL', 'load program bad: refused'));
-  let open!: () => void;
-  k.observerGate = new Promise<void>((r) => (open = r));
-  let settled = false;
-  const write = core.execute('process_execution', 'bad.o', caller).finally(() => (settled = true));
-  for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
-  t.notOk(settled, 'the write waits for the observer it started');
-  open();
-  await t.rejects(write, { code: 'EINVAL' });
-  t.same(k.events.filter((e) => !e.startsWith('detach ')), ['fail bad.o', 'observe process_execution', 'unobserve process_execution']);
-  t.equal(k.observers.size, 0, 'no program: no observer');
 });
 
 t.test('observer: a failed first attach leaves none; one that cannot attach is said and the program still goes in', async (t) => {

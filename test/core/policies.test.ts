@@ -65,7 +65,6 @@ class Kernel extends FakeKernelBase {
     const text = source.data.toString();
     for (const [k, e] of this.refuse) if (text.includes(k)) throw e;
     this.loads.push(text.split('\n')[0]!);
-    await req.beforeLink?.();
     return source.facts!.programs.map((p) => {
       const progId = this.nextId++;
       const link = { id: progId + 1000, progId, name: p.name, hook: req.hook, refs: 1 };

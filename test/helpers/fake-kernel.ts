@@ -39,8 +39,6 @@ export abstract class FakeKernelBase implements KernelPort {
   records = new Map<number, LinkRecord>();
   /** Pin names whose pin fails (ENOSPC). */
   failPin = new Set<string>();
-  /** Per attach: was it given a beforeLink (something to wait for between load and link)? */
-  beforeLinks: boolean[] = [];
   /** Sources read and not closed yet. */
   open = 0;
   /** Program ids handed out (link ids derive from them). */
@@ -136,13 +134,11 @@ export abstract class FakeKernelBase implements KernelPort {
   // the port
 
   async attach(source: ObjectSource, req: AttachRequest): Promise<Attachment> {
-    this.beforeLinks.push(req.beforeLink !== undefined);
     const dir = this.dir(req.behaviour);
     let fresh: FakeLink[];
     if (source.program) {
       const p = await this.programInfo(source.program.id);
       if (p.type !== 'lsm' || p.hook !== req.hook) throw new KrsiError('EINVAL', `attach program ${source.program.id}: not for ${req.hook}`);
-      await req.beforeLink?.();
       const id = source.program.id + 5000 + this.nextId++;
       fresh = [{ id, progId: source.program.id, name: req.name!, hook: req.hook, refs: 1 }];
       this.links.set(id, fresh[0]!);
@@ -204,8 +200,6 @@ export abstract class FakeKernelBase implements KernelPort {
   /** The kernel's limit of links per hook. */
   limit = 38;
   observers = new Map<string, number>();
-  /** Awaited by attachObserver before it does anything. */
-  observerGate: Promise<void> | undefined;
   counters = new Map<string, { denied: number; monitored: number }>();
 
   async hasObserver(behaviour: string): Promise<boolean> {
@@ -213,7 +207,6 @@ export abstract class FakeKernelBase implements KernelPort {
   }
 
   async attachObserver(behaviour: string, hook: string): Promise<{ linkId: number }> {
-    await this.observerGate;
     if (!this.observe) throw new KrsiError('EOPNOTSUPP', `observer: hook ${hook} returns void: it has no verdict to observe`, { details: { returnsVoid: true } });
     if ((await this.linksOnHook(hook)) >= this.limit) throw new KrsiError('E2BIG', `observer: attach fexit to bpf_lsm_${hook}: argument list too long`);
     const id = this.nextId++ + 9000;

@@ -1,13 +1,11 @@
 // lib/kernel/object.ts's own rules, without a kernel: how a verifier log is
 // trimmed to its cause, which program libbpf was loading, libbpf's last line, the globals'
-// bytes, the license read from the ELF, and an opened object's one load (the
-// addon's handle: load, then link).
+// bytes, the license read from the ELF, and an opened object's one load.
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodeGlobals, failedProgram, libbpfLastLine, licenseOf, logSummary, openObject, splitLines, type NativeOpened } from '../../lib/kernel/object.js';
-import { native } from '../../lib/addon.js';
+import { encodeGlobals, failedProgram, libbpfLastLine, licenseOf, logSummary, openObject, splitLines } from '../../lib/kernel/object.js';
 import type { GlobalInfo } from '../../lib/kernel/index.js';
 import { ensureBpffs } from '../helpers/bpffs.js';
 
@@ -62,17 +60,4 @@ t.test('an opened object loads once, and closes twice without harm', async (t) =
   await t.rejects(o.loadAndAttach('bprm_check_security', { pinPaths }), { code: 'EALREADY' }, 'a second call: EALREADY');
   o.close();
   o.close();
-});
-
-t.test("the addon's handle: link() only after a load without pins, a program's own pin only with the links", async (t) => {
-  const raw = (await native.openObject(await readFile(path.join(objDir, 'deny_exec.o')), 'deny_exec.o')) as NativeOpened;
-  const h = raw.handle;
-  const bare = { globals: [], reuseMaps: [], programPins: [], targets: [] };
-  await t.rejects(h.link([['deny_exec', '/sys/fs/bpf/x']]), { code: 'EALREADY', message: /^link object: not now/ }, 'nothing loaded yet: no link');
-  t.throws(() => h.link('deny_exec' as never), TypeError, 'pins are rows');
-  t.throws(() => h.load('bprm_check_security', { ...bare, programPins: [['deny_exec', '/sys/fs/bpf/x']] }), TypeError,
-    'a program pinned by a load that links later: refused before it crosses');
-  h.close();
-  await t.rejects(h.load('bprm_check_security', bare), { code: 'EBADF', message: /closed/ }, 'closed: no load');
-  await t.rejects(h.link([]), { code: 'EBADF' }, 'closed: no link');
 });
