@@ -10,7 +10,6 @@
 // Everything lives in bpffs, so it lives exactly as long as the pins: a
 // reboot clears both, `rm -r <root>` removes both. krsifs holds no link fd
 // once a program is pinned: removing a pin detaches its program.
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, statfs, unlink } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -87,6 +86,8 @@ export async function preparePinRoot(root: string): Promise<PinRootState> {
   const under = root === BPFFS || root.startsWith(BPFFS + '/');
   if (under && !(await isBpffs(BPFFS))) {
     try {
+      // loaded here only: child_process (with net, dgram, streams) is 2 MiB of an idle daemon's RSS
+      const { execFile } = await import('node:child_process');
       await promisify(execFile)('mount', ['-t', 'bpf', 'bpf', BPFFS]);
       mounted = true;
     } catch (e) {

@@ -1,7 +1,10 @@
 // The mount's life: files, modes, listings, clean stop, stale-mount recovery.
 import t from 'tap';
-import { stat, readdir } from 'node:fs/promises';
-import { cleanup, isMounted, startDaemon } from '../helpers/daemon.js';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { cleanup, cli, isMounted, startDaemon, until } from '../helpers/daemon.js';
 import { bash } from '../helpers/shell.js';
 
 const behaviours = [
@@ -78,4 +81,36 @@ t.test('a bad --catalogue is refused with a clear error before mounting', async 
   const r = await bash(`node dist/lib/cli.js mount /tmp/krsifs-never-mounted --catalogue /etc/hostname`);
   t.equal(r.exitCode, 1);
   t.match(r.stderr, /catalogue \/etc\/hostname: not valid JSON/);
+});
+
+t.test('an idle daemon has not loaded child_process or perf_hooks (2 MiB of its RSS): only where they are used', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'krsifs-modules-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // node's own list of the built-in modules it has loaded, written as it grows
+  const preload = path.join(dir, 'modules.cjs');
+  await writeFile(preload, "setInterval(() => require('fs').writeFileSync(process.env.MODULES_OUT, process.moduleLoadList.join('\\n')), 100).unref();\n");
+  const loaded = async (monitor: string, name: string) => {
+    const [mnt, out, pins] = [path.join(dir, `${name}-mnt`), path.join(dir, name), `/sys/fs/bpf/krsifs-test-${process.pid}-${name}`];
+    await mkdir(mnt);
+    // env -i: tap's process tracking puts its own hooks (which load child_process) into a child's environment
+    const d = spawn('env', ['-i', `PATH=${process.env.PATH}`, `MODULES_OUT=${out}`, `KRSIFS_LOOP_MONITOR=${monitor}`,
+      process.execPath, '-r', preload, cli, 'mount', mnt, '--pin-root', pins], { stdio: 'ignore' });
+    const exited = new Promise((r) => d.on('exit', r));
+    try {
+      await until(`the daemon on ${mnt}`, () => isMounted(mnt), 20_000);
+      await new Promise((r) => setTimeout(r, 500)); // idle, mounted
+      return (await readFile(out, 'utf8')).split('\n');
+    } finally {
+      d.kill('SIGTERM');
+      await exited;
+      await rm(pins, { recursive: true, force: true });
+    }
+  };
+  const has = (list: string[], module: string) => list.includes(`NativeModule ${module}`);
+  const monitored = await loaded('1', 'monitored');
+  t.ok(has(monitored, 'perf_hooks'), 'premise: the list shows a module loaded after the mount (the opt-in loop monitor)');
+  const idle = await loaded('', 'idle');
+  t.ok(has(idle, 'fs/promises'), 'the list is the daemon\'s');
+  t.notOk(has(idle, 'child_process'), 'no child_process (mount(8) of bpffs loads it, when /sys/fs/bpf is not one)');
+  t.notOk(has(idle, 'perf_hooks'), 'no perf_hooks (the loop monitor loads it, when asked for)');
 });
