@@ -9,7 +9,16 @@
 // request_wait_answer). So while a handler runs, PID cannot exit, be reaped
 // or be reused, and its credentials cannot change (it is not running). Every
 // check is made before the answer.
-import { readFile, stat } from 'node:fs/promises';
+//
+// Why these reads run on the event loop, not on libuv's pool: the pool's four
+// threads may all be in the verifier (loads of big objects, seconds each
+// under emulation), and an answer to anyone else, a refusal of a writer
+// without CAP_MAC_ADMIN or the kill of a waiting one, must not wait for them
+// (an fs.promises read is five hand-offs to that pool). procfs makes the text
+// from memory, with no sleeping lock. And because PID is held in the request,
+// the read never drops the last reference to its memory (which would tear
+// the address space down in our thread).
+import { readFileSync, statSync } from 'node:fs';
 import { KrsiError } from '../errors.js';
 import type { Credentials } from '../core/kernel-port.js';
 
@@ -19,10 +28,10 @@ export const CAP_DAC_OVERRIDE = 1;
 export const CAP_DAC_READ_SEARCH = 2;
 export const CAP_MAC_ADMIN = 33;
 
-let daemonUserNs: Promise<string> | undefined;
+let daemonUserNs: string | undefined;
 
-async function userNsOf(pid: number | 'self'): Promise<string> {
-  const s = await stat(`/proc/${pid}/ns/user`, { bigint: true });
+function userNsOf(pid: number | 'self'): string {
+  const s = statSync(`/proc/${pid}/ns/user`, { bigint: true });
   return `${s.dev}:${s.ino}`;
 }
 
@@ -45,7 +54,8 @@ export async function credentialsOf(pid: number): Promise<Credentials> {
   let status: string;
   let ns: string;
   try {
-    [status, ns] = await Promise.all([readFile(`/proc/${pid}/status`, 'utf8'), userNsOf(pid)]);
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    ns = userNsOf(pid);
   } catch (e) {
     throw new KrsiError('ESRCH', `process ${pid}: cannot read its /proc entry (${(e as Error).message})`);
   }
@@ -62,7 +72,7 @@ export async function credentialsOf(pid: number): Promise<Credentials> {
     fsgid: fsgid!,
     groups: groups ? groups.split(/\s+/).map(Number) : [],
     capEff: BigInt('0x' + field(status, 'CapEff')),
-    inDaemonUserNs: ns === (await daemonUserNs),
+    inDaemonUserNs: ns === daemonUserNs,
     comm: field(status, 'Name'),
   };
 }
@@ -81,7 +91,7 @@ const SIGKILL_BIT = 1n << 8n; // signal 9
  */
 export async function fatalSignalPending(pid: number): Promise<boolean> {
   try {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     return ['SigPnd', 'ShdPnd'].some((key) => (BigInt('0x' + (field(status, key) || '0')) & SIGKILL_BIT) !== 0n);
   } catch {
     return true;

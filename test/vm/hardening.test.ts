@@ -1,8 +1,10 @@
 // Hardening, on a real BPF LSM kernel: the guest script
 // (fixtures/hardening.guest.ts) SIGKILLs its own daemons in the middle of
 // attach, replace and detach, runs 50 concurrent writers, kills writers
-// mid-request and replays the bad-input corpus; every step checks the files
-// against the pins and bpftool. Fail here if any step fails there.
+// mid-request, replays the bad-input corpus, and fills the daemon's libuv
+// pool with verifier runs to check that a refusal and a cat do not wait for
+// them; every step checks the files against the pins and bpftool. Fail here
+// if any step fails there.
 import t from 'tap';
 import { hardeningKernel, runGuestSuite } from '../helpers/guest-suite.js';
 
@@ -11,11 +13,11 @@ import { hardeningKernel, runGuestSuite } from '../helpers/guest-suite.js';
 // here on a busy 2-core host, past tap's 300 s per file.
 t.setTimeout(900_000);
 const kernel = hardeningKernel();
-t.test(`crash during writes, concurrent writers, killed writers, the bad-input corpus (${kernel})`, (t) =>
+t.test(`crash during writes, concurrent writers, killed writers, the bad-input corpus, a full pool (${kernel})`, (t) =>
   runGuestSuite(t, {
     kernel,
     name: 'hardening',
-    steps: 5,
+    steps: 6,
     mount: false,
     env: ['KRSIFS_HARDENING_SEED', 'KRSIFS_HARDENING_ITER', 'KRSIFS_CORPUS_SEED'],
     // node:test prints console output as TAP comments, its "#" escaped: "# \# hardening: …"
