@@ -98,8 +98,11 @@ t.test('an idle daemon has not loaded child_process or perf_hooks (2 MiB of its 
     const exited = new Promise((r) => d.on('exit', r));
     try {
       await until(`the daemon on ${mnt}`, () => isMounted(mnt), 20_000);
-      await new Promise((r) => setTimeout(r, 500)); // idle, mounted
-      return (await readFile(out, 'utf8')).split('\n');
+      const list = async () => (await readFile(out, 'utf8').catch(() => '')).split('\n');
+      // the monitor's module comes after the mount, later still on a loaded machine: waited for
+      if (monitor) await until('perf_hooks in the monitored daemon\'s list', async () => (await list()).includes('NativeModule perf_hooks'), 15_000);
+      else await new Promise((r) => setTimeout(r, 1500)); // idle, mounted
+      return list();
     } finally {
       d.kill('SIGTERM');
       await exited;
