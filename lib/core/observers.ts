@@ -65,14 +65,16 @@ export class Observers {
     return r;
   }
 
-  /** The behaviour has no program left: its observer and its counters go. */
-  async settle(behaviour: string): Promise<void> {
+  /** The behaviour has no program left: its observer and its counters go. Resolves whether they went (the behaviour is empty). */
+  async settle(behaviour: string): Promise<boolean> {
     const { kernel, log } = this.ctx;
     try {
-      if ((await kernel.list(behaviour)).length > 0) return;
+      if ((await kernel.list(behaviour)).length > 0) return false;
       if (await kernel.detachObserver(behaviour)) log.info('observer detached', { file: behaviour });
+      return true;
     } catch (e) {
       log.error('cannot remove the observer', { file: behaviour, error: (e as Error).message });
+      return false;
     }
   }
 

@@ -547,6 +547,38 @@ t.test('observer: a failed first attach leaves none; one that cannot attach is s
   t.match(core.errorLog.text(), /process_execution: denials on bprm_check_security are not reported or counted .*observer takes a slot of its own/);
 });
 
+t.test('observer: a read that finds the behaviour empty settles it once, not at every read', async (t) => {
+  const { k, core } = setup();
+  k.observe = true;
+  k.lsm('a.o', ['one']);
+  let detachCalls = 0;
+  const detachObserver = k.detachObserver.bind(k);
+  k.detachObserver = (b: string) => {
+    detachCalls++;
+    return detachObserver(b);
+  };
+  const idle = () => core.execute('process_execution', '', caller); // the behaviour's queue, drained
+  for (let i = 0; i < 5; i++) t.equal(await core.listing('process_execution'), '');
+  await idle();
+  t.equal(detachCalls, 1, 'five reads of an empty file: one settle');
+
+  await core.execute('process_execution', 'a.o', caller);
+  t.ok(k.observers.has('process_execution'));
+  k.rm('process_execution', 'one'); // behind our back, with no read in between
+  for (let i = 0; i < 3; i++) t.equal(await core.listing('process_execution'), '');
+  await idle();
+  t.notOk(k.observers.has('process_execution'), 'after an attach, the first empty read settles again: the observer goes');
+  t.equal(detachCalls, 2, 'and only that one');
+
+  await core.execute('process_execution', 'a.o', caller);
+  t.match(await core.listing('process_execution'), /^one\t/);
+  k.rm('process_execution', 'one');
+  t.equal(await core.listing('process_execution'), '');
+  await idle();
+  t.notOk(k.observers.has('process_execution'), 'a read that saw it full, then one that sees it empty: settled');
+  t.equal(detachCalls, 3);
+});
+
 t.test('observer: adopted at start-up, added where missing, removed where no program is left', async (t) => {
   const k = new FakeKernel();
   k.observe = true;
