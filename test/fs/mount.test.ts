@@ -88,7 +88,8 @@ t.test('an idle daemon has not loaded child_process or perf_hooks (2 MiB of its 
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   // node's own list of the built-in modules it has loaded, written as it grows
   const preload = path.join(dir, 'modules.cjs');
-  await writeFile(preload, "setInterval(() => require('fs').writeFileSync(process.env.MODULES_OUT, process.moduleLoadList.join('\\n')), 100).unref();\n");
+  // (written aside and renamed in: a reader never sees a half-written list)
+  await writeFile(preload, "const fs = require('fs'); setInterval(() => { fs.writeFileSync(process.env.MODULES_OUT + '.tmp', process.moduleLoadList.join('\\n')); fs.renameSync(process.env.MODULES_OUT + '.tmp', process.env.MODULES_OUT); }, 100).unref();\n");
   const loaded = async (monitor: string, name: string) => {
     const [mnt, out, pins] = [path.join(dir, `${name}-mnt`), path.join(dir, name), `/sys/fs/bpf/krsifs-test-${process.pid}-${name}`];
     await mkdir(mnt);
@@ -99,7 +100,9 @@ t.test('an idle daemon has not loaded child_process or perf_hooks (2 MiB of its 
     try {
       await until(`the daemon on ${mnt}`, () => isMounted(mnt), 20_000);
       const list = async () => (await readFile(out, 'utf8').catch(() => '')).split('\n');
-      // the monitor's module comes after the mount, later still on a loaded machine: waited for
+      // the list is written every 100 ms: one from after the mount, later still on a loaded machine
+      await until(`${name}: the daemon's module list`, async () => (await list()).includes('NativeModule fs/promises'), 15_000);
+      // the monitor's module comes after the mount: waited for
       if (monitor) await until('perf_hooks in the monitored daemon\'s list', async () => (await list()).includes('NativeModule perf_hooks'), 15_000);
       else await new Promise((r) => setTimeout(r, 1500)); // idle, mounted
       return list();
