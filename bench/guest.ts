@@ -286,11 +286,13 @@ async function benchAttachBig() {
   };
 }
 
-/** whole-process cat of a behaviour file vs of securityfs's lsm, and per-read latency, with 1 and 30 programs. */
+/** whole-process cat of a behaviour file vs of securityfs's lsm, and per-read latency, with 0, 1 and 30 programs. */
 function benchRead() {
   const f = new BehaviourFile(FILE);
   const out: Record<string, unknown> = {};
   for (const [label, setup] of [
+    // an empty file: every behaviour's state until something is attached
+    ['0', () => 0],
     ['1', () => f.write(`${DENY} ${TARGET}`)],
     ['30', () => f.write(NOOPS30)],
   ] as const) {

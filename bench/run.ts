@@ -57,7 +57,7 @@ export function rows(g: any): Row[] {
     out.push({ figure: 'attach, big program: write(2) next to deny_exec (the observer is in)', baseline: 'C loader, open→attach span, same hook state', krsifs: ms(occupied.krsifsWrite), base: ms(occupied.loaderSpan), ratio: rtext(o), target: '(info)', met: '-' });
   }
   if (g.read) {
-    for (const n of ['1', '30']) {
+    for (const n of ['0', '1', '30']) {
       const x = g.read[n];
       if (!x) continue;
       const r = ratio(x.cat, x.catLsm);
