@@ -60,12 +60,6 @@ export class Krsi implements CoreContext {
   readonly hookOf = new Map<string, string>();
   private readonly queue = new SerialQueue();
   private readonly observers: Observers;
-  /**
-   * Behaviours a listing found empty and whose observer was settled then:
-   * the next reads of an empty file do nothing more. An attach takes the
-   * behaviour out, so pins removed behind our back later are noticed again.
-   */
-  private readonly settledEmpty = new Set<string>();
 
   constructor(
     readonly kernel: KernelPort,
@@ -152,17 +146,7 @@ export class Krsi implements CoreContext {
    */
   async listing(behaviour: string): Promise<string> {
     const listed = await this.registry.list(behaviour);
-    // found empty (its pins removed behind our back): its observer goes too,
-    // in the behaviour's queue so that an attach in flight keeps its own;
-    // once: a read of an empty file must not cost the kernel work every time
-    if (listed.length > 0) this.settledEmpty.delete(behaviour);
-    else if (!this.settledEmpty.has(behaviour)) {
-      this.settledEmpty.add(behaviour);
-      void this.queue.run(behaviour, async () => {
-        // an attach queued first, or a failure: the next empty listing tries again
-        if (!(await this.observers.settle(behaviour))) this.settledEmpty.delete(behaviour);
-      }).catch(() => {});
-    }
+    this.observers.listed(behaviour, listed.length === 0, (task) => this.queue.run(behaviour, task));
     return listed
       .map((a) => `${a.name}\t${a.hook ?? '?'}\tprog_id=${a.progId}\tlink_id=${a.linkId}\tobject=${a.object === null ? '?' : escapeText(a.object)}\tmode=${a.mode}\n`)
       .join('');
@@ -316,7 +300,6 @@ export class Krsi implements CoreContext {
 
   private attached(behaviour: string, { attached, replaced }: Attachment): void {
     this.registry.touch(behaviour);
-    this.settledEmpty.delete(behaviour);
     for (const p of attached) {
       this.log.info('attached', { file: behaviour, hook: p.hook, program: p.name, prog_id: p.progId, link_id: p.linkId, object: p.object, mode: p.mode });
     }

@@ -8,6 +8,13 @@ import type { CoreContext } from './context.js';
 const errnoE2BIG = errnoOf('E2BIG');
 
 export class Observers {
+  /**
+   * Behaviours a listing found empty, their settle queued or done: the next
+   * reads of an empty file cost nothing more. An attach takes the behaviour
+   * out, so pins removed behind our back later are noticed again.
+   */
+  private readonly settledEmpty = new Set<string>();
+
   constructor(private readonly ctx: CoreContext) {}
 
   /**
@@ -47,6 +54,7 @@ export class Observers {
    * unobserved, and that is said.
    */
   async around<T>(behaviour: string, hook: string, attach: () => Promise<T>, fits: (e: KrsiError) => Promise<boolean>): Promise<T> {
+    this.settledEmpty.delete(behaviour);
     const { fresh, failed } = await this.ensure(behaviour, hook);
     let r: T;
     try {
@@ -63,6 +71,24 @@ export class Observers {
     }
     if (failed) this.notObserved(behaviour, hook, failed.errno, failed.message);
     return r;
+  }
+
+  /**
+   * What a listing found. Empty (its pins removed behind our back): the
+   * observer goes too, once, through `queue` (the behaviour's own, so that an
+   * attach in flight keeps its observer). With programs: armed again.
+   */
+  listed(behaviour: string, empty: boolean, queue: (task: () => Promise<void>) => Promise<void>): void {
+    if (!empty) {
+      this.settledEmpty.delete(behaviour);
+      return;
+    }
+    if (this.settledEmpty.has(behaviour)) return;
+    this.settledEmpty.add(behaviour);
+    void queue(async () => {
+      // an attach queued first, or a failure: the next empty listing tries again
+      if (!(await this.settle(behaviour))) this.settledEmpty.delete(behaviour);
+    }).catch(() => {});
   }
 
   /** The behaviour has no program left: its observer and its counters go. Resolves whether they went (the behaviour is empty). */
