@@ -17,6 +17,7 @@ void InitBpf(Napi::Env env, Napi::Object exports) {
   mallopt(M_TRIM_THRESHOLD, 128 << 10);
   auto* data = new BpfEnvData();
   env.AddCleanupHook([data]() { delete data; });
+  InitThreads(env, data);
   InitRead(env, exports, data);
   InitObject(env, exports, data);
   InitLoad(env, exports);

@@ -1,5 +1,7 @@
 #include "bpf_common.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <string.h>
@@ -106,6 +108,116 @@ Napi::Promise Work(Napi::Env env, const char* name, std::function<void(Failure*)
   Napi::Promise p = w->Promise();
   w->Queue();  // the worker deletes itself once settled
   return p;
+}
+
+struct ThreadHub {
+  std::mutex mu;
+  napi_threadsafe_function tsfn = nullptr;
+  bool alive = false;  // false once the env is gone: a late thread drops its result
+  int keepingAlive = 0;  // JS thread only: jobs in flight that hold the process
+};
+
+namespace {
+// Virtual size: only the pages touched count (libbpf's load, its opens).
+constexpr size_t kThreadStack = 1u << 20;
+
+// Owned by its thread until handed to the JS thread (or dropped there when
+// nobody can take it).
+struct ThreadJob {
+  std::shared_ptr<ThreadHub> hub;
+  const char* name;
+  bool keepAlive;
+  std::function<void(Failure*)> run;
+  std::function<Napi::Value(Napi::Env)> done;
+  napi_deferred deferred = nullptr;  // JS thread only
+  Failure failure;
+};
+
+void* ThreadMain(void* arg) {
+  std::unique_ptr<ThreadJob> job(static_cast<ThreadJob*>(arg));
+  pthread_setname_np(pthread_self(), job->name);
+  ClearLibbpfLog();
+  job->run(&job->failure);
+  std::shared_ptr<ThreadHub> hub = job->hub;
+  std::lock_guard<std::mutex> lock(hub->mu);
+  if (hub->alive && napi_call_threadsafe_function(hub->tsfn, job.get(), napi_tsfn_nonblocking) == napi_ok)
+    job.release();  // the JS thread owns it now
+  return nullptr;
+}
+
+// On the JS thread; env is null when the env is going away: then only free it.
+void SettleJob(napi_env env, napi_value, void*, void* data) {
+  std::unique_ptr<ThreadJob> job(static_cast<ThreadJob*>(data));
+  if (env == nullptr) return;
+  Napi::Env e(env);
+  Napi::HandleScope scope(e);
+  if (job->keepAlive && --job->hub->keepingAlive == 0) napi_unref_threadsafe_function(env, job->hub->tsfn);
+  if (job->failure.failed()) {
+    napi_reject_deferred(env, job->deferred, MakeError(e, job->failure));
+    return;
+  }
+  Napi::Value v = job->done(e);
+  if (e.IsExceptionPending()) {
+    napi_reject_deferred(env, job->deferred, e.GetAndClearPendingException().Value());
+    return;
+  }
+  napi_resolve_deferred(env, job->deferred, v);
+}
+
+struct HubRef {
+  std::shared_ptr<ThreadHub> hub;
+};
+
+void HubFinalize(napi_env, void* data, void*) {
+  std::unique_ptr<HubRef> ref(static_cast<HubRef*>(data));
+  std::lock_guard<std::mutex> lock(ref->hub->mu);
+  ref->hub->alive = false;
+  ref->hub->tsfn = nullptr;
+}
+}  // namespace
+
+void InitThreads(Napi::Env env, BpfEnvData* data) {
+  data->threads = std::make_shared<ThreadHub>();
+  auto* ref = new HubRef{data->threads};
+  napi_value name = Napi::String::New(env, "krsifs:threads");
+  napi_threadsafe_function tsfn;
+  if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, ref, HubFinalize, nullptr, SettleJob, &tsfn) !=
+      napi_ok) {
+    delete ref;
+    Napi::Error::New(env, "krsifs: cannot create the threadsafe function of the own threads").ThrowAsJavaScriptException();
+    return;
+  }
+  napi_unref_threadsafe_function(env, tsfn);  // referenced while a keepAlive job runs
+  std::lock_guard<std::mutex> lock(data->threads->mu);
+  data->threads->tsfn = tsfn;
+  data->threads->alive = true;
+}
+
+Napi::Promise OnOwnThread(Napi::Env env, BpfEnvData* data, const char* name, bool keepAlive,
+                          std::function<void(Failure*)> run, std::function<Napi::Value(Napi::Env)> done) {
+  napi_value promise;
+  auto job = std::make_unique<ThreadJob>(ThreadJob{data->threads, name, keepAlive, std::move(run), std::move(done)});
+  napi_create_promise(env, &job->deferred, &promise);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, kThreadStack);
+  // The thread takes no signal: they go to the threads that handle them.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t thread;
+  int err = pthread_create(&thread, &attr, ThreadMain, job.get());
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    napi_reject_deferred(env, job->deferred, MakeError(env, err, std::string(name) + ": cannot start a thread: " + ErrText(err)));
+    return Napi::Promise(env, promise);
+  }
+  // Settled on this (the JS) thread, later: counting after the start is safe.
+  if (keepAlive && data->threads->keepingAlive++ == 0) napi_ref_threadsafe_function(env, data->threads->tsfn);
+  job.release();  // the thread owns it
+  return Napi::Promise(env, promise);
 }
 
 Napi::Value MadeValue(Napi::Env env, const Made& m, bool named) {

@@ -87,7 +87,7 @@ const KernelHook* FindKernelHook(const std::string& hook, int* err);
 std::string HookOfVmlinuxId(uint32_t id);
 // What an fentry/fexit link runs on, "fentry:FUNC" / "fexit:FUNC"; "" for
 // any other link (bpf_pins.cc). Remembered per function: the first call
-// parses BTF, which the load that made the link does on its pool thread; a
+// parses BTF, which the load that made the link does on its own thread; a
 // listing (on the loop) parses only for a link an earlier daemon made, once.
 std::string CompanionOfLink(const bpf_link_info& info);
 // What a bpf fd refers to, from its anon inode's name ("anon_inode:bpf-link"):
@@ -107,6 +107,19 @@ ObjectPtr OpenObject(const std::vector<uint8_t>& data, const std::string& name, 
 Napi::Promise Work(Napi::Env env, const char* name, std::function<void(Failure*)> run,
                    std::function<Napi::Value(Napi::Env)> done);
 
+struct BpfEnvData;
+// The same, on a thread started for this one call and never shared, for work
+// that may take long: a verifier run (seconds for a big program under
+// emulation), a read from a filesystem that does not answer. libuv's four
+// pool threads then stay free for the quick calls every request makes (a
+// detach's unlink, link info): those never wait behind a verifier.
+// `keepAlive`: the process waits for it, as for pool work (a load: the JS
+// that waits settles its pins); a read stuck in a filesystem must not hold
+// the daemon's exit (its JS side keeps a timer while anyone waits). `name`
+// names the thread (at most 15 characters) and a failure to start one.
+Napi::Promise OnOwnThread(Napi::Env env, BpfEnvData* data, const char* name, bool keepAlive,
+                          std::function<void(Failure*)> run, std::function<Napi::Value(Napi::Env)> done);
+
 // A program attached by a link of krsifs's own, pinned; as JS gets it
 // ({name?, progId, linkId}).
 struct Made {
@@ -115,12 +128,16 @@ struct Made {
 };
 Napi::Value MadeValue(Napi::Env env, const Made& m, bool named);
 
+// The own threads' way back to the JS thread (bpf_common.cc).
+struct ThreadHub;
 // Per-env state of the kernel layer (the opened object's constructor).
 struct BpfEnvData {
   Napi::FunctionReference openedCtor;
+  std::shared_ptr<ThreadHub> threads;
 };
 
 // Every export, registered by InitBpf (bpf_addon.cc).
+void InitThreads(Napi::Env env, BpfEnvData* data);
 void InitRead(Napi::Env env, Napi::Object exports, BpfEnvData* data);
 void InitObject(Napi::Env env, Napi::Object exports, BpfEnvData* data);
 void InitLoad(Napi::Env env, Napi::Object exports);

@@ -251,7 +251,7 @@ void LoadAll(bpf_object* obj, const LoadOpts& opts, std::vector<Made>* made, Fai
       f->set(errno, "attach program " + name + ": read link info: " + ErrText(errno));
       return;
     }
-    CompanionOfLink(li);  // a companion's function named now, on this pool thread: listings run on the loop
+    CompanionOfLink(li);  // a companion's function named now, on the load's thread: listings run on the loop
     const std::string* at = Find(opts.pins, name);
     if (at == nullptr || bpf_obj_pin(bpf_link__fd(l.get()), at->c_str()) != 0) {
       int err = at ? errno : EINVAL;
@@ -305,9 +305,9 @@ bool ToLoadOpts(Napi::Env env, Napi::Object o, LoadOpts* opts) {
 
 class Handle : public Napi::ObjectWrap<Handle> {
  public:
-  static Napi::Function Define(Napi::Env env) {
+  static Napi::Function Define(Napi::Env env, BpfEnvData* data) {
     return DefineClass(env, "OpenedObjectHandle",
-                       {InstanceMethod<&Handle::Load>("load"), InstanceMethod<&Handle::Close>("close")});
+                       {InstanceMethod<&Handle::Load>("load", napi_default, data), InstanceMethod<&Handle::Close>("close")});
   }
   explicit Handle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Handle>(info) {
     if (info.Length() == 1 && info[0].IsExternal())
@@ -336,13 +336,16 @@ class Handle : public Napi::ObjectWrap<Handle> {
     auto opened = o_;
     auto in = std::make_shared<LoadOpts>(std::move(opts));
     auto made = std::make_shared<std::vector<Made>>();
-    return Work(env, "krsifs:load",
+    // a thread of its own: the verifier may run for seconds, and the pool
+    // stays free for everyone else's quick calls
+    return OnOwnThread(env, static_cast<BpfEnvData*>(info.Data()), "krsifs:load", true,
                 [opened, in, made](Failure* f) {
                   LoadAll(opened->obj.get(), *in, made.get(), f);
                   opened->obj.reset();  // loaded or failed, libbpf's copy is no longer needed: the links hold the programs
                   // libbpf parsed the kernel's BTF (megabytes) on this thread and freed it:
-                  // glibc keeps freed memory in the thread's arena, so without a trim each
-                  // worker thread holds on to its own copy's worth for the process's life
+                  // glibc keeps freed memory in the thread's arena, which outlives the
+                  // thread (the next one takes it), so without a trim each arena holds
+                  // on to a copy's worth for the process's life
                   malloc_trim(0);
                 },
                 [made](Napi::Env env) {
@@ -385,7 +388,7 @@ Napi::Value NewOpened(Napi::Env env, BpfEnvData* data, std::shared_ptr<Opened> o
 }
 
 void InitObject(Napi::Env env, Napi::Object exports, BpfEnvData* data) {
-  data->openedCtor = Napi::Persistent(Handle::Define(env));
+  data->openedCtor = Napi::Persistent(Handle::Define(env, data));
   exports.Set("openObject", Napi::Function::New(env, OpenObjectJs, "openObject", data));
 }
 

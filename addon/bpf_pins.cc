@@ -6,8 +6,8 @@
 // behaviour's directory holds at most its hook's links (the kernel's limit,
 // 38 on 6.1 and 6.12) and their NAME-new twins during an attach, all in
 // memory under the daemon's own 0700 pin root, five syscalls each, so a read
-// costs less than the hand-off to a pool thread, where four slow loads may
-// hold every thread (the bound and the decision: lib/kernel/port.ts list).
+// costs less than the hand-off to a pool thread and back (the bound and the
+// decision: lib/kernel/port.ts list).
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/inotify.h>

@@ -3,11 +3,11 @@
 // one round trip gives the bytes, the object's facts and the opened object
 // that loads (bpf_object.cc), so what is inspected is what is loaded.
 //
-// Each read runs on a thread of its own, started for it and never shared,
-// not on libuv's pool: a path on a filesystem that does not answer (a
-// stalled FUSE or NFS mount) then holds that one thread only, never the pool
-// that listings, loads and every other request use. The JS side bounds the
-// wait, the reads in flight, and drops a result nobody waits for any more.
+// Each read runs on a thread of its own (OnOwnThread), not on libuv's pool:
+// a path on a filesystem that does not answer (a stalled FUSE or NFS mount)
+// then holds that one thread only, never the pool every other request uses.
+// The JS side bounds the wait, the reads in flight, and drops a result
+// nobody waits for any more.
 //
 // The thread takes the writer's view and rights for itself only, and exits:
 //   unshare(CLONE_FS), then chroot to /proc/PID/root and chdir to
@@ -28,9 +28,7 @@
 #include <linux/capability.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
-#include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -38,7 +36,6 @@
 
 #include <cstdlib>
 #include <memory>
-#include <mutex>
 
 #include "bpf_object.h"
 
@@ -47,7 +44,6 @@ namespace krsi {
 namespace {
 constexpr size_t kMaxObject = 64u << 20;
 constexpr size_t kMaxGroups = 65536;  // NGROUPS_MAX
-constexpr size_t kThreadStack = 256u << 10;
 
 #ifndef CONFIGFS_MAGIC
 #define CONFIGFS_MAGIC 0x62656570
@@ -88,13 +84,11 @@ struct Writer {
   uint64_t capEff = 0;
 };
 
-// One read: the request, then its outcome. Owned by the reader thread until
-// it hands it to the JS thread (or drops it when nobody can take it).
+// One read: the request, then its outcome, shared by the reader thread and
+// the JS thread that takes it.
 struct Read {
   Writer writer;
   std::string path;
-  napi_deferred deferred = nullptr;  // JS thread only
-  Failure failure;
   // The O_PATH fd of the file read: the JS thread names it (readlink), in
   // the daemon's root, not the writer's, then closes it.
   UniqueFd opened;
@@ -106,16 +100,7 @@ struct Read {
   // The object libbpf opened from `data` (named by the file's basename, the
   // prefix of its internal maps); null for a program, or when it failed.
   std::shared_ptr<Opened> object;
-  bool openFailed = false;  // failure is libbpf's: details.object names the file
-};
-
-// The way back to JS, shared by the env and every reader thread: a thread
-// that outlives the env (it was stuck in a filesystem) finds `alive` false
-// and drops its result instead of touching a finalized threadsafe function.
-struct Hub {
-  std::mutex mu;
-  napi_threadsafe_function tsfn = nullptr;
-  bool alive = false;
+  Failure openFailure;  // libbpf's refusal of the bytes read: details.object names the file
 };
 
 int OpenAt2(int dirfd, const char* path, int flags, uint64_t resolve) {
@@ -192,8 +177,7 @@ bool TakeWriterProgram(Read* r, int selfFds) {
   return true;
 }
 
-void ReadAsWriter(Read* r) {
-  Failure* f = &r->failure;
+void ReadAsWriter(Read* r, Failure* f) {
   const std::string& path = r->path;
   const std::string what = "read object " + path;
   if (path.empty() || path.find('\0') != std::string::npos) {
@@ -351,25 +335,8 @@ void ReadAsWriter(Read* r) {
   r->opened = std::move(pathFd);
   ClearLibbpfLog();
   r->object = std::make_shared<Opened>();
-  r->object->obj = OpenObject(r->data, base, f);
-  r->openFailed = !r->object->obj;
-  if (r->openFailed) r->object.reset();
-}
-
-struct Job {
-  std::shared_ptr<Hub> hub;
-  std::unique_ptr<Read> read;
-};
-
-void* ReaderMain(void* arg) {
-  std::unique_ptr<Job> job(static_cast<Job*>(arg));
-  ReadAsWriter(job->read.get());
-  std::lock_guard<std::mutex> lock(job->hub->mu);
-  if (job->hub->alive &&
-      napi_call_threadsafe_function(job->hub->tsfn, job->read.get(), napi_tsfn_nonblocking) == napi_ok) {
-    job->read.release();  // the JS thread owns it now
-  }
-  return nullptr;
+  r->object->obj = OpenObject(r->data, base, &r->openFailure);
+  if (!r->object->obj) r->object.reset();
 }
 
 // The bytes as a Buffer that owns them: no copy on the JS thread (a 600 KB
@@ -382,47 +349,27 @@ Napi::Value TakeBytes(Napi::Env env, std::vector<uint8_t> bytes) {
                                     [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, owned);
 }
 
-// On the JS thread: settle the read's promise. env is null when the env is
-// going away: then only free it.
-void Settle(napi_env env, napi_value, void* context, void* data) {
-  std::unique_ptr<Read> r(static_cast<Read*>(data));
-  if (env == nullptr) return;
-  Napi::Env e(env);
-  Napi::HandleScope scope(e);
+// On the JS thread: what the read found.
+Napi::Value ReadValue(Napi::Env e, BpfEnvData* data, Read* r) {
   // readlink of our own fd: a d_path in the daemon's root, no filesystem asked
   char seen[4096];
   ssize_t n = r->opened.valid()
                   ? readlink(("/proc/self/fd/" + std::to_string(r->opened.get())).c_str(), seen, sizeof(seen) - 1)
                   : -1;
   std::string path = n > 0 ? std::string(seen, n) : r->path;
-  if (r->failure.failed() && !r->openFailed) {
-    napi_reject_deferred(env, r->deferred, MakeError(e, r->failure));
-    return;
-  }
   Napi::Object o = Napi::Object::New(e);
   o.Set("data", TakeBytes(e, std::move(r->data)));
   o.Set("path", path);
   // libbpf's refusal: lib/kernel/index.ts words it (the ELF header first)
-  if (r->openFailed) o.Set("openError", MakeError(e, r->failure));
+  if (r->openFailure.failed()) o.Set("openError", MakeError(e, r->openFailure));
   if (r->progId != 0) {
     Napi::Object p = Napi::Object::New(e);
     p.Set("id", r->progId);
     p.Set("source", r->source.empty() ? "pinned:" + path : r->source);
     o.Set("program", p);
   }
-  if (r->object) o.Set("object", NewOpened(e, static_cast<BpfEnvData*>(context), std::move(r->object)));
-  napi_resolve_deferred(env, r->deferred, o);
-}
-
-struct HubRef {
-  std::shared_ptr<Hub> hub;
-};
-
-void HubFinalize(napi_env, void* data, void*) {
-  std::unique_ptr<HubRef> ref(static_cast<HubRef*>(data));
-  std::lock_guard<std::mutex> lock(ref->hub->mu);
-  ref->hub->alive = false;
-  ref->hub->tsfn = nullptr;
+  if (r->object) o.Set("object", NewOpened(e, data, std::move(r->object)));
+  return o;
 }
 
 // The writer as lib/kernel/index.ts checked and packed it: a Uint32Array of
@@ -442,63 +389,22 @@ bool ParseWriter(Napi::Value v, Writer* w) {
 
 Napi::Value ReadObject(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto* hubRef = static_cast<HubRef*>(info.Data());
-  auto read = std::make_unique<Read>();
+  auto* data = static_cast<BpfEnvData*>(info.Data());
+  auto read = std::make_shared<Read>();
   if (info.Length() < 2 || !ParseWriter(info[0], &read->writer) || !info[1].IsString()) {
-    Napi::TypeError::New(env, "readObject(writer: Uint32Array, path: string)")
-        .ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, "readObject(writer: Uint32Array, path: string)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   read->path = info[1].As<Napi::String>().Utf8Value();
-  napi_value promise;
-  if (napi_create_promise(env, &read->deferred, &promise) != napi_ok) return env.Undefined();
-  auto job = std::make_unique<Job>();
-  job->hub = hubRef->hub;
-  Read* pending = read.get();
-  job->read = std::move(read);
-
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, kThreadStack);
-  // The reader takes no signal: they go to the threads that handle them.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_t thread;
-  int err = pthread_create(&thread, &attr, ReaderMain, job.get());
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  pthread_attr_destroy(&attr);
-  if (err != 0) {
-    napi_reject_deferred(env, pending->deferred,
-                         MakeError(env, err, "read object " + pending->path + ": cannot start a reader thread: " + ErrText(err)));
-    return Napi::Value(env, promise);
-  }
-  job.release();  // the thread owns it
-  return Napi::Value(env, promise);
+  // keepAlive false: reads in flight do not keep the process alive; the JS
+  // side's timer does, for as long as someone waits for one
+  return OnOwnThread(env, data, "krsifs:read", false, [read](Failure* f) { ReadAsWriter(read.get(), f); },
+                     [read, data](Napi::Env e) { return ReadValue(e, data, read.get()); });
 }
 }  // namespace
 
 void InitRead(Napi::Env env, Napi::Object exports, BpfEnvData* data) {
-  auto* ref = new HubRef{std::make_shared<Hub>()};
-  napi_value name = Napi::String::New(env, "krsifs:readObject");
-  napi_threadsafe_function tsfn;
-  if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, ref, HubFinalize, data, Settle, &tsfn) !=
-      napi_ok) {
-    delete ref;
-    Napi::Error::New(env, "krsifs: cannot create the object readers' threadsafe function").ThrowAsJavaScriptException();
-    return;
-  }
-  // Reads in flight do not keep the process alive: the JS side's timer does,
-  // for as long as someone waits for one.
-  napi_unref_threadsafe_function(env, tsfn);
-  {
-    std::lock_guard<std::mutex> lock(ref->hub->mu);
-    ref->hub->tsfn = tsfn;
-    ref->hub->alive = true;
-  }
-  // The HubRef lives until the tsfn's finalizer; the function only borrows it.
-  exports.Set("readObject", Napi::Function::New(env, ReadObject, "readObject", ref));
+  exports.Set("readObject", Napi::Function::New(env, ReadObject, "readObject", data));
 }
 
 }  // namespace krsi

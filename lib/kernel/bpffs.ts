@@ -1,8 +1,8 @@
 // Steps in the pin root are done on the loop: bpffs lives in memory, so its
 // mkdir, rename, symlink and unlink never wait for a device or for a writer
 // (the root is the daemon's, mode 0700, checked to be bpffs at start). Each
-// takes microseconds, less than a hop to the libuv pool, which four slow
-// loads may hold for seconds; and no other request sees a commit half done.
+// takes microseconds, less than a hop to a libuv pool thread and back; and no
+// other request sees a commit half done.
 // Except the steps that let a link go: an unlink of a link's pin, or a rename
 // over one. The kernel's release of the link (the hook's trampoline rebuilt
 // and patched) costs the thread that made that step: under TCG on 6.1 such an

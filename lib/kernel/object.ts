@@ -144,6 +144,31 @@ export async function openObject(data: Buffer, name?: string): Promise<OpenedObj
   return wrapOpened(raw, data);
 }
 
+/**
+ * Loads in the verifier at once. Each runs on a thread of its own (the
+ * addon's OnOwnThread), never on libuv's pool, whose threads the quick calls
+ * of every other request need (a detach's unlink, link info). As many as the
+ * pool had when loads ran there: each holds libbpf's parse of the kernel's
+ * BTF (megabytes), and the verifier's work is CPU that more at once would
+ * only share. The others wait here, in order of arrival.
+ */
+export const LOAD_SLOTS = 4;
+let loadsRunning = 0;
+const loadsWaiting: (() => void)[] = [];
+
+async function inLoadSlot<T>(load: () => Promise<T>): Promise<T> {
+  if (loadsRunning < LOAD_SLOTS) loadsRunning++;
+  else await new Promise<void>((take) => loadsWaiting.push(take));
+  try {
+    return await load();
+  } finally {
+    // the slot passes to the first one waiting, or is free
+    const next = loadsWaiting.shift();
+    if (next) next();
+    else loadsRunning--;
+  }
+}
+
 class Opened implements OpenedObject {
   private used = false;
 
@@ -177,13 +202,15 @@ class Opened implements OpenedObject {
       pins.push([p.name, at]);
     }
     try {
-      return await this.handle.load(hook, {
-        globals,
-        reuseMaps: Object.entries(opts.reuseMaps ?? {}),
-        pins,
-        programPins: Object.entries(opts.programPins ?? {}),
-        targets: Object.entries(targets),
-      });
+      return await inLoadSlot(() =>
+        this.handle.load(hook, {
+          globals,
+          reuseMaps: Object.entries(opts.reuseMaps ?? {}),
+          pins,
+          programPins: Object.entries(opts.programPins ?? {}),
+          targets: Object.entries(targets),
+        }),
+      );
     } catch (e) {
       throw failure(KrsiError.from(e), hook, this.facts.programs, onHook, targets);
     }

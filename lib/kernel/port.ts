@@ -145,8 +145,8 @@ class BpffsPinDirectory implements PinDirectory {
    * each pin is in bpffs under the daemon's own 0700 root and costs five
    * syscalls on objects in memory (0.1–0.2 ms each under TCG; 38 pins about
    * 6 ms, natively tens of microseconds). Through the pool, a read paid a
-   * thread hand-off each way (more than the work for a few pins) and waited
-   * behind up to four loads, seconds each. One listing per loop turn
+   * thread hand-off each way (more than the work for a few pins), and
+   * waited behind every other request's file work there. One listing per loop turn
    * (listingTurn): one that follows another (`stats` reads every
    * behaviour's: 570 pins when every file is full) waits for the next turn,
    * so the loop is never held for more than one behaviour. A listing is

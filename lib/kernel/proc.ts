@@ -10,11 +10,12 @@
 // or be reused, and its credentials cannot change (it is not running). Every
 // check is made before the answer.
 //
-// Why these reads run on the event loop, not on libuv's pool: the pool's four
-// threads may all be in the verifier (loads of big objects, seconds each
-// under emulation), and an answer to anyone else, a refusal of a writer
-// without CAP_MAC_ADMIN or the kill of a waiting one, must not wait for them
-// (an fs.promises read is five hand-offs to that pool). procfs makes the text
+// Why these reads run on the event loop, not on libuv's pool: an fs.promises
+// read is five hand-offs to the pool's four threads, queued behind every
+// other request's file work (an unpin that releases a link takes tens of
+// milliseconds under emulation), and an answer to anyone, a refusal of a
+// writer without CAP_MAC_ADMIN or the kill of a waiting one, must not wait
+// in that queue. procfs makes the text
 // from memory, with no sleeping lock. And because PID is held in the request,
 // the read never drops the last reference to its memory (which would tear
 // the address space down in our thread).

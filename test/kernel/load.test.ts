@@ -5,6 +5,7 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { probe } from '../../lib/kernel/index.js';
 import { fileURLToPath } from 'node:url';
 import { kernelSteps, loadObject as loadAndAttach } from '../vm/fixtures/kernel-steps.js';
@@ -105,4 +106,21 @@ t.test('the kernel\'s answer', async (t) => {
       details: { program: prog, hook },
     }, `${name} on ${hook}: EPERM, naming the program and the way out`);
   }
+});
+
+t.test('a load runs on a thread of its own and holds the process until it has settled', async (t) => {
+  // Nothing else keeps this child's loop alive: if the load's thread did not
+  // hold it (as a pool worker does), node would exit before the answer came
+  // and print nothing. The pin path is not on bpffs: a kernel that loads
+  // refuses the pin and rolls the attach back; this host refuses the load.
+  const index = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../lib/kernel/index.js');
+  const script = `
+    import { readFileSync } from 'node:fs';
+    const { openObject } = await import(${JSON.stringify(index)});
+    const o = await openObject(readFileSync(${JSON.stringify(path.join(objDir, 'deny_exec.o'))}));
+    o.loadAndAttach('bprm_check_security', { globals: { target: '/nonexistent/krsifs-test' }, pinPaths: { deny_exec: '/tmp/krsifs-not-bpffs-pin' } })
+      .then(() => console.log('settled: attached'), (e) => console.log('settled: ' + e.code));`;
+  const { stdout, status } = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(status, 0, 'the child exits 0');
+  t.match(stdout, /^settled: E[A-Z]+\n$/, `the load settled before the process exited (${stdout.trim() || 'nothing printed'})`);
 });
